@@ -1,0 +1,36 @@
+# stereo-automl: every target installs what it needs into ./.venv first.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+PYTEST_ARGS ?=
+
+.PHONY: setup test demo bench lint schemas clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	# torch first and pinned: keeps the CPU build (an unpinned resolve pulls CUDA wheels).
+	$(BIN)/pip install --quiet "torch==2.13.0"
+	$(BIN)/pip install --quiet -e ".[dev]"
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+test: setup
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+demo: setup
+	$(BIN)/python -m stereo.demo
+
+bench: setup
+	$(BIN)/python -m bench.run_all
+
+lint: setup
+	$(BIN)/ruff check stereo automl tests bench
+
+schemas: setup
+	$(BIN)/python -m stereo.config.jsonschema --out schemas
+
+clean:
+	rm -rf $(VENV) .pytest_cache build *.egg-info

@@ -1,0 +1,1 @@
+"""Typed, validated TAO-compatible specs (OmegaConf structured configs)."""
