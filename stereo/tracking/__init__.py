@@ -1,0 +1,34 @@
+"""Experiment tracking behind a small interface: MemoryTracker for tests, MlflowTracker for real runs."""
+from stereo.tracking.base import (
+                                  PARENT_RUN_TAG,
+                                  RunHandle,
+                                  RunRecord,
+                                  Tracker,
+                                  check_key,
+                                  flatten_dict,
+                                  stringify,
+)
+from stereo.tracking.memory import MemoryTracker
+from stereo.tracking.mlflow_tracker import (
+                                  MlflowTracker,
+                                  artifact_root,
+                                  check_tracking_uri,
+                                  default_tracking_uri,
+                                  ensure_experiment,
+)
+
+__all__ = [
+                                  "PARENT_RUN_TAG",
+                                  "MemoryTracker",
+                                  "MlflowTracker",
+                                  "RunHandle",
+                                  "RunRecord",
+                                  "Tracker",
+                                  "artifact_root",
+                                  "check_key",
+                                  "check_tracking_uri",
+                                  "default_tracking_uri",
+                                  "ensure_experiment",
+                                  "flatten_dict",
+                                  "stringify",
+]

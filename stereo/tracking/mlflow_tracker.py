@@ -1,0 +1,195 @@
+"""MLflow implementation of :class:`~stereo.tracking.base.Tracker` — the only module that imports mlflow.
+
+Facts this relies on (MLflow 3.x): the default backend is SQLite (the ``file:`` store raises unless
+``MLFLOW_ALLOW_FILE_STORE`` is set); a fresh SQLite DB migrates its schema on first use, and two processes
+doing that at once crash (``duplicate column name``), so :func:`ensure_experiment` must run in the parent
+process before any worker logs; relative URIs break when a worker changes cwd (Ray does), so URIs are
+made absolute; nesting across processes uses the ``mlflow.parentRunId`` tag. We use ``MlflowClient``
+(explicit run ids) rather than the fluent API, whose hidden active-run stack is per process.
+
+``mlflow`` is imported lazily, so importing this module costs nothing until a tracker is used.
+"""
+from __future__ import annotations
+
+import os
+import re
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from stereo.tracking.base import PARENT_RUN_TAG, RunHandle, RunRecord, Tracker
+
+DB_NAME = "mlflow.db"
+ARTIFACTS_DIR = "mlruns"
+_SQLITE = "sqlite:///"
+
+
+def default_tracking_uri(results_dir: str | os.PathLike) -> str:
+    """``$MLFLOW_TRACKING_URI`` if set, else ``sqlite:////<abs results_dir>/mlflow.db``."""
+    env = os.environ.get("MLFLOW_TRACKING_URI")
+    if env:
+        return env
+    return _SQLITE + str(Path(results_dir).expanduser().resolve() / DB_NAME)
+
+
+def _sqlite_path(uri: str) -> Path | None:
+    return Path(uri[len(_SQLITE):]) if uri.startswith(_SQLITE) else None
+
+
+def check_tracking_uri(uri: str) -> str:
+    """Reject URIs that silently misbehave: relative SQLite paths, the file store, bare paths."""
+    if not uri or not isinstance(uri, str):
+        raise ValueError(f"tracking URI must be a non-empty string, got {uri!r}; "
+                         "e.g. sqlite:////abs/results/mlflow.db or http://127.0.0.1:5000")
+    db = _sqlite_path(uri)
+    if db is not None and not db.is_absolute():
+        raise ValueError(f"tracking URI {uri!r} is relative; workers that change directory would each create "
+                         f"their own DB. Use an absolute one: sqlite:///{Path(db).resolve()}")
+    if uri.startswith("sqlite:") and db is None:
+        raise ValueError(f"tracking URI {uri!r} is not a file-backed SQLite URI; use sqlite:////abs/path/mlflow.db")
+    if uri.startswith("file:") or ("://" not in uri and not uri.startswith("databricks")):
+        raise ValueError(f"tracking URI {uri!r} selects MLflow's file store, which MLflow 3 refuses; "
+                         "use sqlite:////abs/path/mlflow.db (default_tracking_uri(results_dir) builds one)")
+    return uri
+
+
+def artifact_root(uri: str) -> Path | None:
+    """``<db dir>/mlruns`` for a SQLite URI (artifacts next to the DB); None for a server (it decides)."""
+    db = _sqlite_path(uri)
+    return db.parent / ARTIFACTS_DIR if db is not None else None
+
+
+def _experiment_location(root: Path | None, name: str) -> str | None:
+    if root is None:
+        return None
+    safe = re.sub(r"[^\w.-]+", "_", name).strip("._") or "experiment"
+    return (root / safe).as_uri()
+
+
+def _client(uri: str):
+    from mlflow import MlflowClient  # lazy: ~1.5 s import, and only this module may import mlflow
+
+    db = _sqlite_path(uri)
+    if db is not None:
+        db.parent.mkdir(parents=True, exist_ok=True)
+    return MlflowClient(tracking_uri=uri)
+
+
+def _get_or_create_experiment(client, uri: str, name: str) -> str:
+    from mlflow.exceptions import MlflowException
+
+    exp = client.get_experiment_by_name(name)
+    if exp is None:
+        try:
+            return client.create_experiment(name, artifact_location=_experiment_location(artifact_root(uri), name))
+        except MlflowException:
+            exp = client.get_experiment_by_name(name)  # another process created it first
+            if exp is None:
+                raise
+    if exp.lifecycle_stage == "deleted":
+        raise ValueError(f"MLflow experiment {name!r} is deleted in {uri}; restore it "
+                         f"(`mlflow experiments restore --experiment-id {exp.experiment_id}`) or use another name")
+    return exp.experiment_id
+
+
+def ensure_experiment(uri: str, name: str) -> str:
+    """Create the DB schema and the experiment if needed; returns its id.
+
+    Call it once in the parent process before workers log, so they never migrate a fresh DB concurrently.
+    """
+    check_tracking_uri(uri)
+    return _get_or_create_experiment(_client(uri), uri, name)
+
+
+def _quote(value: str) -> str:
+    if "'" not in value:
+        return f"'{value}'"
+    if '"' not in value:
+        return f'"{value}"'
+    raise ValueError(f"cannot search for tag value {value!r}: it contains both quote characters")
+
+
+class MlflowTracker(Tracker):
+    """Logs to an MLflow tracking store through ``MlflowClient``; picklable (the client is rebuilt)."""
+
+    def __init__(self, tracking_uri: str):
+        self.tracking_uri = check_tracking_uri(tracking_uri)
+        self._client_obj = None
+        self._experiment_ids: dict[str, str] = {}
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"tracking_uri": self.tracking_uri, "_client_obj": None, "_experiment_ids": {}}
+
+    @property
+    def client(self):
+        if self._client_obj is None:
+            self._client_obj = _client(self.tracking_uri)
+        return self._client_obj
+
+    def experiment_id(self, name: str) -> str:
+        if name not in self._experiment_ids:
+            self._experiment_ids[name] = _get_or_create_experiment(self.client, self.tracking_uri, name)
+        return self._experiment_ids[name]
+
+    def start_run(self, name, *, experiment, tags=None, parent_run_id=None) -> RunHandle:
+        if not experiment:
+            raise ValueError("experiment name must be non-empty, e.g. 'depth_net'")
+        exp_id = self.experiment_id(experiment)
+        run_tags = {k: str(v) for k, v in (tags or {}).items()}
+        if parent_run_id is not None:
+            run_tags[PARENT_RUN_TAG] = parent_run_id
+        run = self.client.create_run(exp_id, run_name=name, tags=run_tags)
+        return RunHandle(run.info.run_id, exp_id, name, parent_run_id)
+
+    def _log_param_batch(self, run, params) -> None:
+        from mlflow.entities import Param
+        from mlflow.exceptions import MlflowException
+
+        try:
+            self.client.log_batch(run.run_id, params=[Param(k, v) for k, v in params.items()])
+        except MlflowException as exc:  # same error type as MemoryTracker: params are immutable
+            raise ValueError(f"MLflow refused params of run {run.run_id}: {exc.message} "
+                             "(params are immutable; log a metric or tag instead)") from exc
+
+    def _log_metric_batch(self, run, metrics, step) -> None:
+        from mlflow.entities import Metric
+
+        now = int(time.time() * 1000)
+        self.client.log_batch(run.run_id, metrics=[Metric(k, v, now, step) for k, v in metrics.items()])
+
+    def _set_tag_batch(self, run, tags) -> None:
+        from mlflow.entities import RunTag
+
+        self.client.log_batch(run.run_id, tags=[RunTag(k, v) for k, v in tags.items()])
+
+    def log_artifact(self, run, path, artifact_path=None) -> None:
+        p = Path(path)
+        if not p.exists():
+            raise FileNotFoundError(f"artifact {str(p)!r} does not exist; write it before logging it")
+        if p.is_dir():  # keep the directory's own name, like a file keeps its basename
+            sub = f"{artifact_path}/{p.name}" if artifact_path else p.name
+            self.client.log_artifacts(run.run_id, str(p), sub)
+        else:
+            self.client.log_artifact(run.run_id, str(p), artifact_path)
+
+    def _terminate(self, run, status) -> None:
+        self.client.set_terminated(run.run_id, status)
+
+    def find_runs(self, experiment, tags: Mapping[str, str] | None = None, status=None) -> list[RunRecord]:
+        exp = self.client.get_experiment_by_name(experiment)
+        if exp is None:
+            return []
+        clauses = [f"tags.`{k}` = {_quote(str(v))}" for k, v in (tags or {}).items()]
+        if status is not None:
+            clauses.append(f"attributes.status = {_quote(status)}")
+        records, token = [], None
+        while True:
+            page = self.client.search_runs([exp.experiment_id], filter_string=" and ".join(clauses),
+                                           order_by=["attributes.start_time DESC"], max_results=1000,
+                                           page_token=token)
+            records += [RunRecord(r.info.run_id, r.info.experiment_id, r.info.run_name, r.info.status,
+                                  dict(r.data.params), dict(r.data.metrics), dict(r.data.tags)) for r in page]
+            token = page.token
+            if not token:
+                return records
