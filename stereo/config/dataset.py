@@ -74,7 +74,8 @@ class AugmentationConfig:
 
 @dataclass
 class SplitConfig:
-    data_sources: List[DataSourceConfig] = field(default_factory=list)
+    data_sources: List[DataSourceConfig] = spec_field([], description="Annotation files of this split, "
+                                                      "concatenated; each entry needs dataset_name and data_file.")
     batch_size: int = spec_field(1, minimum=1, description="Samples per batch.")
     workers: int = spec_field(8, minimum=0, description="DataLoader worker processes (0 = in the main "
                               "process).", tao_note="TAO requires >= 1.")

@@ -17,6 +17,7 @@ META_KEYS = (
     "minimum",  # inclusive lower bound (numbers; for lists: every element)
     "maximum",  # inclusive upper bound
     "enum",  # allowed values
+    "ignore_case",  # True: enum matching ignores case and the value is stored in the enum's spelling
     "automl",  # True: the code really consumes it and it may be searched (schema automl_enabled)
     "math_cond",  # TAO schema dialect: "> 0.0", "^ 2", "/ 32", ...
     "log_scale",  # sample log-uniformly when searched (learning rates, weight decay)

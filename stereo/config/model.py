@@ -52,8 +52,10 @@ class ModelConfig:
     hidden_dims: List[int] = spec_field([128, 128, 128], minimum=1,
                                         description="ConvGRU hidden widths per level (FFS bp2: [128]).")
     n_gru_layers: int = spec_field(3, minimum=1, maximum=3, description="Number of ConvGRU levels (FFS bp2: 1).")
-    corr_radius: int = spec_field(4, minimum=2, maximum=8, automl=True,
-                                  description="Geometry lookup radius (2r+1 taps). A checkpoint invariant.")
+    corr_radius: int = spec_field(4, minimum=2, maximum=8, automl=False,
+                                  description="Geometry lookup radius (2r+1 taps). A checkpoint invariant.",
+                                  tao_note="TAO marks it searchable; it changes the shapes of a pretrained "
+                                  "checkpoint, so ours is not searched.")
     corr_levels: int = spec_field(2, minimum=1, maximum=2, description="Geometry pyramid levels.")
     n_downsample: int = spec_field(2, minimum=2, maximum=2,
                                    description="Feature downsampling (2 -> 1/4 resolution; the only value the "
@@ -64,12 +66,13 @@ class ModelConfig:
     train_iters: int = spec_field(22, minimum=1, description="GRU iterations in training.")
     valid_iters: int = spec_field(22, minimum=1, description="GRU iterations in validation/test/inference "
                                   "(FFS bp2: 8).")
-    volume_dim: int = spec_field(28, minimum=4, maximum=64, description="Filtered cost-volume channels. "
-                                 "FS hard-codes 28; FFS reads it (bp2: 28).",
+    volume_dim: int = spec_field(28, minimum=4, maximum=64, automl=False,
+                                 description="Filtered cost-volume channels. FS hard-codes 28; FFS reads it "
+                                 "(bp2: 28).",
                                  tao_note="TAO's default 32 is a no-op for FS and wrong for FFS bp2; ours is 28 "
                                  "and not searchable.")
-    cv_group: int = spec_field(8, minimum=1, maximum=16, description="Group-wise correlation groups "
-                               "(a checkpoint invariant).")
+    cv_group: int = spec_field(8, minimum=1, maximum=16, automl=False,
+                               description="Group-wise correlation groups (a checkpoint invariant).")
     concat_channel: int = spec_field(24, minimum=2, description="Concatenation-volume channels (12 per side).")
     low_memory: int = spec_field(0, minimum=0, maximum=4, description="Geometry lookup: 0 = grid_sample; >0 = "
                                  "gather-based 1-D sampler (less memory).")

@@ -1,0 +1,1 @@
+"""Stereo data: file formats, annotation files, datasets, training augmentation, loaders, synthetic data."""
