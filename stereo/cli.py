@@ -1,0 +1,141 @@
+"""`depth_net <action> -e spec.yaml [key=value ...]`: a table of library functions.
+
+Every action is one row of ACTIONS: the library function that runs it (imported only when that action
+is invoked) and the spec type it takes. The CLI loads and checks the spec, prints warnings, calls the
+function in-process and turns any exception into one line on stderr.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import importlib
+import json
+import logging
+import sys
+import traceback
+from dataclasses import dataclass
+from typing import Any, Callable, Dict, List, Optional, Sequence
+
+EXIT_OK, EXIT_FAILURE, EXIT_BAD_INPUT = 0, 1, 2
+EXPERIMENT_SPEC = "stereo.config.spec:ExperimentSpec"
+
+
+@dataclass(frozen=True)
+class Action:
+    """One CLI action: `function` ('module:name') is called with the loaded spec and returns a result."""
+    function: str
+    help: str
+    spec_type: str = EXPERIMENT_SPEC
+
+
+#: Adding an action is one row here.
+ACTIONS: Dict[str, Action] = {
+    "validate": Action("stereo.config.load:spec_to_yaml", "Load and check a spec; print the resolved spec "
+                       "(every default filled in) as YAML. Use --action to check a convert spec or what "
+                       "a given action needs."),
+    "convert": Action("stereo.data.convert:convert", "Build train/val/test annotation files from a dataset "
+                      "folder (flat convert spec: data_root, results_dir, *_dir_pattern, split_ratio, ...).",
+                      spec_type="stereo.config.convert:ConvertConfig"),
+}
+
+EPILOG = """\
+overrides:
+  Any number of key=value pairs after the spec replace values in it and get the same checks,
+  e.g.  train.optim.lr=1.0e-5  dataset.train_dataset.data_sources[0].data_file=/data/train.txt
+  Values are parsed as YAML: 8 is an integer, [320, 736] a list, true a boolean.
+
+exit codes:
+  0  success (warnings may have been printed)
+  2  bad input: the spec or an override has problems (one line each on stderr) or a file is missing
+  1  failure while running the action (one line on stderr; --debug prints the traceback)
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="depth_net", formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EPILOG,
+        description="Stereo depth (FoundationStereo / FastFoundationStereo) with TAO depth_net specs: "
+                    "depth_net <action> -e spec.yaml [key=value ...]")
+    sub = parser.add_subparsers(title="actions", dest="action", metavar="<action>", required=True)
+    for name, action in ACTIONS.items():
+        p = sub.add_parser(name, help=action.help, description=action.help, epilog=EPILOG,
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
+        p.add_argument("-e", "--experiment_spec", required=True, metavar="SPEC.yaml",
+                       help="the spec file (TAO depth_net layout)")
+        p.add_argument("overrides", nargs="*", metavar="key=value", help="spec overrides (see below)")
+        p.add_argument("--debug", action="store_true", help="print the full traceback on failure")
+        if name == "validate":
+            p.add_argument("--action", dest="check_action", choices=[a for a in ACTIONS if a != "validate"]
+                           + ["train", "evaluate", "inference", "export", "gen_trt_engine"],
+                           help="also check what this action needs (convert: the spec is a convert spec)")
+    return parser
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    args = build_parser().parse_args(argv)
+    if not logging.getLogger().handlers:
+        logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
+    action = ACTIONS[args.action]
+    try:
+        return _run(args, action)
+    except Exception as exc:  # the CLI boundary: one clear line, never a traceback unless asked
+        if args.debug:
+            traceback.print_exc()
+        return _report(args.action, exc)
+
+
+def _run(args: argparse.Namespace, action: Action) -> int:
+    from stereo.config.load import resolve_spec
+
+    check = getattr(args, "check_action", None) if args.action == "validate" else args.action
+    spec_type = action.spec_type
+    if check and check in ACTIONS and ACTIONS[check].spec_type != EXPERIMENT_SPEC:
+        spec_type = ACTIONS[check].spec_type
+    resolved = resolve_spec(args.experiment_spec, args.overrides, spec_type=_import(spec_type, "spec type"),
+                            action=check)
+    for warning in resolved.warnings:
+        print(warning.render(), file=sys.stderr)
+    result = _import(action.function, f"depth_net {args.action}")(resolved.spec)
+    _print_result(result)
+    return EXIT_OK
+
+
+def _import(target: str, what: str) -> Callable[..., Any]:
+    module_name, _, attr = target.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise RuntimeError(f"{what} needs {module_name}, which cannot be imported ({exc}); install the "
+                           "missing dependency or update stereo-automl") from exc
+    return getattr(module, attr)
+
+
+def _print_result(result: Any) -> None:
+    if result is None:
+        return
+    if isinstance(result, str):
+        sys.stdout.write(result if result.endswith("\n") else result + "\n")
+    elif dataclasses.is_dataclass(result):
+        print(json.dumps(dataclasses.asdict(result), indent=2, default=str))
+    else:
+        print(result)
+
+
+def _report(action: str, exc: BaseException) -> int:
+    from stereo.config.errors import SpecError
+
+    if isinstance(exc, SpecError):
+        for line in _lines(exc):
+            print(line, file=sys.stderr)
+        return EXIT_BAD_INPUT
+    message = " ".join(str(exc).split()) or type(exc).__name__
+    print(f"depth_net {action}: {type(exc).__name__}: {message}", file=sys.stderr)
+    return EXIT_BAD_INPUT if isinstance(exc, FileNotFoundError) else EXIT_FAILURE
+
+
+def _lines(exc: Any) -> List[str]:
+    return [p.render() for p in exc.problems]
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

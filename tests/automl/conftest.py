@@ -1,0 +1,72 @@
+"""Fixtures for the automl tests: a small TAO-dialect schema written here, and copies of TAO's skill."""
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+
+def _leaf(type_, default, **extra):
+    return {"type": type_, "default": default, **extra}
+
+
+@pytest.fixture
+def dialect_schema() -> dict:
+    """Every construct of TAO's schema dialect that the search-space builder reads, in one schema."""
+    return {
+        "type": "object",
+        "automl_default_parameters": ["train.optim.lr", "train.optim.lr_decay"],
+        "properties": {
+            "automl_disabled_parameters": ["stray", "list"],  # TAO's real schemas carry this oddity
+            "train": {"type": "object", "properties": {
+                "optim": {"type": "object", "properties": {
+                    "lr": _leaf("float", 1e-4, minimum=1e-6, maximum=1e-2, math_cond="> 0.0",
+                                automl_enabled=True),
+                    "min_lr": _leaf("float", 1e-7, minimum=1e-8, maximum=1e-3, automl_enabled="TRUE"),
+                    "lr_decay": _leaf("float", 0.1, minimum=0.0, maximum=1.0, math_cond="> 0.0",
+                                      automl_enabled=True),
+                    "momentum": _leaf("float", 0.9, minimum=0.0, maximum=1.0, automl_enabled=False),
+                    "weight_decay": _leaf("float", 1e-4, minimum=0.0, maximum=1e-2, automl_enabled=True),
+                    "optimizer": _leaf("categorical", "AdamW", enum=["AdamW", "SGD"],
+                                       option_weights=[3, 1], automl_enabled=True),
+                    "lr_steps": _leaf("list", [1000], automl_enabled=True),
+                    "max_lr": _leaf("float", 1e-3, minimum=1e-6, maximum=1e-2, depends_on="> train.optim.lr",
+                                    automl_enabled=True),
+                }},
+                "clip_grad_norm": _leaf("float", 0.1, math_cond="> 0.0", automl_enabled=True),
+                "warmup": _leaf("number", 5.0, minimum=0.0, automl_enabled=True, log_scale=False),
+                "scale": _leaf("number", 2.0, exclusiveMinimum=0.0, maximum=8.0, log_scale=True,
+                               automl_enabled=True),
+                "batch_size": _leaf("int", 4, minimum=1, maximum=64, math_cond="^ 2", automl_enabled=True),
+                "crop": _leaf("int", 320, minimum=100, maximum=700, math_cond="/ 32", automl_enabled=True),
+                "steps": _leaf("integer", 1000, minimum=1, automl_enabled=True),
+                "iters": _leaf("ordered_int", 8, enum=[4, 8, 16], option_weights=[1, 2, 1],
+                               automl_enabled=True),
+                "shuffle": _leaf("bool", True, automl_enabled=True),
+                "name": _leaf("string", "x", automl_enabled=True),
+            }},
+            "model": {"type": "object", "properties": {
+                "cv_group": _leaf("int", 8, minimum=4, maximum=16, automl_enabled=True),
+                "train_iters": _leaf("int", 22, minimum=1, maximum=32, automl_enabled=True),
+            }},
+            "dataset": {"type": "object", "properties": {
+                "val_dataset": {"type": "object", "properties": {"augmentation": {"type": "object", "properties": {
+                    "color_aug_prob": _leaf("float", 0.2, minimum=0.0, maximum=1.0, automl_enabled=True)}}}},
+            }},
+        },
+    }
+
+
+@pytest.fixture(scope="session")
+def tao_schema(tao_skill_dir: Path) -> dict:
+    return json.loads((tao_skill_dir / "schemas" / "train.schema.json").read_text())
+
+
+@pytest.fixture
+def tao_skill_copy(tao_skill_dir: Path, tmp_path: Path) -> Path:
+    """A writable copy of TAO's FFS skill directory (tests remove files from it)."""
+    dest = tmp_path / tao_skill_dir.name
+    shutil.copytree(tao_skill_dir, dest)
+    return dest
