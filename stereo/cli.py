@@ -36,6 +36,14 @@ ACTIONS: Dict[str, Action] = {
     "convert": Action("stereo.data.convert:convert", "Build train/val/test annotation files from a dataset "
                       "folder (flat convert spec: data_root, results_dir, *_dir_pattern, split_ratio, ...).",
                       spec_type="stereo.config.convert:ConvertConfig"),
+    "train": Action("stereo.actions.train:train", "Train a stereo network: checkpoints in TAO layout under "
+                    "<results_dir>/train/, exact auto-resume from dn_model_latest, val/* metrics to status.json "
+                    "and MLflow."),
+    "evaluate": Action("stereo.actions.evaluate:evaluate", "Score evaluate.checkpoint (or the precomputed "
+                       "predictions in evaluate.predictions_dir) on dataset.test_dataset: per-image and "
+                       "pixel-pooled EPE, bp1/2/3, D1, RMSE, and a per-sample CSV."),
+    "inference": Action("stereo.actions.inference:inference", "Write colourised (and, on request, raw PFM/NPY) "
+                        "disparity for dataset.infer_dataset, plus a left | prediction | error visual."),
 }
 
 EPILOG = """\
@@ -130,6 +138,9 @@ def _report(action: str, exc: BaseException) -> int:
         return EXIT_BAD_INPUT
     message = " ".join(str(exc).split()) or type(exc).__name__
     print(f"depth_net {action}: {type(exc).__name__}: {message}", file=sys.stderr)
+    code = getattr(exc, "exit_code", None)  # stereo.actions.runner.ActionError knows its category
+    if code in (EXIT_FAILURE, EXIT_BAD_INPUT):
+        return code
     return EXIT_BAD_INPUT if isinstance(exc, FileNotFoundError) else EXIT_FAILURE
 
 

@@ -1,0 +1,105 @@
+"""`depth_net inference`: predict disparity for `dataset.infer_dataset` and write pictures (and raw maps).
+
+Per sample, named after `meta["name"]` (every dataset class defines one, so Crestereo works too; a name
+with folders becomes `a_b_c`):
+
+    <name>.png        colourised disparity (turbo, 0..max of the map)
+    <name>_vis.png    left | prediction | error (the error panel only when the sample has ground truth)
+    <name>.pfm        raw float32 disparity when inference.save_raw_pfm
+    <name>.npy        raw float32 disparity when inference.save_raw_npy
+
+2-column annotation files (no ground truth) work with GenericDataset. Disparity is at the input's native
+resolution (the network pads and unpads).
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from stereo.actions.layout import action_dir
+from stereo.actions.runner import ActionContext, ActionError, ActionResult, BadInputError, run_action
+
+ACTION = "inference"
+
+
+@dataclass
+class InferResult:
+    status: str
+    outputs: dict[str, list[str]]  # sample name -> files written for it
+    results_dir: str
+    count: int = 0
+    message: str = ""
+    kpi: dict[str, float] = field(default_factory=dict)
+
+
+def inference(spec: Any, *, tracker: Any = None, parent_run_id: str | None = None,
+              experiment: str = "depth_net", run_name: str | None = None) -> InferResult:
+    from stereo.training.weights import default_tracker
+
+    cfg = spec.inference
+    out_dir = action_dir(spec.results_dir, ACTION, cfg.results_dir or None)
+    tracker = default_tracker(spec.results_dir or out_dir.parent, tracker)
+    holder: dict[str, Any] = {}
+
+    def body(ctx: ActionContext) -> ActionResult:
+        res = _infer(spec, ctx)
+        holder["res"] = res
+        files = [Path(f) for fs in res.outputs.values() for f in fs]
+        return ActionResult("SUCCESS" if files else "FAILURE", {"num_images": float(res.count)},
+                            f"Wrote predictions for {res.count} images." if files else "no input images",
+                            files)
+
+    result = run_action(ACTION, dataclasses.asdict(spec), spec.results_dir or None, body, tracker=tracker,
+                        experiment=experiment, parent_run_id=parent_run_id, run_name=run_name)
+    if result.status == "FAILURE":
+        raise ActionError(ACTION, "failed checks", result.message, result=result)
+    res = holder["res"]
+    res.status, res.message = result.status, result.message
+    return res
+
+
+def _infer(spec, ctx: ActionContext) -> InferResult:
+    from stereo.data.formats.pfm import write_pfm
+    from stereo.data.loader import build_dataloader
+    from stereo.training.inference_loop import load_model, safe_name, samples
+    from stereo.visualize import colorize_disparity, side_by_side, write_png
+
+    cfg, data_cfg = spec.inference, spec.dataset
+    if cfg.trt_engine:
+        raise BadInputError("inference.trt_engine is set: TensorRT engines run on the deploy path "
+                            "(stereo.deploy); clear it to run inference.checkpoint here.")
+    model, meta = load_model(spec.model, cfg.checkpoint, what="inference.checkpoint")
+    if ctx.tracker is not None and ctx.run is not None:
+        ctx.tracker.set_tags(ctx.run, {"checkpoint_sha256": meta["sha256"], "checkpoint": str(cfg.checkpoint)})
+    loader = build_dataloader(data_cfg.infer_dataset, "infer", data_cfg.max_disparity, shuffle=False,
+                              drop_last=False)
+    outputs: dict[str, list[str]] = {}
+    for item in samples(loader, model):
+        name = safe_name(item["meta"]["name"])
+        if name in outputs:
+            raise BadInputError(f"two inference samples are both named {name!r}; their outputs would overwrite "
+                                "each other. Use a dataset_name whose naming keeps them apart (FSD/Generic "
+                                "use the relative left path) or split the annotation file.")
+        pred = item["pred"][0].numpy().astype(np.float32)
+        files = [write_png(ctx.dir / f"{name}.png", colorize_disparity(pred))]
+        left = item["left"].numpy()
+        gt = item["disp"][0].numpy() if "disp" in item else None
+        valid = item["valid"][0].numpy() if "valid" in item else None
+        files.append(write_png(ctx.dir / f"{name}_vis.png", side_by_side(left, pred, gt, valid)))
+        if cfg.save_raw_pfm:
+            files.append(write_pfm(ctx.dir / f"{name}.pfm", pred))
+        if cfg.save_raw_npy:
+            from stereo.atomic_io import atomic_path
+
+            with atomic_path(ctx.dir / f"{name}.npy") as tmp, open(tmp, "wb") as fh:
+                np.save(fh, pred)
+            files.append(ctx.dir / f"{name}.npy")
+        outputs[name] = [str(f) for f in files]
+    visuals = sorted(ctx.dir.glob("*_vis.png"))[:8]
+    for path in visuals:  # a few side-by-sides are enough to browse in the tracker
+        ctx.log_artifact(path, "visuals")
+    return InferResult("RUNNING", outputs, str(ctx.dir), len(outputs))

@@ -1,0 +1,185 @@
+"""`depth_net train`: fit a stereo network, writing TAO's layout under `<results_dir>/train/`.
+
+    result = train(spec)              # -> TrainResult; raises ActionError when training fails
+
+Inside `run_action` (status.json, experiment.yaml, one tracker run). Lightning does the loop; what we
+add is in stereo/training: the schedules, TAO-named atomic checkpoints + auto-resume, the NaN guard, the
+metric forwarding and the progress bar. With `num_gpus > 1` Lightning's DDP launcher re-runs the calling
+script in each extra process; those processes (rank > 0) train without touching status.json or the
+tracker, so the calling script must be importable and call `train(spec)` under `if __name__ == "__main__"`.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from stereo.actions.layout import action_dir
+from stereo.actions.runner import ActionContext, ActionError, ActionResult, run_action
+
+ACTION = "train"
+
+
+@dataclass
+class TrainResult:
+    status: str
+    best_checkpoint: str | None  # <train dir>/dn_model_best.safetensors (+ .json sidecar)
+    best_metrics: dict[str, float]  # val/* at the best val/epe (or the last train_loss without val data)
+    history: list[dict[str, float]]  # one row per epoch: epoch, step, train_loss, val/*
+    last_checkpoint: str | None  # <train dir>/model_epoch_EEE_step_SSSSS.ckpt (resume state)
+    results_dir: str
+    global_step: int = 0
+    resumed_from: str | None = None
+    run_id: str | None = None
+    message: str = ""
+
+
+def train(spec: Any, *, tracker: Any = None, parent_run_id: str | None = None,
+          experiment: str = "depth_net", run_name: str | None = None,
+          callbacks: Sequence[Any] = ()) -> TrainResult:
+    """Train `spec.model` on `spec.dataset.train_dataset`, validating on `val_dataset`.
+
+    `tracker`: a stereo.tracking Tracker, None (MLflow, see stereo.training.weights.default_tracker) or
+    False (no tracking). `callbacks`: extra Lightning callbacks (e.g. a sweep's reporter).
+    """
+    from stereo.training.trainer import global_rank_from_env
+
+    out_dir = action_dir(spec.results_dir, ACTION, spec.train.results_dir or None)
+    if global_rank_from_env() != 0:  # a DDP worker: rank 0 owns status.json and the tracker
+        outcome = _fit(spec, out_dir, None, None, callbacks)
+        return _result("SUCCESS", outcome, out_dir)
+
+    from stereo.training.weights import default_tracker
+
+    tracker = default_tracker(spec.results_dir or out_dir.parent, tracker)
+    holder: dict[str, Any] = {}
+
+    def body(ctx: ActionContext) -> ActionResult:
+        def metric_sink(metrics, step):
+            ctx.last_step = int(step)
+            if ctx.tracker is not None and ctx.run is not None:
+                ctx.tracker.log_metrics(ctx.run, metrics, step=step)
+
+        def kpi_sink(kpi, message):
+            ctx.status.write("RUNNING", message, kpi=kpi)
+
+        outcome = _fit(spec, ctx.dir, metric_sink, kpi_sink, callbacks)
+        holder["outcome"] = outcome
+        _track_outputs(ctx, outcome)
+        kpi = dict(outcome.best_metrics)
+        if outcome.history:
+            kpi.setdefault("train_loss", outcome.history[-1].get("train_loss", math.nan))
+        outputs = [p for p in (outcome.best_checkpoint, outcome.last_checkpoint) if p]
+        if not outputs:
+            return ActionResult("FAILURE", kpi, "training wrote no checkpoint", [])
+        return ActionResult("SUCCESS", kpi, f"Training finished at step {outcome.global_step}.",
+                            [Path(p) for p in outputs])
+
+    spec_dict = dataclasses.asdict(spec)
+    result = run_action(ACTION, spec_dict, spec.results_dir or None, body, tracker=tracker,
+                        experiment=experiment, parent_run_id=parent_run_id, run_name=run_name)
+    outcome = holder.get("outcome")
+    if result.status == "FAILURE":
+        raise ActionError(ACTION, "failed checks", result.message, result=result)
+    train_result = _result(result.status, outcome, out_dir, result.message)
+    return train_result
+
+
+def _result(status: str, outcome, out_dir: Path, message: str = "") -> TrainResult:
+    return TrainResult(status=status, best_checkpoint=outcome.best_checkpoint,
+                       best_metrics=dict(outcome.best_metrics), history=list(outcome.history),
+                       last_checkpoint=outcome.last_checkpoint, results_dir=str(out_dir),
+                       global_step=outcome.global_step, resumed_from=outcome.resumed_from,
+                       run_id=outcome.extra.get("run_id"), message=message)
+
+
+def _track_outputs(ctx: ActionContext, outcome) -> None:
+    if ctx.tracker is None or ctx.run is None:
+        return
+    from stereo.models.checkpoints import checkpoint_sha256
+
+    outcome.extra["run_id"] = ctx.run.run_id
+    tags = {}
+    if outcome.best_checkpoint:
+        tags["checkpoint_sha256"] = checkpoint_sha256(outcome.best_checkpoint)
+        for p in (Path(outcome.best_checkpoint), Path(outcome.best_checkpoint).with_suffix(".json")):
+            if p.exists():
+                ctx.log_artifact(p, "checkpoints")
+    if outcome.resumed_from:
+        tags["resumed_from"] = outcome.resumed_from
+    if outcome.extra.get("pretrained_sha256"):
+        tags["pretrained_sha256"] = outcome.extra["pretrained_sha256"]
+    visuals = Path(ctx.dir) / "visuals"
+    if visuals.is_dir() and any(visuals.iterdir()):
+        ctx.log_artifact(visuals)
+    if tags:
+        ctx.tracker.set_tags(ctx.run, tags)
+
+
+def _fit(spec, out_dir: Path, metric_sink, kpi_sink, extra_callbacks: Sequence[Any]):
+    """Build everything from the spec sections and run Lightning's fit; returns a FitOutcome."""
+    import pytorch_lightning as pl
+    from pytorch_lightning.loggers import CSVLogger
+
+    from stereo.data.loader import build_dataloader
+    from stereo.lightning_module import StereoLitModule
+    from stereo.models import build_model
+    from stereo.training.callbacks import (
+        MetricsForwarder,
+        SamplerStateCallback,
+        StereoProgressBar,
+        TaoCheckpoint,
+        ValidationVisuals,
+    )
+    from stereo.training.resume import resolve_resume_path, with_own_generator, with_resumable_sampler
+    from stereo.training.trainer import (
+        FitOutcome,
+        model_config_dict,
+        quiet_lightning,
+        seed_everything,
+        trainer_settings,
+    )
+    from stereo.training.weights import load_weights
+
+    train_cfg, data_cfg = spec.train, spec.dataset
+    quiet_lightning()
+    settings = trainer_settings(train_cfg)
+    seed = int(train_cfg.seed) if train_cfg.seed is not None and train_cfg.seed >= 0 else None
+    seed_everything(seed if seed is not None else -1)
+    out_dir.mkdir(parents=True, exist_ok=True)
+
+    model = build_model(spec.model)
+    resume = resolve_resume_path(train_cfg.resume_training_checkpoint_path, out_dir)
+    extra: dict[str, Any] = {}
+    if resume is None and train_cfg.pretrained_model_path:
+        meta = load_weights(model, train_cfg.pretrained_model_path, model_type=spec.model.model_type,
+                            what="train.pretrained_model_path")
+        extra["pretrained_sha256"] = meta["sha256"]
+    module = StereoLitModule(model, train_cfg.optim, data_cfg.max_disparity)
+
+    train_loader = with_resumable_sampler(build_dataloader(data_cfg.train_dataset, "train",
+                                                           data_cfg.max_disparity, seed=seed))
+    val_loader = (with_own_generator(build_dataloader(data_cfg.val_dataset, "val", data_cfg.max_disparity,
+                                                      seed=seed))
+                  if data_cfg.val_dataset.data_sources else None)
+    checkpoint = TaoCheckpoint(out_dir, interval=int(train_cfg.checkpoint_interval),
+                               unit=str(train_cfg.checkpoint_interval_unit),
+                               model_config=model_config_dict(spec.model))
+    forwarder = MetricsForwarder(metric_sink, kpi_sink, every_n_steps=int(train_cfg.log_every_n_steps))
+    callbacks = [checkpoint, forwarder, SamplerStateCallback(train_loader.sampler), StereoProgressBar(),
+                 ValidationVisuals(out_dir / "visuals"), *extra_callbacks]
+    if not settings["max_steps"] or settings["max_steps"] < 0:
+        settings["max_steps"] = -1
+    trainer = pl.Trainer(**settings, callbacks=callbacks, default_root_dir=str(out_dir),
+                         logger=CSVLogger(str(out_dir), name="lightning_logs"))
+    trainer.fit(module, train_loader, val_loader, ckpt_path=str(resume) if resume else None)
+
+    last = out_dir / f"{checkpoint.last_stem}.ckpt" if checkpoint.last_stem else None
+    best_metrics = dict(checkpoint.best_metrics)
+    return FitOutcome(best_checkpoint=checkpoint.best_path, best_metrics=best_metrics,
+                      history=list(forwarder.history), last_checkpoint=str(last) if last else None,
+                      global_step=int(trainer.global_step), resumed_from=str(resume) if resume else None,
+                      extra=extra)

@@ -1,0 +1,1 @@
+"""Training machinery around the LightningModule: optimizers, lr schedules, callbacks, resume."""
