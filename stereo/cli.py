@@ -39,11 +39,19 @@ ACTIONS: Dict[str, Action] = {
     "train": Action("stereo.actions.train:train", "Train a stereo network: checkpoints in TAO layout under "
                     "<results_dir>/train/, exact auto-resume from dn_model_latest, val/* metrics to status.json "
                     "and MLflow."),
-    "evaluate": Action("stereo.actions.evaluate:evaluate", "Score evaluate.checkpoint (or the precomputed "
-                       "predictions in evaluate.predictions_dir) on dataset.test_dataset: per-image and "
-                       "pixel-pooled EPE, bp1/2/3, D1, RMSE, and a per-sample CSV."),
-    "inference": Action("stereo.actions.inference:inference", "Write colourised (and, on request, raw PFM/NPY) "
-                        "disparity for dataset.infer_dataset, plus a left | prediction | error visual."),
+    "evaluate": Action("stereo.actions.deploy_eval:evaluate", "Score evaluate.checkpoint, an exported ONNX "
+                       "graph or TensorRT engine (evaluate.trt_engine; with evaluate.checkpoint also a "
+                       "PyTorch-vs-deploy drift report) or the predictions in evaluate.predictions_dir on "
+                       "dataset.test_dataset: per-image and pixel-pooled EPE, bp1/2/3, D1, RMSE, per-sample CSV."),
+    "inference": Action("stereo.actions.deploy_eval:inference", "Write colourised (and, on request, raw "
+                        "PFM/NPY) disparity for dataset.infer_dataset with a checkpoint, an ONNX graph or a "
+                        "TensorRT engine, plus a left | prediction | error visual."),
+    "export": Action("stereo.actions.export:export", "Export a checkpoint to ONNX (left_image/right_image RGB "
+                     "0..255 -> disparity; static, dynamic batch or dynamic H/W for FFS) with a JSON sidecar; "
+                     "checked against PyTorch under ONNX Runtime."),
+    "gen_trt_engine": Action("stereo.actions.gen_trt_engine:gen_trt_engine", "Build a TensorRT engine from the "
+                             "exported ONNX (GPU host + the stereo-automl[tensorrt] extra); precision and "
+                             "min/opt/max profiles are checked before the build."),
 }
 
 EPILOG = """\

@@ -17,7 +17,6 @@ sample's `meta["name"]` as written by `depth_net inference`.
 from __future__ import annotations
 
 import csv
-import dataclasses
 import io
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,8 +25,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from stereo.actions.layout import action_dir
-from stereo.actions.runner import ActionContext, ActionError, ActionResult, BadInputError, run_action
+from stereo.actions.runner import ActionContext, ActionResult, BadInputError, run_spec_action
 
 ACTION = "evaluate"
 PER_SAMPLE_FILE = "per_sample_metrics.csv"
@@ -48,26 +46,12 @@ class EvalResult:
 
 def evaluate(spec: Any, *, tracker: Any = None, parent_run_id: str | None = None,
              experiment: str = "depth_net", run_name: str | None = None) -> EvalResult:
-    from stereo.training.weights import default_tracker
-
-    cfg = spec.evaluate
-    out_dir = action_dir(spec.results_dir, ACTION, cfg.results_dir or None)
-    tracker = default_tracker(spec.results_dir or out_dir.parent, tracker)
-    holder: dict[str, Any] = {}
-
-    def body(ctx: ActionContext) -> ActionResult:
-        res = _evaluate(spec, ctx)
-        holder["res"] = res
+    def summarize(res: EvalResult) -> ActionResult:
         return ActionResult("SUCCESS", res.kpi, f"Evaluated {res.counts['images']} images.",
                             [Path(PER_SAMPLE_FILE), Path(RESULTS_FILE)])
 
-    result = run_action(ACTION, dataclasses.asdict(spec), spec.results_dir or None, body, tracker=tracker,
-                        experiment=experiment, parent_run_id=parent_run_id, run_name=run_name)
-    if result.status == "FAILURE":
-        raise ActionError(ACTION, "failed checks", result.message, result=result)
-    res = holder["res"]
-    res.status, res.message = result.status, result.message
-    return res
+    return run_spec_action(ACTION, spec, lambda ctx: _evaluate(spec, ctx), summarize, tracker=tracker,
+                           parent_run_id=parent_run_id, experiment=experiment, run_name=run_name)
 
 
 def _evaluate(spec, ctx: ActionContext) -> EvalResult:

@@ -13,15 +13,13 @@ resolution (the network pads and unpads).
 """
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from stereo.actions.layout import action_dir
-from stereo.actions.runner import ActionContext, ActionError, ActionResult, BadInputError, run_action
+from stereo.actions.runner import ActionContext, ActionResult, BadInputError, run_spec_action
 
 ACTION = "inference"
 
@@ -38,28 +36,15 @@ class InferResult:
 
 def inference(spec: Any, *, tracker: Any = None, parent_run_id: str | None = None,
               experiment: str = "depth_net", run_name: str | None = None) -> InferResult:
-    from stereo.training.weights import default_tracker
+    return run_spec_action(ACTION, spec, lambda ctx: _infer(spec, ctx), summarize_inference, tracker=tracker,
+                           parent_run_id=parent_run_id, experiment=experiment, run_name=run_name)
 
-    cfg = spec.inference
-    out_dir = action_dir(spec.results_dir, ACTION, cfg.results_dir or None)
-    tracker = default_tracker(spec.results_dir or out_dir.parent, tracker)
-    holder: dict[str, Any] = {}
 
-    def body(ctx: ActionContext) -> ActionResult:
-        res = _infer(spec, ctx)
-        holder["res"] = res
-        files = [Path(f) for fs in res.outputs.values() for f in fs]
-        return ActionResult("SUCCESS" if files else "FAILURE", {"num_images": float(res.count)},
-                            f"Wrote predictions for {res.count} images." if files else "no input images",
-                            files)
-
-    result = run_action(ACTION, dataclasses.asdict(spec), spec.results_dir or None, body, tracker=tracker,
-                        experiment=experiment, parent_run_id=parent_run_id, run_name=run_name)
-    if result.status == "FAILURE":
-        raise ActionError(ACTION, "failed checks", result.message, result=result)
-    res = holder["res"]
-    res.status, res.message = result.status, result.message
-    return res
+def summarize_inference(res: InferResult) -> ActionResult:
+    """SUCCESS needs at least one written prediction (shared with the deploy path)."""
+    files = [Path(f) for fs in res.outputs.values() for f in fs]
+    return ActionResult("SUCCESS" if files else "FAILURE", {"num_images": float(res.count)},
+                        f"Wrote predictions for {res.count} images." if files else "no input images", files)
 
 
 def _infer(spec, ctx: ActionContext) -> InferResult:

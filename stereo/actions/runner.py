@@ -9,6 +9,7 @@ Exit codes for the CLI (:func:`exit_code`): 0 success (or skipped), 2 bad input,
 """
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 import subprocess
@@ -239,3 +240,40 @@ def _finish_tracking(ctx: ActionContext, kpi: dict[str, float], end_status: str)
     except Exception as exc:  # noqa: BLE001 - the action's own outcome must still be reported
         warnings.warn(f"tracking for {ctx.action} (run {ctx.run.run_id}) failed at the end: {_one_line(exc)}",
                       RuntimeWarning, stacklevel=2)
+
+
+def action_tracker(spec: Any, name: str, tracker: Any = None) -> Tracker | None:
+    """The tracker an action on a typed spec records to: `tracker` as given (False: none), else MLflow
+    under the spec's results folder (see stereo.training.weights.default_tracker)."""
+    from stereo.training.weights import default_tracker
+
+    section = getattr(spec, name, None)
+    out_dir = action_dir(spec.results_dir, name, getattr(section, "results_dir", None) or None)
+    return default_tracker(spec.results_dir or out_dir.parent, tracker)
+
+
+def run_spec_action(name: str, spec: Any, work: Callable[[ActionContext], Any],
+                    summarize: Callable[[Any], ActionResult], *, tracker: Any = None,
+                    parent_run_id: str | None = None, experiment: str = DEFAULT_EXPERIMENT,
+                    run_name: str | None = None, tags: Mapping[str, str] | None = None) -> Any:
+    """The shape every `depth_net` action on a typed spec shares.
+
+    `work(ctx)` does the action and returns its own result object (a dataclass with `status` and
+    `message`); `summarize(res)` turns it into the ActionResult that run_action judges (declared outputs
+    must exist, KPIs must be finite). A FAILURE raises ActionError, so no caller can mistake it for
+    success; otherwise the action's result comes back with the final status and message filled in.
+    """
+    holder: dict[str, Any] = {}
+
+    def body(ctx: ActionContext) -> ActionResult:
+        holder["res"] = work(ctx)
+        return summarize(holder["res"])
+
+    result = run_action(name, dataclasses.asdict(spec), spec.results_dir or None, body,
+                        tracker=action_tracker(spec, name, tracker), experiment=experiment,
+                        parent_run_id=parent_run_id, run_name=run_name, tags=tags)
+    if result.status == "FAILURE":
+        raise ActionError(name, "failed checks", result.message, result=result)
+    res = holder["res"]
+    res.status, res.message = result.status, result.message
+    return res

@@ -66,7 +66,8 @@ def train(spec: Any, *, tracker: Any = None, parent_run_id: str | None = None,
         def kpi_sink(kpi, message):
             ctx.status.write("RUNNING", message, kpi=kpi)
 
-        outcome = _fit(spec, ctx.dir, metric_sink, kpi_sink, callbacks)
+        outcome = _fit(spec, ctx.dir, metric_sink, kpi_sink, callbacks,
+                       run_id=ctx.run.run_id if ctx.run is not None else None)
         holder["outcome"] = outcome
         _track_outputs(ctx, outcome)
         kpi = dict(outcome.best_metrics)
@@ -119,7 +120,8 @@ def _track_outputs(ctx: ActionContext, outcome) -> None:
         ctx.tracker.set_tags(ctx.run, tags)
 
 
-def _fit(spec, out_dir: Path, metric_sink, kpi_sink, extra_callbacks: Sequence[Any]):
+def _fit(spec, out_dir: Path, metric_sink, kpi_sink, extra_callbacks: Sequence[Any],
+         run_id: str | None = None):
     """Build everything from the spec sections and run Lightning's fit; returns a FitOutcome."""
     import pytorch_lightning as pl
     from pytorch_lightning.loggers import CSVLogger
@@ -167,7 +169,7 @@ def _fit(spec, out_dir: Path, metric_sink, kpi_sink, extra_callbacks: Sequence[A
                   if data_cfg.val_dataset.data_sources else None)
     checkpoint = TaoCheckpoint(out_dir, interval=int(train_cfg.checkpoint_interval),
                                unit=str(train_cfg.checkpoint_interval_unit),
-                               model_config=model_config_dict(spec.model))
+                               model_config=model_config_dict(spec.model), run_id=run_id)
     forwarder = MetricsForwarder(metric_sink, kpi_sink, every_n_steps=int(train_cfg.log_every_n_steps))
     callbacks = [checkpoint, forwarder, SamplerStateCallback(train_loader.sampler), StereoProgressBar(),
                  ValidationVisuals(out_dir / "visuals"), *extra_callbacks]

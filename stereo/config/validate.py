@@ -180,10 +180,12 @@ def _check_export(model: Any, export: Any) -> List[Problem]:
         problems.append(Problem("export.batch_size", 0, "0 is not a batch size",
                                 "use -1 (dynamic batch) or a positive static batch"))
     if export.dynamic_hw and model.model_type != "FastFoundationStereo":
-        problems.append(Problem("export.dynamic_hw", True, f"only FastFoundationStereo supports dynamic H/W; "
-                                f"{model.model_type} is exported with static "
-                                f"{export.input_height}x{export.input_width}",
-                                "set export.dynamic_hw: false", severity=WARNING))
+        problems.append(Problem("export.dynamic_hw", True, f"only FastFoundationStereo supports dynamic H/W: "
+                                f"{model.model_type}'s DINOv2 position-embedding interpolation is "
+                                "constant-folded for the traced size, so the graph would silently "
+                                "mis-handle other sizes",
+                                f"set export.dynamic_hw: false and export one graph per size (now "
+                                f"{export.input_height}x{export.input_width})"))
     return problems
 
 

@@ -61,7 +61,7 @@ class TaoCheckpoint(Callback):
     """
 
     def __init__(self, train_dir: str | os.PathLike, *, interval: int = 1, unit: str = "epoch",
-                 monitor: str = "val/epe", model_config: dict | None = None):
+                 monitor: str = "val/epe", model_config: dict | None = None, run_id: str | None = None):
         if unit not in ("epoch", "step"):
             raise ValueError(f"train.checkpoint_interval_unit={unit!r}; use 'epoch' or 'step'.")
         if interval < 1:
@@ -69,6 +69,7 @@ class TaoCheckpoint(Callback):
         self.train_dir = Path(train_dir)
         self.interval, self.unit, self.monitor = interval, unit, monitor
         self.model_config = model_config
+        self.run_id = run_id  # the MLflow training run: deploy drift reports nest under it
         self.best_value = math.inf
         self.best_metrics: dict[str, float] = {}
         self.best_path: str | None = None
@@ -135,8 +136,11 @@ class TaoCheckpoint(Callback):
 
     def _meta(self, trainer, metrics: Mapping[str, float]) -> dict:
         # the sidecar is strict JSON: a non-finite metric is stored as null
-        return {"epoch": int(trainer.current_epoch), "step": int(trainer.global_step),
+        meta = {"epoch": int(trainer.current_epoch), "step": int(trainer.global_step),
                 "metrics": {k: (v if math.isfinite(v) else None) for k, v in metrics.items()}}
+        if self.run_id:
+            meta["mlflow_run_id"] = self.run_id
+        return meta
 
     # --- resume ---------------------------------------------------------------------------------
     def state_dict(self) -> dict:

@@ -159,3 +159,15 @@ def test_action_inputs_are_checked_when_the_action_is_known():
         load_spec({}, action="export")
     with pytest.raises(SpecError, match="train needs training data"):
         load_spec({}, action="train")
+
+
+def test_dynamic_hw_is_refused_for_foundation_stereo(write_spec):
+    path = write_spec("""
+        model:
+          model_type: FoundationStereo
+        export:
+          dynamic_hw: true
+        """)
+    line = _one(_errors(path), "export.dynamic_hw")
+    assert "only FastFoundationStereo supports dynamic H/W" in line
+    assert "constant-folded" in line and "set export.dynamic_hw: false" in line
