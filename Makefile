@@ -21,7 +21,7 @@ test: setup
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 demo: setup
-	$(BIN)/python -m stereo.demo
+	$(BIN)/python -m automl.demo
 
 bench: setup
 	$(BIN)/python -m bench.run_all

@@ -21,6 +21,7 @@ def atomic_path(target: str | os.PathLike) -> Iterator[Path]:
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     os.close(fd)
     tmp_path = Path(tmp)
+    os.chmod(tmp_path, 0o666 & ~_umask())  # mkstemp makes 0600; published files get the usual mode
     try:
         yield tmp_path
         with open(tmp_path, "rb+") as fh:  # make the bytes durable before the rename publishes them
@@ -44,6 +45,12 @@ def atomic_write_text(target: str | os.PathLike, text: str) -> Path:
 
 def atomic_write_json(target: str | os.PathLike, obj: Any, *, indent: int = 2) -> Path:
     return atomic_write_text(target, json.dumps(obj, indent=indent, sort_keys=False, default=str) + "\n")
+
+
+def _umask() -> int:
+    current = os.umask(0o022)
+    os.umask(current)
+    return current
 
 
 def _fsync_dir(path: Path) -> None:

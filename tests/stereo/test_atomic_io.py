@@ -22,3 +22,13 @@ def test_failed_write_keeps_old_content(tmp_path):
             raise RuntimeError("crash mid-write")
     assert target.read_text() == "old"
     assert [p.name for p in tmp_path.iterdir()] == ["a.txt"]
+
+
+def test_published_file_has_the_umask_mode_not_mkstemp_0600(tmp_path):
+    import os
+    old = os.umask(0o022)
+    try:
+        target = atomic_write_text(tmp_path / "a.txt", "x")
+    finally:
+        os.umask(old)
+    assert target.stat().st_mode & 0o777 == 0o644

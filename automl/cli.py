@@ -1,0 +1,176 @@
+"""``automl``: a thin table of library calls (STYLE habit 11).
+
+    automl run --skill tiny-demo [--policy auto|on|off] [--request TEXT] [key=value ...]
+    automl run --resume automl_runs/tiny-demo-20260101-120000
+    automl ui --store automl_runs/tiny-demo-20260101-120000
+
+Every exception becomes one line and a non-zero exit (2 bad input, 1 anything else, 130 interrupted).
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Optional, Sequence
+
+from automl.launch import ALGORITHMS, SCHEDULERS, LaunchError, LaunchPlan, build_plan, load_plan, review
+
+EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
+RUN_HELP = """\
+Decide whether this training is a sweep or one plain run (the policy), print the launch review, then run it.
+
+Policy: --policy wins; else an AutoML-off phrase in --request ("no HPO", "turn off AutoML") means off;
+else auto. auto/on sweep when the skill has automl_enabled: true and ships schemas/train.schema.json and
+references/spec_template_train.yaml; otherwise one plain training run, and the review says why.
+
+Sweep: Ray Tune with an Optuna searcher and an early-stopping scheduler. The search space comes from
+search_spaces/<model>.yaml (or the schema's automl_default_parameters); its metric/mode are the defaults.
+Each trial trains with the train action; its spec is the base spec (template + skill key_defaults + your
+key=value overrides, shorthands such as learning_rate=1e-4 expanded) plus the sampled values. A trial that
+raises, diverges (NaN) or dies is recorded as failed with its reason, never scored. Everything lands in
+the output folder: launch.json, ledger/, trials/<id>/, results.json, best_spec.yaml, leaderboard.txt,
+mlflow.db (one parent run per sweep, one nested run per trial). If the sweep is interrupted (Ctrl-C,
+SIGTERM, even SIGKILL) continue it with `automl run --resume DIR`: finished trials are never re-run.
+"""
+
+
+def _run_parser(sub) -> argparse.ArgumentParser:
+    p = sub.add_parser("run", help="launch a sweep or a plain training run (policy first)", description=RUN_HELP,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    g = p.add_argument_group("what to train")
+    g.add_argument("--skill", help="skill name under skills/ (e.g. tiny-demo, fast-foundation-stereo)")
+    g.add_argument("--skill-dir", help="a skill directory in TAO's layout (e.g. a tao-skill-bank checkout)")
+    g.add_argument("--spec", help="train spec YAML to start from (default: the skill's spec_template_train.yaml)")
+    g.add_argument("overrides", nargs="*", metavar="key=value",
+                   help="spec overrides for every trial: dotted keys (dataset.train_dataset.data_sources[0]."
+                        "data_file=...) or the skill's shorthands (learning_rate=1e-4)")
+    g = p.add_argument_group("policy")
+    g.add_argument("--policy", choices=("auto", "on", "off"), help="auto (default): sweep when the skill allows "
+                   "it; on: same routing, stated as requested; off: one plain training run")
+    g.add_argument("--request", help="the user's words; an AutoML-off phrase ('no HPO') means --policy off")
+    g = p.add_argument_group("what is searched")
+    g.add_argument("--search-space", help="search_spaces/<name>.yaml name or a YAML path (default: the skill's)")
+    g.add_argument("--metric", help="objective reported by validation (default: the search-space file's, val/epe)")
+    g.add_argument("--mode", choices=("min", "max"), help="minimise or maximise --metric (default: the file's)")
+    g = p.add_argument_group("how it is searched")
+    g.add_argument("--algorithm", choices=tuple(ALGORITHMS), default="tpe",
+                   help="; ".join(f"{k}: {v}" for k, v in ALGORITHMS.items()) + " (default tpe)")
+    g.add_argument("--scheduler", choices=tuple(SCHEDULERS), default="asha",
+                   help="; ".join(f"{k}: {v}" for k, v in SCHEDULERS.items()) + " (default asha)")
+    g.add_argument("--grace-period", type=int, default=1, help="validations every trial gets before ASHA may stop it")
+    g.add_argument("--reduction-factor", type=int, default=3, help="ASHA/HyperBand keep 1/N of the trials per rung")
+    g.add_argument("--grid-points", type=int, default=3, help="values per float parameter for --algorithm grid")
+    g.add_argument("--seed", type=int, default=0, help="sampler seed (default 0)")
+    g = p.add_argument_group("budget")
+    g.add_argument("--num-samples", type=int, help="trials to run (default 8; grid: every point)")
+    g.add_argument("--max-concurrent", type=int, help="trials at once (default: CPUs / --cpus-per-trial)")
+    g.add_argument("--time-budget", type=float, metavar="S", help="stop starting trials after S seconds")
+    g.add_argument("--max-failures", type=int, default=0, help="retries of a failed trial (default 0)")
+    g = p.add_argument_group("where it runs")
+    g.add_argument("--cpus-per-trial", type=float, default=1.0, help="CPUs reserved per trial (default 1)")
+    g.add_argument("--gpus-per-trial", type=float, default=0.0, help="GPUs per trial (default 0; 0.5 shares one)")
+    g.add_argument("--ray-address", help="join a running Ray cluster (e.g. 10.0.0.1:6379); default: start an "
+                                         "embedded one for this run")
+    g.add_argument("--output", help="run folder (default automl_runs/<skill>-<timestamp>)")
+    g.add_argument("--tracking-uri", help="MLflow tracking URI (default $MLFLOW_TRACKING_URI or "
+                                          "sqlite:///<output>/mlflow.db)")
+    g.add_argument("--experiment", default="depth_net", help="MLflow experiment (default depth_net)")
+    g = p.add_argument_group("control")
+    g.add_argument("--resume", metavar="DIR", help="continue the sweep in DIR (its launch.json decides "
+                                                   "everything; only --ray-address may change)")
+    g.add_argument("--dry-run", action="store_true", help="print the launch review and stop")
+    return p
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="automl", description="AutoML for stereo-depth networks: the policy "
+                                     "decides sweep or plain training, then Ray Tune + Optuna sweep it, tracked in "
+                                     "MLflow, resumable after any interruption.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    _run_parser(sub)
+    ui = sub.add_parser("ui", help="open the MLflow UI on a run folder (options: automl ui --help)", add_help=False)
+    ui.add_argument("args", nargs=argparse.REMAINDER)
+    return parser
+
+
+_RESUME_LOCKED = ("skill", "skill_dir", "spec", "policy", "request", "search_space", "metric", "mode",
+                  "output", "tracking_uri", "num_samples", "max_concurrent", "time_budget")
+
+
+def plan_from_args(args: argparse.Namespace) -> LaunchPlan:
+    if args.resume:
+        given = [k for k in _RESUME_LOCKED if getattr(args, k, None) is not None] + (["key=value"] if args.overrides
+                                                                                      else [])
+        if given:
+            raise LaunchError(f"--resume {args.resume}: the saved launch.json decides {', '.join(given)}; "
+                              "drop those options (only --ray-address and --dry-run may go with --resume)")
+        plan = load_plan(args.resume)
+        if args.ray_address:
+            plan.ray_address = args.ray_address
+        return plan
+    return build_plan(skill=args.skill, skill_dir=args.skill_dir, policy=args.policy, request=args.request,
+                      spec=args.spec, overrides=args.overrides, search_space=args.search_space,
+                      algorithm=args.algorithm, scheduler=args.scheduler,
+                      num_samples=8 if args.num_samples is None else args.num_samples,
+                      max_concurrent=args.max_concurrent, time_budget_s=args.time_budget,
+                      cpus_per_trial=args.cpus_per_trial, gpus_per_trial=args.gpus_per_trial,
+                      max_failures=args.max_failures, metric=args.metric, mode=args.mode, output=args.output,
+                      ray_address=args.ray_address, tracking_uri=args.tracking_uri, experiment=args.experiment,
+                      seed=args.seed, grace_period=args.grace_period, reduction_factor=args.reduction_factor,
+                      grid_points=args.grid_points)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from automl.launch import run_plain
+
+    plan = plan_from_args(args)
+    problems = []
+    if plan.sweep:
+        from automl.sweep import preflight  # Ray/Optuna stay unimported until a sweep is certain
+
+        problems = preflight(plan)
+    print(review(plan, problems), flush=True)
+    if args.dry_run:
+        return EXIT_OK
+    if plan.spec_problems or problems:
+        first = (plan.spec_problems + problems)[0]
+        raise LaunchError(f"not launching: {first} (see the review above)")
+    if not plan.sweep:
+        result = run_plain(plan)
+        print(f"plain training {result.status}: best {result.best_metrics}; checkpoint {result.best_checkpoint}")
+        return EXIT_OK
+    from automl.driver import run_sweep
+
+    outcome = run_sweep(plan)
+    return EXIT_OK if outcome["state"] == "completed" else EXIT_INTERRUPTED
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["ui"]:  # automl.ui parses its own options (and its own --help)
+        from automl.ui import main as ui_main
+
+        return int(ui_main(argv[1:]) or 0)
+    args = build_parser().parse_args(argv)
+    try:
+        return cmd_run(args)
+    except KeyboardInterrupt:
+        print(f"automl: interrupted{_resume_hint(args)}", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except Exception as exc:  # noqa: BLE001 - the CLI's job: one clear line and an exit code
+        bad = isinstance(exc, ValueError) or type(exc).__name__ in ("SpecError", "SkillError", "SearchSpaceError")
+        text = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        print(f"automl: error: {text}{_resume_hint(args)}", file=sys.stderr)
+        return EXIT_BAD_INPUT if bad else EXIT_FAILED
+
+
+def _resume_hint(args: argparse.Namespace) -> str:
+    from pathlib import Path
+
+    folder = args.resume or args.output
+    if folder and (Path(folder) / "launch.json").is_file():
+        return f"; resume with: automl run --resume {Path(folder).resolve()}"
+    return ""
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,192 @@
+"""`automl ui`: the MLflow UI on 127.0.0.1 for a results folder, a sweep folder or a tracking URI.
+
+    automl ui --store demo_runs/results       # finds demo_runs/results/mlflow.db
+    automl ui --store sqlite:////abs/mlflow.db --port 0
+
+Light footprint (measured, docs/reference stack_facts §1.6): `mlflow server` with defaults starts
+4 uvicorn workers plus a job runner with 6 huey consumers (15 processes, 2.5 GB RSS, ~20 s to ready);
+`--workers 1` with ``MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false`` is 2 processes, ~0.5 GB, ~7 s. A
+tracking UI needs nothing more. The server runs in its own session, so Ctrl-C reaches only us and we
+stop the whole server process group cleanly (SIGTERM, then SIGKILL after a grace period).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Mapping, Optional, Sequence
+
+from stereo.tracking import artifact_root, check_tracking_uri
+
+DB_NAME = "mlflow.db"
+DEFAULT_PORT = 5000
+READY_TIMEOUT_S = 90.0
+STOP_GRACE_S = 15.0
+LIGHT_ENV = {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",  # no huey job runner (most of the footprint)
+             "MLFLOW_DISABLE_TELEMETRY": "true"}  # offline machines: no telemetry attempts
+
+
+class UiError(RuntimeError):
+    """The UI cannot start; the message says why and what to do."""
+
+
+def resolve_store(store: Optional[str], env: Mapping[str, str] = os.environ) -> str:
+    """Tracking URI for `store`: a URI as is; a .db file; a folder holding mlflow.db (or a parent of it
+    up to two levels, so a sweep folder inside a results folder works); else ``MLFLOW_TRACKING_URI``."""
+    if not store:
+        uri = env.get("MLFLOW_TRACKING_URI")
+        if not uri:
+            raise UiError("no store given and MLFLOW_TRACKING_URI is not set; pass --store <results dir> "
+                          "(the folder holding mlflow.db) or --store sqlite:////abs/path/mlflow.db")
+        return check_tracking_uri(uri)
+    if "://" in store:
+        return check_tracking_uri(store)
+    path = Path(store).expanduser().resolve()
+    if path.is_file():
+        return check_tracking_uri("sqlite:///" + str(path))
+    if path.is_dir():
+        for folder in (path, path.parent, path.parent.parent):
+            if (folder / DB_NAME).is_file():
+                return "sqlite:///" + str(folder / DB_NAME)
+        raise UiError(f"no {DB_NAME} in {path} or its two parent folders; point --store at the results "
+                      "folder of a run or sweep (where mlflow.db was written)")
+    raise UiError(f"--store {store}: no such file or folder; pass a results folder, a .db file or a "
+                  "tracking URI")
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
+def port_in_use(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.settimeout(0.5)
+        return s.connect_ex((host, port)) == 0
+
+
+def build_command(store_uri: str, *, host: str = "127.0.0.1", port: int = DEFAULT_PORT, workers: int = 1,
+                  python: str = sys.executable) -> tuple:
+    """(argv, extra env) for a light `mlflow server` on `store_uri` (no shell: arguments stay arguments)."""
+    argv = [python, "-m", "mlflow", "server", "--host", host, "--port", str(int(port)),
+            "--workers", str(int(workers)), "--backend-store-uri", store_uri]
+    root = artifact_root(store_uri)
+    if root is not None:
+        # runs already carry file:// artifact URIs next to the DB; new experiments made in the UI go there
+        # too, and the server reads those files directly (no artifact proxy to run)
+        argv += ["--default-artifact-root", root.as_uri(), "--no-serve-artifacts"]
+    return argv, dict(LIGHT_ENV)
+
+
+class UiServer:
+    """A running `mlflow server`; `stop()` ends its whole process group."""
+
+    def __init__(self, proc: subprocess.Popen, url: str, log_path: Path):
+        self.proc, self.url, self.log_path = proc, url, log_path
+
+    def log_tail(self, lines: int = 15) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+    def wait_ready(self, timeout: float = READY_TIMEOUT_S) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise UiError(f"mlflow server exited with code {self.proc.returncode} before it was ready; "
+                              f"its log ({self.log_path}) ends with:\n{self.log_tail()}")
+            try:
+                with urllib.request.urlopen(self.url + "/health", timeout=2) as resp:
+                    if resp.status == 200:
+                        return
+            except (urllib.error.URLError, OSError):
+                pass
+            time.sleep(0.3)
+        self.stop()
+        raise UiError(f"mlflow server did not answer {self.url}/health within {timeout:.0f} s; "
+                      f"see {self.log_path}")
+
+    def stop(self, grace: float = STOP_GRACE_S) -> int:
+        """SIGTERM the process group, SIGKILL what is left after `grace` seconds; returns the exit code."""
+        if self.proc.poll() is None:
+            self._signal(signal.SIGTERM)
+            try:
+                self.proc.wait(grace)
+            except subprocess.TimeoutExpired:
+                self._signal(signal.SIGKILL)
+                self.proc.wait()
+        self._signal(signal.SIGKILL)  # uvicorn workers that outlived their parent
+        return self.proc.returncode
+
+    def _signal(self, sig: int) -> None:
+        try:
+            os.killpg(self.proc.pid, sig)  # the server is its own session leader: pgid == pid
+        except (ProcessLookupError, PermissionError):
+            pass
+
+
+def start_server(store: Optional[str], *, host: str = "127.0.0.1", port: int = DEFAULT_PORT,
+                 log_path: Optional[str] = None, wait: bool = True) -> UiServer:
+    uri = resolve_store(store)
+    port = free_port(host) if port == 0 else port
+    if port_in_use(host, port):
+        raise UiError(f"port {port} on {host} is already in use (another MLflow UI?); pass --port 0 to pick "
+                      "a free one, or --port <n>")
+    argv, extra_env = build_command(uri, host=host, port=port)
+    log = Path(log_path) if log_path else Path(tempfile.gettempdir()) / f"automl-ui-{port}.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with open(log, "wb") as fh:
+        proc = subprocess.Popen(argv, env={**os.environ, **extra_env}, stdout=fh, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL, start_new_session=True)
+    server = UiServer(proc, f"http://{host}:{port}", log)
+    if wait:
+        server.wait_ready()
+    return server
+
+
+def _interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    parser = argparse.ArgumentParser(prog="automl ui", description="Open the MLflow UI on a results folder.")
+    parser.add_argument("--store", help="results or sweep folder (holding mlflow.db), a .db file, or a "
+                                        "tracking URI; default: $MLFLOW_TRACKING_URI")
+    parser.add_argument("--port", type=int, default=DEFAULT_PORT, help="0 picks a free port")
+    parser.add_argument("--host", default="127.0.0.1",
+                        help="interface to bind; the default keeps the UI private to this machine")
+    parser.add_argument("--log", help="server log file (default: <tmp>/automl-ui-<port>.log)")
+    args = parser.parse_args(argv)
+    try:
+        server = start_server(args.store, host=args.host, port=args.port, log_path=args.log, wait=False)
+        print(f"Starting the MLflow UI on {resolve_store(args.store)} ...", flush=True)
+        server.wait_ready()
+    except (UiError, ValueError) as exc:  # ValueError: check_tracking_uri's one-line refusals
+        print(f"automl ui: {exc}", file=sys.stderr)
+        return 1
+    print(f"MLflow UI: {server.url}   (Ctrl-C stops it; server log: {server.log_path})", flush=True)
+    # SIGTERM (e.g. from a supervisor) takes the same clean path as Ctrl-C
+    signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        code = server.proc.wait()
+        print(f"automl ui: the server exited with code {code}; log: {server.log_path}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("\nStopping the MLflow UI ...", flush=True)
+        server.stop()
+        print("Stopped.", flush=True)
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

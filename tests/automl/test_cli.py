@@ -1,0 +1,46 @@
+"""automl/cli.py: help, dry run, resume rules, one-line errors (no sweep is started here)."""
+import subprocess
+import sys
+
+from automl.cli import main
+
+
+def test_help_explains_the_run(capsys):
+    out = subprocess.run([sys.executable, "-m", "automl.cli", "run", "--help"], capture_output=True, text=True,
+                         check=True).stdout
+    for needle in ("--policy", "--algorithm", "bayesian", "--scheduler", "asha", "--num-samples", "--resume",
+                   "--ray-address", "--max-failures", "--dry-run", "never re-run", "key=value"):
+        assert needle in out, needle
+
+
+def test_dry_run_prints_the_review_and_starts_nothing(tmp_path, capsys):
+    assert main(["run", "--skill", "tiny-demo", "--dry-run", "--output", str(tmp_path / "r")]) == 0
+    out = capsys.readouterr().out
+    assert "launch review" in out and "decision     sweep" in out
+    assert not (tmp_path / "r").exists()
+
+
+def test_unready_spec_refuses_to_launch_with_one_line(tmp_path, capsys):
+    assert main(["run", "--skill", "tiny-demo", "--output", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("automl: error: not launching:") and "<" in err[0]
+
+
+def test_unknown_skill_is_bad_input(tmp_path, capsys):
+    assert main(["run", "--skill", "tiny-dmo", "--dry-run"]) == 2
+    assert "did you mean 'tiny-demo'" in capsys.readouterr().err
+
+
+def test_resume_refuses_options_the_plan_decides(tmp_path, capsys):
+    assert main(["run", "--resume", str(tmp_path), "--num-samples", "3"]) == 2
+    assert "the saved launch.json decides num_samples" in capsys.readouterr().err
+
+
+def test_policy_off_dry_run_is_plain(tmp_path, capsys):
+    assert main(["run", "--skill", "tiny-demo", "--policy", "off", "--dry-run", "--output", str(tmp_path)]) == 0
+    assert "plain (policy off)" in capsys.readouterr().out
+
+
+def test_ui_subcommand_is_delegated():
+    out = subprocess.run([sys.executable, "-m", "automl.cli", "ui", "--help"], capture_output=True, text=True)
+    assert out.returncode == 0 and "automl ui" in out.stdout

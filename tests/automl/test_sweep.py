@@ -1,0 +1,150 @@
+"""automl/sweep.py without a Ray cluster: Optuna mapping, relations, grid, study seeding; automl/trial.py
+with a plain report function (one tiny training each)."""
+import math
+
+import optuna
+import pytest
+
+from automl.distributions import BoolDist, CategoricalDist, FloatDist, IntDist, PowerOfDist
+from automl.ledger import Ledger
+from automl.launch import LaunchPlan
+from automl.space import Relation, SearchSpace
+from automl.sweep import DefineByRun, grid_points, optuna_distribution, prepare_study, ray_temp_dir
+from automl.trial import TrialContext, TrialFailure, run_trial, trial_raw_spec
+
+
+def test_open_bounds_become_the_nearest_closed_floats():
+    d = optuna_distribution(FloatDist(0.0, 1.0, low_open=True))
+    assert d.low == math.nextafter(0.0, 1.0) and d.high == 1.0 and not d.log
+    assert optuna_distribution(FloatDist(1e-6, 1e-3, log=True)).log
+    assert optuna_distribution(IntDist(0, 8, step=2)).step == 2
+    assert optuna_distribution(PowerOfDist(2, 1, 16)).choices == (1, 2, 4, 8, 16)
+    assert optuna_distribution(BoolDist()).choices == (False, True)
+    assert optuna_distribution(CategoricalDist(("a", "b"))).choices == ("a", "b")
+
+
+def _related_space():
+    return SearchSpace({"min_lr": FloatDist(1e-6, 1e-2, log=True), "lr": FloatDist(1e-6, 1e-2, log=True)},
+                       relations={"lr": (Relation(">", "min_lr"),)})
+
+
+def test_define_by_run_honours_depends_on():
+    space = _related_space()
+    study = optuna.create_study(sampler=optuna.samplers.TPESampler(seed=0, n_startup_trials=3))
+    fn = DefineByRun(space)
+    for _ in range(12):
+        trial = study.ask()
+        extra = fn(trial)
+        assert extra == {"_index": trial.number}
+        assert trial.params["lr"] > trial.params["min_lr"] and space.contains(trial.params)
+        study.tell(trial, trial.params["lr"])
+
+
+def test_grid_drops_points_that_break_relations():
+    points, notes = grid_points(_related_space(), 3)
+    assert len(points) == 3 and all(p["lr"] > p["min_lr"] for p in points)  # 3 of 9 have lr > min_lr
+    assert "6 dropped" in notes[0]
+    log_axis = sorted({p["lr"] for p in grid_points(SearchSpace({"lr": FloatDist(1e-4, 1e-2, log=True)}), 3)[0]})
+    assert log_axis == pytest.approx([1e-4, 1e-3, 1e-2])
+
+
+def _plan(tmp_path, **kw):
+    return LaunchPlan(skill_name="x", skill_dir="x", decision={"mode": "sweep"}, spec_source="x", base_spec={},
+                      overrides=[], run_dir=str(tmp_path), tracking_uri="sqlite:////x.db", **kw)
+
+
+def test_prepare_study_keeps_numbers_and_remaining_budget(tmp_path):
+    space = SearchSpace({"lr": FloatDist(1e-4, 1e-2, log=True)})
+    led = Ledger(tmp_path)
+    led.start_trial("t0000", 0, {"lr": 1e-3})
+    led.add_validation("t0000", {"iteration": 1, "val/epe": 2.0})
+    led.finalize("t0000", "completed")
+    led.start_trial("t0002", 2, {"lr": 2e-3})
+    led.finalize("t0002", "failed", error="boom")
+    led.start_trial("t0003", 3, {"lr": 3e-3})  # left running by a dead driver
+    storage, todo = prepare_study(_plan(tmp_path, num_samples=5), space, led)
+    study = optuna.load_study(study_name="automl", storage=storage)
+    states = [t.state.name for t in study.trials]
+    assert states == ["COMPLETE", "FAIL", "FAIL", "FAIL"] and study.trials[0].value == 2.0
+    assert todo == 3  # 5 - (1 completed + 1 failed); the running one does not count
+    assert study.ask().number == 4  # the next trial gets a fresh id: t0004
+
+
+def test_grid_resume_enqueues_only_the_missing_points(tmp_path):
+    space = SearchSpace({"lr": FloatDist(1e-4, 1e-2, log=True)})
+    led = Ledger(tmp_path)
+    first = grid_points(space, 3)[0][0]
+    led.start_trial("t0000", 0, first)
+    led.add_validation("t0000", {"iteration": 1, "val/epe": 1.0})
+    led.finalize("t0000", "completed")
+    storage, todo = prepare_study(_plan(tmp_path, algorithm="grid", grid_points=3), space, led)
+    assert todo == 2
+    study = optuna.load_study(study_name="automl", storage=storage)
+    trial = study.ask()
+    DefineByRun(space)(trial)
+    assert trial.params["lr"] == pytest.approx(1e-3)
+
+
+def test_ray_temp_dir_is_short_enough_for_unix_sockets(tmp_path):
+    assert ray_temp_dir("/r") == ray_temp_dir("/r") and str(ray_temp_dir("/r")) == "/r/ray"
+    long = ray_temp_dir("/very/long/" + "x" * 80)
+    assert str(long).startswith("/tmp/sa-") and len(str(long)) <= 40
+
+
+def test_sampled_values_land_in_the_trial_spec():
+    raw = trial_raw_spec({"train": {"optim": {"lr": 1.0}}, "results_dir": "old"}, {"train.optim.lr": 0.5}, "/r/t1")
+    assert raw == {"train": {"optim": {"lr": 0.5}}, "results_dir": "/r/t1"}
+
+
+# --- run_trial with a plain report function ------------------------------------------------------
+@pytest.fixture(scope="module")
+def base_spec(tmp_path_factory):
+    from automl.skills import find_skill
+    from stereo.config.load import apply_key_defaults, parse_override, set_path
+    from stereo.data.synthetic import generate
+
+    root = tmp_path_factory.mktemp("trial")
+    tr = generate(root / "train", "fsd", n=2, height=32, width=64, max_disparity=24, seed=0)
+    va = generate(root / "val", "fsd", n=1, height=32, width=64, max_disparity=24, seed=1)
+    skill = find_skill("tiny-demo")
+    raw = apply_key_defaults(skill.key_defaults, skill.load_template("train"))
+    for text in (f"dataset.train_dataset.data_sources[0].data_file={tr}", f"dataset.val_dataset.data_sources[0]."
+                 f"data_file={va}", "dataset.train_dataset.data_sources[0].dataset_name=FSD",
+                 "dataset.val_dataset.data_sources[0].dataset_name=FSD", "train.num_epochs=2", "train.max_steps=-1",
+                 "dataset.train_dataset.augmentation.crop_size=[32,64]", "model.train_iters=1", "model.valid_iters=1"):
+        key, value = parse_override(text)
+        set_path(raw, key, value)
+    return raw
+
+
+def test_a_trial_reports_every_validation(tmp_path, base_spec):
+    reports = []
+    ctx = TrialContext(run_dir=str(tmp_path), base_spec=base_spec)
+    entry = run_trial({"_index": 0, "train.optim.lr": 2e-3}, ctx, reports.append)
+    assert [r["epoch"] for r in reports] == [1, 2] and all(math.isfinite(r["val/epe"]) for r in reports)
+    assert entry["epochs"] == 2 and entry["metric"] == min(r["val/epe"] for r in reports)
+    assert Ledger(tmp_path).progress("t0000")["outcome"] == "completed" and entry["checkpoint"]
+
+
+def test_a_metric_that_is_never_logged_fails_the_trial(tmp_path, base_spec):
+    ctx = TrialContext(run_dir=str(tmp_path), base_spec=base_spec, metric="val/nope")
+    with pytest.raises(TrialFailure, match="metric 'val/nope' was not logged"):
+        run_trial({"_index": 1, "train.optim.lr": 2e-3}, ctx, lambda m: None)
+    assert "val/nope" in Ledger(tmp_path).progress("t0001")["error"]
+
+
+def test_a_bad_sample_fails_with_the_spec_error(tmp_path, base_spec):
+    ctx = TrialContext(run_dir=str(tmp_path), base_spec=base_spec)
+    with pytest.raises(TrialFailure, match="lr"):
+        run_trial({"_index": 2, "train.optim.lr": -1.0}, ctx, lambda m: None)
+
+
+def test_a_scheduler_stop_leaves_at_once(tmp_path, base_spec):
+    def stop(metrics):
+        raise SystemExit(0)
+
+    ctx = TrialContext(run_dir=str(tmp_path), base_spec=base_spec)
+    with pytest.raises(SystemExit):
+        run_trial({"_index": 3, "train.optim.lr": 2e-3}, ctx, stop)
+    progress = Ledger(tmp_path).progress("t0003")
+    assert progress["outcome"] == "stopped" and len(progress["history"]) == 1
