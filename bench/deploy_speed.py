@@ -83,7 +83,8 @@ def main(argv=None) -> int:
             for size in args.sizes:
                 h, w = (int(v) for v in size.split("x"))
                 rows += measure(name, h, w, args.threads, args.repeats, Path(tmp))
-    print(f"# Deploy speed (PyTorch eager vs ONNX Runtime CPU) — {datetime.datetime.now().isoformat(timespec='seconds')}")
+    stamp = datetime.datetime.now().isoformat(timespec="seconds")
+    print(f"# Deploy speed (PyTorch eager vs ONNX Runtime CPU) — {stamp}")
     print(f"machine: {platform.node()} · {platform.processor() or platform.machine()} · {os.cpu_count()} cores · "
           f"torch {torch.__version__} · onnxruntime {onnxruntime.__version__} · Python {platform.python_version()}\n")
     print("| model | input | iters | threads | eager s | ORT s | eager/ORT | max abs Δdisp px | export s |")

@@ -111,7 +111,8 @@ def main(argv=None) -> int:
     print("|---|---|---|---|---|---|---|---|")
     for r in rows:
         print(f"| {r['model']} | {r['size']} | {r['iters']} | {r['threads']} | {r['median_s']:.3f} "
-              f"({r['min_s']:.3f}–{r['max_s']:.3f}) | {r['peak_rss_mb']:.0f} | {r['registered']:,} | {r['executed']:,} |")
+              f"({r['min_s']:.3f}–{r['max_s']:.3f}) | {r['peak_rss_mb']:.0f} | {r['registered']:,} | "
+              f"{r['executed']:,} |")
     return 0
 
 

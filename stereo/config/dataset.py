@@ -57,7 +57,10 @@ class AugmentationConfig:
     eraser_aug_prob: float = spec_field(0.5, minimum=0.0, maximum=1.0, automl=True,
                                         description="Probability of erasing 1-2 rectangles of the right image.")
     spatial_aug_prob: float = spec_field(1.0, minimum=0.0, maximum=1.0, automl=True,
-                                         description="Probability of the down-and-up resampling degradation.")
+                                         description="Probability of the random scale/stretch resize (disparity "
+                                         "scaled with the width) before the crop.",
+                                         tao_note="TAO resizes down and back up (a blur; disparity untouched); "
+                                         "ours is RAFT-Stereo's real rescale, which teaches scale variation.")
     stretch_prob: float = spec_field(0.8, minimum=0.0, maximum=1.0, automl=True,
                                      description="Probability of an anisotropic stretch.")
     max_stretch: float = spec_field(0.2, minimum=0.0, maximum=1.0, description="Maximum log2 stretch.")

@@ -170,7 +170,8 @@ def require_tensorrt():
         raise RuntimeError(f"TensorRT is not available (import tensorrt: {exc}); {INSTALL_HINT}") from exc
     if not torch.cuda.is_available():
         raise RuntimeError(f"TensorRT {getattr(trt, '__version__', '?')} is installed but no CUDA GPU is visible "
-                           f"to torch; run on a GPU host (check CUDA_VISIBLE_DEVICES), or {INSTALL_HINT.split(' or ')[1]}")
+                           "to torch; run on a GPU host (check CUDA_VISIBLE_DEVICES), or "
+                           f"{INSTALL_HINT.split(' or ')[1]}")
     return trt
 
 

@@ -20,7 +20,8 @@ def test_committed_skill_schemas_match_the_generator(tmp_path, name):
     assert any(p.name == "train.schema.json" for p in written)
     for path in written:
         committed = SKILLS / name / "schemas" / path.name
-        assert committed.is_file(), f"{committed} missing: run python -m stereo.config.jsonschema --skill-dir skills/{name}"
+        assert committed.is_file(), (
+            f"{committed} missing: run python -m stereo.config.jsonschema --skill-dir skills/{name}")
         assert committed.read_text() == path.read_text(), (
             f"{committed} drifted from the spec dataclasses: run "
             f"python -m stereo.config.jsonschema --skill-dir skills/{name}")

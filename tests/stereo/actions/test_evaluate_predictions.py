@@ -39,7 +39,8 @@ def test_precomputed_predictions_score_like_the_model(raw, tmp_path):
         pred_dir = tmp_path / f"preds{suffix}"
         pred_dir.mkdir()
         for name in infer.outputs:
-            (pred_dir / f"{name}{suffix}").write_bytes((tmp_path / "results/inference" / f"{name}{suffix}").read_bytes())
+            produced = tmp_path / "results/inference" / f"{name}{suffix}"
+            (pred_dir / f"{name}{suffix}").write_bytes(produced.read_bytes())
         raw["evaluate"] = {"predictions_dir": str(pred_dir), "results_dir": str(tmp_path / f"ev{suffix}")}
         by_files = evaluate(load_spec(raw), tracker=False)
         assert by_files.metrics == pytest.approx(by_model.metrics, rel=1e-6)

@@ -36,7 +36,8 @@ def test_two_process_ddp_on_cpu_trains_and_validates(tmp_path):
             result = train(spec, tracker=False)
             print("RESULT", json.dumps({{"step": result.global_step, "epe": result.best_metrics.get("val/epe")}}))
     """))
-    proc = subprocess.run([sys.executable, str(script)], cwd=REPO, capture_output=True, text=True, timeout=300, check=False)
+    proc = subprocess.run([sys.executable, str(script)], cwd=REPO, capture_output=True, text=True, timeout=300,
+                          check=False)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "RESULT" in proc.stdout, proc.stdout[-2000:]
     train_dir = tmp_path / "results" / "train"

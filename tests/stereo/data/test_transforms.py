@@ -104,12 +104,12 @@ def test_symmetric_jitter_keeps_identical_views_identical_asymmetric_does_not():
     s = _sample()
     s["right"] = s["left"].copy()
     sym = StereoAugmentor(AugmentationConfig(crop_size=[40, 80], color_aug_prob=0.0), 64)
-    l, r = sym.color(s["left"], s["right"], np.random.default_rng(0))
-    np.testing.assert_allclose(l, r)
-    assert not np.allclose(l, s["left"]) and l.min() >= 0 and l.max() <= 255
+    left, right = sym.color(s["left"], s["right"], np.random.default_rng(0))
+    np.testing.assert_allclose(left, right)
+    assert not np.allclose(left, s["left"]) and left.min() >= 0 and left.max() <= 255
     asym = StereoAugmentor(AugmentationConfig(crop_size=[40, 80], color_aug_prob=1.0), 64)
-    l, r = asym.color(s["left"], s["right"], np.random.default_rng(0))
-    assert not np.allclose(l, r)
+    left, right = asym.color(s["left"], s["right"], np.random.default_rng(0))
+    assert not np.allclose(left, right)
 
 
 def test_swap_flip_keeps_stereo_geometry():

@@ -34,7 +34,8 @@ def tolerances(fixture_dir):
 
 
 def _weights(fixture_dir, variant_b: bool):
-    w = {k: v.float() if v.is_floating_point() else v for k, v in load_file(fixture_dir / "weights_fp16.safetensors").items()}
+    stored = load_file(fixture_dir / "weights_fp16.safetensors")
+    w = {k: v.float() if v.is_floating_point() else v for k, v in stored.items()}
     if variant_b:
         over = load_file(fixture_dir / "variant_b_overrides.safetensors")
         assert set(over) <= set(w)

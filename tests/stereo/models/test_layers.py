@@ -129,7 +129,8 @@ def test_context_upsample_constant_disparity_stays_constant():
 def test_edgenext_small_timm_names_and_pyramid(reference_dir):
     net = EdgeNeXt("edgenext_small")
     ours = {k: tuple(v.shape) for k, v in net.state_dict().items()}
-    rows = [ln.split("\t") for ln in (reference_dir / "manifests" / "ffs_bp2_upstream.tsv").read_text().splitlines()[1:]]
+    manifest = (reference_dir / "manifests" / "ffs_bp2_upstream.tsv").read_text()
+    rows = [ln.split("\t") for ln in manifest.splitlines()[1:]]
     expect = {r[0][len("feature."):]: tuple(int(s) for s in r[1].split("x")) for r in rows
               if r[0].startswith(("feature.stem.", "feature.stages."))}
     assert ours == expect
