@@ -27,10 +27,15 @@ def _count(model) -> tuple[int, int]:
     """(registered in the checkpoint, executed) parameter counts.
 
     Our FFS registers only executed modules; the checkpoint's dead legacy tensors are added back from
-    `ignored_keys()` so the "registered" column matches the published 17.65 M.
+    `ignored_keys()` so the "registered" column matches the published 17.65 M. FoundationStereo registers
+    its dead modules (strict NVlabs loads); they are subtracted for the "executed" column.
     """
+    from stereo.models.fs.model import DEAD_KEY_PREFIXES
+
     executed = sum(p.numel() for p in model.parameters())
     registered = executed
+    if type(model).__name__ == "FoundationStereo":
+        executed -= sum(p.numel() for name, p in model.named_parameters() if name.startswith(DEAD_KEY_PREFIXES))
     if hasattr(model, "ignored_keys") and hasattr(model, "widths"):
         from stereo.models.ffs.dead_keys import legacy_key_shapes
         import math

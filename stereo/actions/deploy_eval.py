@@ -248,13 +248,9 @@ def inference(spec: Any, *, tracker: Any = None, parent_run_id: str | None = Non
 def _infer(spec, ctx: ActionContext, target: Path, device: str):
     import numpy as np
 
-    from stereo.actions.inference import InferResult
-    from stereo.atomic_io import atomic_path
-    from stereo.data.formats.pfm import write_pfm
+    from stereo.actions.inference import InferResult, write_prediction
     from stereo.data.loader import build_dataloader
     from stereo.deploy.engine_io import to_native
-    from stereo.training.inference_loop import safe_name
-    from stereo.visualize import colorize_disparity, side_by_side, write_png
 
     cfg, data_cfg = spec.inference, spec.dataset
     runner = _open(target, device)
@@ -263,23 +259,7 @@ def _infer(spec, ctx: ActionContext, target: Path, device: str):
     for group in _fitted_batches(loader, runner, _requested(cfg)):
         pred, _ = _run(runner, group)
         for i, (item, fit) in enumerate(group):
-            name = safe_name(item["meta"]["name"])
-            if name in outputs:
-                raise BadInputError(f"two inference samples are both named {name!r}; their outputs would overwrite "
-                                    "each other. Use a dataset_name whose naming keeps them apart or split the "
-                                    "annotation file.")
-            disp = to_native(pred[i], fit)[0].numpy().astype(np.float32)
-            gt = item["disp"][0].numpy() if "disp" in item else None
-            valid = item["valid"][0].numpy() if "valid" in item else None
-            files = [write_png(ctx.dir / f"{name}.png", colorize_disparity(disp)),
-                     write_png(ctx.dir / f"{name}_vis.png", side_by_side(item["left"].numpy(), disp, gt, valid))]
-            if cfg.save_raw_pfm:
-                files.append(write_pfm(ctx.dir / f"{name}.pfm", disp))
-            if cfg.save_raw_npy:
-                with atomic_path(ctx.dir / f"{name}.npy") as tmp, open(tmp, "wb") as fh:
-                    np.save(fh, disp)
-                files.append(ctx.dir / f"{name}.npy")
-            outputs[name] = [str(f) for f in files]
+            write_prediction(ctx.dir, cfg, item, to_native(pred[i], fit)[0].numpy().astype(np.float32), outputs)
     for path in sorted(ctx.dir.glob("*_vis.png"))[:8]:
         ctx.log_artifact(path, "visuals")
     return InferResult("RUNNING", outputs, str(ctx.dir), len(outputs))

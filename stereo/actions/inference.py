@@ -47,11 +47,36 @@ def summarize_inference(res: InferResult) -> ActionResult:
                         f"Wrote predictions for {res.count} images." if files else "no input images", files)
 
 
-def _infer(spec, ctx: ActionContext) -> InferResult:
+def write_prediction(out_dir: Path, cfg: Any, item: dict, disp: np.ndarray, outputs: dict[str, list[str]]) -> None:
+    """One sample's files, named after meta["name"]: colourised PNG, left | prediction | error visual, and
+    raw PFM/NPY when `cfg.save_raw_pfm` / `cfg.save_raw_npy` ask for them. Shared with the deploy path so
+    both name and write outputs identically; `outputs` (name -> files) refuses a name seen twice."""
+    from stereo.atomic_io import atomic_path
     from stereo.data.formats.pfm import write_pfm
-    from stereo.data.loader import build_dataloader
-    from stereo.training.inference_loop import load_model, safe_name, samples
+    from stereo.training.inference_loop import safe_name
     from stereo.visualize import colorize_disparity, side_by_side, write_png
+
+    name = safe_name(item["meta"]["name"])
+    if name in outputs:
+        raise BadInputError(f"two inference samples are both named {name!r}; their outputs would overwrite "
+                            "each other. Use a dataset_name whose naming keeps them apart (FSD/Generic "
+                            "use the relative left path) or split the annotation file.")
+    gt = item["disp"][0].numpy() if "disp" in item else None
+    valid = item["valid"][0].numpy() if "valid" in item else None
+    files = [write_png(out_dir / f"{name}.png", colorize_disparity(disp)),
+             write_png(out_dir / f"{name}_vis.png", side_by_side(item["left"].numpy(), disp, gt, valid))]
+    if cfg.save_raw_pfm:
+        files.append(write_pfm(out_dir / f"{name}.pfm", disp))
+    if cfg.save_raw_npy:
+        with atomic_path(out_dir / f"{name}.npy") as tmp, open(tmp, "wb") as fh:
+            np.save(fh, disp)
+        files.append(out_dir / f"{name}.npy")
+    outputs[name] = [str(f) for f in files]
+
+
+def _infer(spec, ctx: ActionContext) -> InferResult:
+    from stereo.data.loader import build_dataloader
+    from stereo.training.inference_loop import load_model, samples
 
     cfg, data_cfg = spec.inference, spec.dataset
     if cfg.trt_engine:
@@ -64,26 +89,8 @@ def _infer(spec, ctx: ActionContext) -> InferResult:
                               drop_last=False)
     outputs: dict[str, list[str]] = {}
     for item in samples(loader, model):
-        name = safe_name(item["meta"]["name"])
-        if name in outputs:
-            raise BadInputError(f"two inference samples are both named {name!r}; their outputs would overwrite "
-                                "each other. Use a dataset_name whose naming keeps them apart (FSD/Generic "
-                                "use the relative left path) or split the annotation file.")
         pred = item["pred"][0].numpy().astype(np.float32)
-        files = [write_png(ctx.dir / f"{name}.png", colorize_disparity(pred))]
-        left = item["left"].numpy()
-        gt = item["disp"][0].numpy() if "disp" in item else None
-        valid = item["valid"][0].numpy() if "valid" in item else None
-        files.append(write_png(ctx.dir / f"{name}_vis.png", side_by_side(left, pred, gt, valid)))
-        if cfg.save_raw_pfm:
-            files.append(write_pfm(ctx.dir / f"{name}.pfm", pred))
-        if cfg.save_raw_npy:
-            from stereo.atomic_io import atomic_path
-
-            with atomic_path(ctx.dir / f"{name}.npy") as tmp, open(tmp, "wb") as fh:
-                np.save(fh, pred)
-            files.append(ctx.dir / f"{name}.npy")
-        outputs[name] = [str(f) for f in files]
+        write_prediction(ctx.dir, cfg, item, pred, outputs)
     visuals = sorted(ctx.dir.glob("*_vis.png"))[:8]
     for path in visuals:  # a few side-by-sides are enough to browse in the tracker
         ctx.log_artifact(path, "visuals")
