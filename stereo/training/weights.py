@@ -46,9 +46,11 @@ def _to_our_names(state: dict, model_type: str) -> dict:
 def _load_strict(model: torch.nn.Module, state: dict, what: str, path: Path) -> None:
     from stereo.models.checkpoints import CheckpointError, load_state_dict_into
 
+    # TAO's int8 lookup offsets ('dx') have no counterpart in our modules; FFS checkpoints also carry the
+    # never-executed legacy modules of the research code, which our FFS does not register
+    ignored = ("dx",) + tuple(sorted(model.ignored_keys())) if hasattr(model, "ignored_keys") else ("dx",)
     try:
-        # TAO's int8 lookup offsets ('dx') have no counterpart in our modules
-        load_state_dict_into(model, state, ignore_unexpected=("dx",), what=f"{what} {path}")
+        load_state_dict_into(model, state, ignore_unexpected=ignored, what=f"{what} {path}")
     except CheckpointError as exc:
         raise BadInputError(f"{exc} (the spec's `model` section must match the checkpoint; see its .json "
                             "sidecar 'config')") from exc
