@@ -30,6 +30,8 @@ PRESETS: dict[str, dict[str, Any]] = {
     "fs_tiny": {**_NVLABS, "encoder": "vitt", "cnn_backbone": "edgenext_tiny", "hidden_dims": [32, 32, 32],
                 "max_disparity": 32, "volume_dim": 8, "valid_iters": 2, "train_iters": 2},
 }
+# the TAO architecture variant (ConvTranspose + InstanceNorm heads, TAO's attention view) at tiny size
+PRESETS["fs_tao_tiny"] = {**PRESETS["fs_tiny"], "variant": "tao"}
 
 
 def preset_config(name: str, **overrides: Any) -> ModelConfig:
