@@ -12,6 +12,7 @@ import importlib
 import json
 import logging
 import sys
+import textwrap
 import traceback
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, List, Optional, Sequence
@@ -30,12 +31,15 @@ class Action:
 
 #: Adding an action is one row here.
 ACTIONS: Dict[str, Action] = {
-    "validate": Action("stereo.config.load:spec_to_yaml", "Load and check a spec; print the resolved spec "
-                       "(every default filled in) as YAML. Use --action to check a convert spec or what "
-                       "a given action needs."),
-    "convert": Action("stereo.data.convert:convert", "Build train/val/test annotation files from a dataset "
-                      "folder (flat convert spec: data_root, results_dir, *_dir_pattern, split_ratio, ...).",
-                      spec_type="stereo.config.convert:ConvertConfig"),
+    "validate": Action("stereo.config.load:spec_to_yaml", "Check a spec without running anything: every "
+                       "problem is reported at once (file:line, key, value, fix); on success the resolved "
+                       "spec (every default filled in) is printed as YAML. --action ACTION also checks what "
+                       "that action needs (--action convert: the file is a flat convert spec)."),
+    "convert": Action("stereo.actions.convert:convert", "Build annotation files from a dataset folder: "
+                      "<results_dir>/train.txt + val.txt (0 < split_ratio < 1) or test.txt, overwritten; "
+                      "status.json and experiment.yaml in <results_dir>/convert/. Takes the flat convert "
+                      "spec (data_root, results_dir, *_dir_pattern, split_ratio, ...; see "
+                      "docs/examples/convert_*.yaml).", spec_type="stereo.config.convert:ConvertConfig"),
     "train": Action("stereo.actions.train:train", "Train a stereo network: checkpoints in TAO layout under "
                     "<results_dir>/train/, exact auto-resume from dn_model_latest, val/* metrics to status.json "
                     "and MLflow."),
@@ -55,6 +59,12 @@ ACTIONS: Dict[str, Action] = {
 }
 
 EPILOG = """\
+spec:
+  A YAML file in TAO depth_net layout (model, dataset, train, evaluate, inference, export,
+  gen_trt_engine sections; docs/spec_reference.md lists every key); convert takes its own flat spec.
+  Every action but validate writes <results_dir>/<action>/status.json and experiment.yaml and
+  records an MLflow run (<results_dir>/mlflow.db unless $MLFLOW_TRACKING_URI is set).
+
 overrides:
   Any number of key=value pairs after the spec replace values in it and get the same checks,
   e.g.  train.optim.lr=1.0e-5  dataset.train_dataset.data_sources[0].data_file=/data/train.txt
@@ -65,25 +75,35 @@ exit codes:
   2  bad input: the spec or an override has problems (one line each on stderr) or a file is missing
   1  failure while running the action (one line on stderr; --debug prints the traceback)
 """
+START = """
+start here:
+  depth_net validate -e spec.yaml --action train     check a spec before a long run
+  depth_net convert -e convert.yaml                  annotation files for a dataset folder
+  depth_net train -e spec.yaml results_dir=/results  train; then evaluate / export with the same spec
+"""
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="depth_net", formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EPILOG,
-        description="Stereo depth (FoundationStereo / FastFoundationStereo) with TAO depth_net specs: "
-                    "depth_net <action> -e spec.yaml [key=value ...]")
+        prog="depth_net", formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EPILOG + START,
+        description="Stereo depth networks (FoundationStereo / FastFoundationStereo) driven by TAO "
+                    "depth_net specs.\n\n  depth_net <action> -e spec.yaml [key=value ...]\n\n"
+                    "`depth_net <action> --help` describes one action.")
     sub = parser.add_subparsers(title="actions", dest="action", metavar="<action>", required=True)
     for name, action in ACTIONS.items():
-        p = sub.add_parser(name, help=action.help, description=action.help, epilog=EPILOG,
+        p = sub.add_parser(name, help=action.help, description=textwrap.fill(action.help, 100), epilog=EPILOG,
                            formatter_class=argparse.RawDescriptionHelpFormatter)
         p.add_argument("-e", "--experiment_spec", required=True, metavar="SPEC.yaml",
-                       help="the spec file (TAO depth_net layout)")
+                       help="the spec file: the flat convert spec for convert, else the TAO depth_net "
+                            "layout (docs/spec_reference.md)")
         p.add_argument("overrides", nargs="*", metavar="key=value", help="spec overrides (see below)")
         p.add_argument("--debug", action="store_true", help="print the full traceback on failure")
         if name == "validate":
-            p.add_argument("--action", dest="check_action", choices=[a for a in ACTIONS if a != "validate"]
-                           + ["train", "evaluate", "inference", "export", "gen_trt_engine"],
-                           help="also check what this action needs (convert: the spec is a convert spec)")
+            choices = [a for a in ACTIONS if a != "validate"]
+            p.add_argument("--action", dest="check_action", choices=choices, metavar="ACTION",
+                           help=f"also check what ACTION needs, one of: {', '.join(choices)} (e.g. --action "
+                                "evaluate requires dataset.test_dataset and a checkpoint; --action convert "
+                                "reads SPEC.yaml as a flat convert spec)")
     return parser
 
 

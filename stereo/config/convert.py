@@ -1,7 +1,8 @@
 """`convert` spec: build annotation files from a dataset folder (TAO `DNDatasetConvertConfig`, flat).
 
 TAO's convert spec is flat (its fields sit at the top level of `convert.yaml`), so ours is too. The
-semantics (pattern matching, path derivation, seeded split) are implemented in `stereo.data.convert`.
+semantics (pattern matching, path derivation, seeded split) are implemented in `stereo.data.convert`;
+`stereo.actions.convert` runs them as the `convert` action (status.json, experiment.yaml, MLflow).
 """
 from __future__ import annotations
 
@@ -14,8 +15,11 @@ from stereo.config.fields import spec_field
 class ConvertConfig:
     data_root: str = spec_field("", description="Dataset root. Its immediate sub-directories are walked "
                                 "recursively; files directly in data_root are ignored (as in TAO).")
-    results_dir: str = spec_field("", description="Where train.txt / val.txt / test.txt and status.json are "
-                                  "written (overwritten, never appended).")
+    results_dir: str = spec_field("", description="Where train.txt / val.txt / test.txt are written "
+                                  "(overwritten, never appended; a split file of an earlier run that this "
+                                  "run does not produce is removed). status.json and experiment.yaml go to "
+                                  "<results_dir>/convert/.",
+                                  tao_note="TAO writes status.json into results_dir itself.")
     image_dir_pattern: list[str] = spec_field([], description="Substrings that must ALL occur in a left "
                                               "image's path (e.g. ['image_2', 'training']).")
     right_dir_pattern: list[str] = spec_field([], description="Per-index replacements of image_dir_pattern "

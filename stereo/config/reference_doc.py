@@ -54,9 +54,41 @@ def render_reference() -> str:
                 _cell(meta.get("description", ""), meta.get("unit"))))
             if meta.get("tao_note"):
                 notes.append(f"- {note_prefix}`{key}`: {meta['tao_note']}")
+    out.append(_checkpoint_checks())
     out.append("\n## Where we differ from TAO\n")
     out += sorted(notes)
     return "\n".join(out) + "\n"
+
+
+def _checkpoint_checks() -> str:
+    """The model-vs-checkpoint rules of stereo/config/checkpoint_rules.py, from its constants."""
+    from stereo.config.checkpoint_rules import ACTION_CHECKPOINT_KEYS, BACKBONE_PATH_FIELDS, FFS_FREE_FIELDS
+    from stereo.config.model import FFS_BP2
+
+    per_action = "; ".join(f"{a}: {', '.join(f'`{k}`' for k in keys) or 'none'}"
+                           for a, keys in ACTION_CHECKPOINT_KEYS.items())
+    return "\n".join([
+        "\n## Model vs checkpoint\n",
+        "Checked whenever a spec is loaded: `depth_net <action>` (and `depth_net validate --action <action>`) "
+        f"compares `model.*` with the checkpoints that action loads ({per_action}); `depth_net validate` "
+        "without `--action` with all of them. Each mismatch is one error naming the key, the value and the "
+        "fix.\n",
+        "- **Our checkpoints** (`<name>.safetensors` with its `<name>.json` sidecar; a Lightning `<name>.ckpt` "
+        "has the same sidecar beside it) are checked by content: when the spec or the sidecar's `config` "
+        "says FastFoundationStereo, every `model.*` field must equal the sidecar's, except the ones that do "
+        f"not change what the weights mean ({', '.join(f'`{k}`' for k in FFS_FREE_FIELDS)}). A different "
+        "`model_type` is one error.",
+        "- **Research pickles and TAO `.pth`** have no sidecar, and unpickling a 70 MB file at validate time "
+        "is too slow, so the file name decides: with `model_type: FastFoundationStereo`, a checkpoint whose "
+        "name contains `bp2` requires every bp2 invariant ("
+        + ", ".join(f"`{k}: {_fmt(v)}`" for k, v in FFS_BP2.items() if k != "model_type")
+        + "). A bp2 checkpoint renamed without `bp2` is not recognised; keep the name or copy the bp2 model "
+        "block from the FFS spec template.",
+        "- With FastFoundationStereo, "
+        + " and ".join(f"`model.stereo_backbone.{k}`" for k in BACKBONE_PATH_FIELDS)
+        + " must be empty: its feature network is the distilled, pruned student, whose weights come from "
+        "`train.pretrained_model_path` (the bp2 checkpoint).",
+    ])
 
 
 def _collect(prefix: str, cls: type, obj: Any, sections: list, seen: dict) -> None:

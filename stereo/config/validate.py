@@ -1,5 +1,6 @@
 """Every check on a typed spec, in one place: per-field metadata (range, enum, `math_cond: / k`) and the
-cross-field rules (data sources, FFS bp2 invariants, max_disparity agreement, crops, TensorRT profiles).
+cross-field rules (data sources, model vs checkpoint incl. the FFS bp2 invariants (checkpoint_rules.py),
+max_disparity agreement, crops, TensorRT profiles).
 
 Checks append :class:`Problem` objects and never raise, so a user sees all problems at once; the
 loader turns error-severity problems into one :class:`SpecError`.
@@ -8,18 +9,14 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
-from pathlib import PurePath
 from typing import Any, Iterable, List, Optional
 
 from stereo.config.dataset import DATASET_NAMES, SplitConfig
 from stereo.config.errors import WARNING, Problem, missing_value
-from stereo.config.model import FFS_BP2
+from stereo.config.checkpoint_rules import check_checkpoints
 from stereo.config.source_lines import render_key
 
 SPLITS = ("train_dataset", "val_dataset", "test_dataset", "infer_dataset")
-#: spec keys that name a checkpoint; a file name containing "bp2" means the FFS bp2 network
-CHECKPOINT_KEYS = ("train.pretrained_model_path", "train.resume_training_checkpoint_path",
-                   "evaluate.checkpoint", "inference.checkpoint", "export.checkpoint")
 #: TAO's deploy template writes workspace_size in GiB; a MiB value this small is almost surely that mistake
 _SMALL_WORKSPACE_MIB = 256
 
@@ -81,12 +78,13 @@ def _divisor(math_cond: Optional[str]) -> Optional[int]:
 def check_cross_fields(spec: Any, *, explicit: Iterable[str] = (),
                        action: Optional[str] = None) -> List[Problem]:
     """Rules that relate several fields of an ExperimentSpec. `explicit`: the keys the user wrote (so a
-    missing bp2 field is called missing rather than wrong); `action`: also check what that action needs."""
+    missing bp2 field is called missing rather than wrong); `action`: also check what that action needs
+    (and compare the model only with the checkpoints that action loads)."""
     explicit = set(explicit)
     problems: List[Problem] = []
     for split in SPLITS:
         problems += _check_split(f"dataset.{split}", getattr(spec.dataset, split))
-    problems += _check_bp2(spec, explicit)
+    problems += check_checkpoints(spec, explicit, action)
     if spec.model.max_disparity != spec.dataset.max_disparity:
         problems.append(Problem(
             "model.max_disparity", spec.model.max_disparity,
@@ -132,46 +130,6 @@ def _check_split(prefix: str, split: SplitConfig) -> List[Problem]:
         problems.append(Problem(f"{prefix}.augmentation.crop_size", aug.crop_size, "expected [height, width]",
                                 f"set {prefix}.augmentation.crop_size: [320, 736]"))
     return problems
-
-
-def bp2_checkpoint(spec: Any) -> Optional[tuple]:
-    """(spec key, path) of the first checkpoint whose file name says it is the FFS bp2 network, or None."""
-    for key in CHECKPOINT_KEYS:
-        section, name = key.split(".")
-        path = getattr(getattr(spec, section), name)
-        if path and "bp2" in PurePath(path).name.lower():
-            return key, path
-    return None
-
-
-def _check_bp2(spec: Any, explicit: set) -> List[Problem]:
-    if spec.model.model_type != "FastFoundationStereo":
-        return []
-    found = bp2_checkpoint(spec)
-    if found is None:
-        return []
-    ckpt_key, ckpt = found
-    problems = []
-    for name, want in FFS_BP2.items():
-        have = getattr(spec.model, name)
-        if have == want:
-            continue
-        key = f"model.{name}"
-        needs = (f"the FastFoundationStereo bp2 checkpoint {PurePath(ckpt).name} ({ckpt_key}) was built with "
-                 f"{want!r}")
-        fix = (f"set {key}: {_yaml(want)} (copy the whole bp2 model block from the FFS spec template or the "
-               "skill's key_defaults)")
-        if key in explicit:
-            problems.append(Problem(key, have, f"does not match: {needs}", fix))
-        else:
-            problems.append(Problem(key, missing_value(), f"not set (default {have!r}) but {needs}", fix))
-    return problems
-
-
-def _yaml(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return str(value)
 
 
 def _check_export(model: Any, export: Any) -> List[Problem]:

@@ -6,8 +6,12 @@ mask paths are derived by replacing `image_dir_pattern[i]` with `X_dir_pattern[i
 the trailing `image_extension` with `depth_extension` / `nocc_extension`.
 
 Where TAO is fragile, this is strict: the walk is sorted and the shuffle seeded (same files, same
-split), files are overwritten (TAO appends), every derived file must exist, and paths with spaces are
-rejected because the annotation format is space-separated.
+split), files are overwritten (TAO appends) and split files an earlier run left behind are removed,
+every derived file must exist, no split may be empty, and paths with spaces are rejected because the
+annotation format is space-separated.
+
+`depth_net convert` runs this through the action runner (stereo.actions.convert): status.json,
+experiment.yaml and MLflow. This module only reads the dataset folder and writes the annotation files.
 """
 from __future__ import annotations
 
@@ -21,6 +25,7 @@ from stereo.config.convert import ConvertConfig
 from stereo.data.errors import DataError
 
 _SHOW = 5  # how many offending paths an error lists
+SPLITS = ("train", "val", "test")  # <results_dir>/<split>.txt
 
 
 @dataclass
@@ -28,9 +33,7 @@ class ConvertResult:
     files: dict[str, Path] = field(default_factory=dict)  # split -> annotation file
     counts: dict[str, int] = field(default_factory=dict)  # split -> samples
     columns: int = 0
-
-    def summary(self) -> str:
-        return ", ".join(f"{split}: {self.counts[split]} samples -> {path}" for split, path in self.files.items())
+    removed: list[Path] = field(default_factory=list)  # split files of an earlier run that this one replaced
 
 
 def find_left_images(cfg: ConvertConfig) -> list[str]:
@@ -114,7 +117,7 @@ def build_lines(cfg: ConvertConfig) -> list[list[str]]:
 
 def split_rows(rows: list[list[str]], split_ratio: float, seed: int) -> dict[str, list[list[str]]]:
     """TAO's rule: ratio 0 or 1 -> everything in test; else a seeded shuffle, int(N * ratio) to train and
-    the rest to val."""
+    the rest to val. A split that would be empty is an error (an empty annotation file trains nothing)."""
     if not 0.0 <= split_ratio <= 1.0:
         raise DataError(f"convert.split_ratio must be within [0, 1], got {split_ratio}")
     rows = list(rows)
@@ -122,20 +125,32 @@ def split_rows(rows: list[list[str]], split_ratio: float, seed: int) -> dict[str
         return {"test": rows}  # nothing to split: keep the sorted order (TAO shuffles it needlessly)
     random.Random(seed).shuffle(rows)
     n_train = int(len(rows) * split_ratio)
+    if n_train == 0 or n_train == len(rows):
+        empty = "train.txt" if n_train == 0 else "val.txt"
+        raise DataError(f"convert.split_ratio {split_ratio} of {len(rows)} samples leaves {empty} empty "
+                        f"(train gets int({len(rows)} * {split_ratio}) = {n_train}); choose a split_ratio that "
+                        "leaves at least one sample on each side, or 0.0 to write everything to test.txt")
     return {"train": rows[:n_train], "val": rows[n_train:]}
 
 
-def convert(cfg: ConvertConfig) -> ConvertResult:
-    """Write `<results_dir>/{train,val}.txt` or `test.txt` (overwriting) and print the counts."""
+def write_annotation_files(cfg: ConvertConfig) -> ConvertResult:
+    """Write `<results_dir>/{train,val}.txt` or `test.txt` (overwriting, atomically), then remove the split
+    files of SPLITS this run does not produce, so no stale split of an earlier run is left next to them."""
     if not cfg.results_dir:
         raise DataError("convert.results_dir is empty; set the folder where annotation files are written")
     rows = build_lines(cfg)
+    parts = split_rows(rows, cfg.split_ratio, cfg.seed)
+    out_dir = Path(cfg.results_dir).expanduser().resolve()
     result = ConvertResult(columns=len(rows[0]))
-    for split, part in split_rows(rows, cfg.split_ratio, cfg.seed).items():
-        target = Path(cfg.results_dir) / f"{split}.txt"
+    for split, part in parts.items():
+        target = out_dir / f"{split}.txt"
         with atomic_path(target) as tmp:
             tmp.write_text("".join(" ".join(row) + "\n" for row in part))
         result.files[split] = target
         result.counts[split] = len(part)
-    print(f"convert: {len(rows)} samples with {result.columns} columns; {result.summary()}")
+    for split in SPLITS:
+        stale = out_dir / f"{split}.txt"
+        if split not in parts and stale.is_file():
+            stale.unlink()
+            result.removed.append(stale)
     return result

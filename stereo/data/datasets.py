@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import difflib
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import ClassVar
 
@@ -16,7 +17,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from stereo.data.annotations import AnnotationLine, check_files_exist, read_annotation_file
+from stereo.data.annotations import COLUMN_NAMES, AnnotationLine, check_files_exist, read_annotation_file
 from stereo.data.errors import DataError
 from stereo.data.formats.images import read_image, read_image_size
 from stereo.data.formats.masks import read_nocc_mask
@@ -73,6 +74,32 @@ def read_any_size(path: Path) -> tuple[int, int]:
         return im.size[1], im.size[0]
 
 
+@contextmanager
+def reading(line: AnnotationLine, column: int) -> Iterator[None]:
+    """Re-raise a failed read of `line.paths[column]` as one DataError that names `file:line`, the column,
+    the path and the fix. A file that vanished since the dataset was built is reported as missing."""
+    try:
+        yield
+    except (DataError, OSError) as exc:
+        text = " ".join(str(exc).split()) or type(exc).__name__
+        if text.startswith(line.where):
+            raise
+        check_files_exist(line)  # raises naming file:line if a file of the sample is gone
+        path = line.paths[column]
+        if str(path) not in text:
+            text = f"{path}: {text}"
+        if "; " not in text:  # an OSError from the OS carries no fix of ours
+            text += "; check that the file is complete and readable (re-copy or re-export it)"
+        raise DataError(f"{line.where}: {COLUMN_NAMES[column]}: {text}") from None
+
+
+def _check_shape(line: AnnotationLine, column: int, hw: tuple, left_hw: tuple) -> None:
+    if tuple(hw) != tuple(left_hw):
+        raise DataError(f"{line.where}: {COLUMN_NAMES[column]} {line.paths[column]} is {hw[0]}x{hw[1]} but the "
+                        f"left image {line.paths[0]} is {left_hw[0]}x{left_hw[1]} (HxW); all files of a sample "
+                        "must have the same size")
+
+
 class StereoDataset(torch.utils.data.Dataset):
     """Base class: an annotation file's samples, optionally augmented by `transform`."""
 
@@ -110,13 +137,12 @@ class StereoDataset(torch.utils.data.Dataset):
         return [self.sample_name(line) for line in self.lines]
 
     def _check_sizes(self, line: AnnotationLine) -> None:
-        sizes = [read_any_size(p) for p in line.paths]
-        kinds = ("right image", "disparity", "non-occlusion mask")
-        for kind, p, hw in zip(kinds, line.paths[1:], sizes[1:]):
-            if hw != sizes[0]:
-                raise DataError(f"{line.where}: {kind} {p} is {hw[0]}x{hw[1]} but the left image "
-                                f"{line.paths[0]} is {sizes[0][0]}x{sizes[0][1]} (HxW); all files of a sample "
-                                "must have the same size")
+        sizes = []
+        for column, p in enumerate(line.paths):
+            with reading(line, column):
+                sizes.append(read_any_size(p))
+        for column, hw in enumerate(sizes[1:], start=1):
+            _check_shape(line, column, hw, sizes[0])
 
     def __len__(self) -> int:
         return len(self.lines)
@@ -124,20 +150,24 @@ class StereoDataset(torch.utils.data.Dataset):
     def load(self, index: int) -> dict:
         """Decoded, unaugmented sample as numpy `[H,W,3]` images and `[H,W]` disp/valid."""
         line = self.lines[index]
-        sample = {"left": read_image(line.paths[0]), "right": read_image(line.paths[1])}
+        with reading(line, 0):
+            left = read_image(line.paths[0])
+        with reading(line, 1):
+            right = read_image(line.paths[1])
+        sample = {"left": left, "right": right}
+        _check_shape(line, 1, right.shape[:2], left.shape[:2])
         if len(line.paths) >= 3:
-            disp = self.read_disparity(line.paths[2])
+            with reading(line, 2):
+                disp = self.read_disparity(line.paths[2])
+            _check_shape(line, 2, disp.shape, left.shape[:2])
             valid = np.isfinite(disp)
             if len(line.paths) == 4:
-                valid &= read_nocc_mask(line.paths[3])
+                with reading(line, 3):
+                    nocc = read_nocc_mask(line.paths[3])
+                _check_shape(line, 3, nocc.shape, left.shape[:2])
+                valid &= nocc
             sample["disp"] = np.where(valid, disp, 0.0).astype(np.float32)
             sample["valid"] = valid.astype(np.float32)
-            if sample["disp"].shape != sample["left"].shape[:2]:
-                raise DataError(f"{line.where}: disparity {line.paths[2]} is {sample['disp'].shape} but the "
-                                f"left image is {sample['left'].shape[:2]}; they must match")
-        if sample["left"].shape != sample["right"].shape:
-            raise DataError(f"{line.where}: right image {line.paths[1]} is {sample['right'].shape[:2]} but the "
-                            f"left image is {sample['left'].shape[:2]}; they must match")
         return sample
 
     def __getitem__(self, key: int | tuple) -> dict:

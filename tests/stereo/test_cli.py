@@ -1,6 +1,7 @@
 """depth_net CLI: exit codes, one-line errors on stderr, help text, the action table."""
 from __future__ import annotations
 
+import json
 import textwrap
 from pathlib import Path
 
@@ -111,10 +112,28 @@ def test_validate_help(capsys):
         main(["validate", "--help"])
     out = capsys.readouterr().out
     assert "-e SPEC.yaml" in out and "--action" in out and "exit codes" in out and "--debug" in out
+    flat = " ".join(out.split())
+    listed = flat.split("one of: ", 1)[1].split(" (e.g.", 1)[0].split(", ")
+    assert listed == [a for a in ACTIONS if a != "validate"]  # each choice once (they used to appear twice)
+    assert "{" not in out  # no {a,b,...} dump of the choices in the usage or option lines
+    assert "flat convert spec" in out and "docs/spec_reference.md" in out
+    with pytest.raises(SystemExit) as info:
+        main(["validate", "--action", "trian", "-e", "spec.yaml"])
+    assert info.value.code == 2 and "invalid choice: 'trian'" in capsys.readouterr().err
 
 
-def test_convert_runs_the_library_function(tmp_path, capsys):
-    pytest.importorskip("stereo.data.convert", reason="stereo.data.convert not written yet")
+def test_help_tells_a_newcomer_what_to_pass(capsys):
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    out = " ".join(capsys.readouterr().out.split())
+    assert "depth_net <action> -e spec.yaml [key=value ...]" in out
+    assert "`depth_net <action> --help` describes one action" in out
+    assert "docs/spec_reference.md lists every key" in out and "convert takes its own flat spec" in out
+    assert "depth_net validate -e spec.yaml --action train" in out and "depth_net convert -e convert.yaml" in out
+    assert "<results_dir>/<action>/status.json" in out
+
+
+def test_convert_runs_as_an_action(tmp_path, capsys):
     for scene in ("a", "b"):
         folder = tmp_path / "data" / scene
         folder.mkdir(parents=True)
@@ -132,3 +151,23 @@ def test_convert_runs_the_library_function(tmp_path, capsys):
     assert main(["convert", "-e", str(path)]) == 0, capsys.readouterr().err
     lines = (out_dir / "test.txt").read_text().splitlines()
     assert sorted(len(line.split(" ")) for line in lines) == [2, 2]
+    printed = json.loads(capsys.readouterr().out)
+    assert printed["status"] == "SUCCESS" and printed["counts"] == {"test": 2}
+    assert printed["files"] == {"test": str(out_dir / "test.txt")}
+    status = [json.loads(line) for line in (out_dir / "convert" / "status.json").read_text().splitlines()]
+    assert status[-1]["status"] == "SUCCESS" and status[-1]["kpi"] == {"samples/test": 2.0}
+    assert (out_dir / "convert" / "experiment.yaml").is_file()
+
+
+def test_convert_bad_pattern_is_one_line_and_exit_2(tmp_path, capsys):
+    (tmp_path / "data" / "a").mkdir(parents=True)
+    path = _spec(tmp_path, f"""
+        data_root: {tmp_path / 'data'}
+        results_dir: {tmp_path / 'out'}
+        image_dir_pattern: [im0]
+        image_extension: png
+        """, name="convert.yaml")
+    assert main(["convert", "-e", str(path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("depth_net convert: ActionError: convert failed (bad input): ")
+    assert "convert found no file" in err[-1] and "check image_dir_pattern" in err[-1]

@@ -1,7 +1,8 @@
 """Middlebury / ETH3D non-occlusion masks (`mask0nocc.png`): grey value 255 = usable GT, anything else not.
 
 Middlebury stores these as palette PNGs; the palette is applied (index -> grey value) before comparing
-with 255, never the raw palette index. Colour masks use their first (red) channel, as TAO does.
+with 255, never the raw palette index. 1-bit masks (mode "1") read as white = 255, black = 0. Colour masks
+use their first (red) channel, as TAO does.
 """
 from __future__ import annotations
 
@@ -24,6 +25,8 @@ def read_nocc_mask(path: str | os.PathLike) -> np.ndarray:
             im.load()
             if im.mode in ("P", "PA"):
                 im = im.convert("RGB")
+            elif im.mode == "1":  # numpy would give bool, and True == 255 is False: white must be 255
+                im = im.convert("L")
             if im.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
                 raise DataError(f"{path}: 16-bit/float non-occlusion masks are not supported (mode {im.mode}); "
                                 "save the mask as 8-bit PNG with 255 = non-occluded")

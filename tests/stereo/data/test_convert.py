@@ -1,10 +1,11 @@
 from pathlib import Path
 
 import pytest
+import torch
 from omegaconf import OmegaConf
 
 from stereo.config.convert import ConvertConfig
-from stereo.data.convert import convert
+from stereo.data.convert import write_annotation_files as convert
 from stereo.data.datasets import get_dataset_class
 from stereo.data.errors import DataError
 from stereo.data.synthetic import generate
@@ -106,3 +107,55 @@ def test_files_directly_in_data_root_are_ignored(tmp_path):
     (root / "im0.png").write_bytes(b"")  # TAO walks only the sub-directories
     result = convert(_example("eth3d", root, tmp_path / "out"))
     assert result.counts == {"test": 1}
+
+
+@pytest.mark.parametrize("example,left,right,disp", [
+    ("kitti2012_grey", "image_0", "image_1", "disp_occ"),
+    ("kitti2012_noc", "colored_0", "colored_1", "disp_noc"),
+])
+def test_kitti2012_variant_examples_convert_and_load(tmp_path, example, left, right, disp):
+    root = tmp_path / "data"
+    generate(root, "kitti2012", n=5, height=16, width=32, max_disparity=8)
+    result = convert(_example(example, root, tmp_path / "var"))
+    assert result.counts == {"train": 4, "val": 1} and result.columns == 3
+    every = [[f"training/{d}/{i:06d}_10.png" for d in (left, right, disp)] for i in range(5)]
+    lines = (tmp_path / "var/train.txt").read_text().splitlines() + (tmp_path / "var/val.txt").read_text().splitlines()
+    assert sorted(lines) == _expected(root, every)
+
+    convert(_example("kitti2012", root, tmp_path / "std"))  # colored_0 / colored_1 / disp_occ
+    variant = get_dataset_class("Kitti")(tmp_path / "var/train.txt")
+    standard = get_dataset_class("Kitti")(tmp_path / "std/train.txt")
+    assert variant.names == standard.names  # same seed, same files: the same split
+    for a, b in zip(variant, standard):
+        if example == "kitti2012_grey":
+            assert torch.equal(a["left"][0], a["left"][1]) and torch.equal(a["left"][1], a["left"][2])
+            assert not torch.equal(a["left"], b["left"])  # really the grey pair, not the colour one
+            assert torch.equal(a["disp"], b["disp"])
+        else:
+            assert torch.equal(a["left"], b["left"])
+            noc, occ = a["valid"].bool(), b["valid"].bool()
+            assert not (noc & ~occ).any() and (occ & ~noc).any()  # occluded pixels dropped, nothing added
+            torch.testing.assert_close(a["disp"][noc], b["disp"][noc])
+
+
+def test_a_run_with_another_split_ratio_removes_the_other_split_files(tmp_path):
+    root = tmp_path / "data"
+    generate(root, "kitti2015", n=4, height=16, width=32, max_disparity=8)
+    cfg = _example("kitti2015", root, tmp_path / "out")
+    first = convert(cfg)
+    assert first.removed == []
+    cfg.split_ratio = 1.0
+    result = convert(cfg)
+    assert result.removed == [tmp_path / "out/train.txt", tmp_path / "out/val.txt"]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["test.txt"]
+
+
+def test_a_split_that_would_be_empty_is_an_error(tmp_path):
+    root = tmp_path / "data"
+    generate(root, "kitti2015", n=2, height=16, width=32, max_disparity=8)
+    cfg = _example("kitti2015", root, tmp_path / "out")
+    cfg.split_ratio = 0.4  # int(2 * 0.4) = 0 training samples
+    with pytest.raises(DataError, match=r"0\.4 of 2 samples leaves train\.txt empty .* or 0\.0 to write "
+                                        r"everything to test\.txt"):
+        convert(cfg)
+    assert not (tmp_path / "out").exists()

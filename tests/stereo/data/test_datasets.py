@@ -102,8 +102,58 @@ def test_size_mismatch_fails_when_built_with_file_line(synthetic_tree, tmp_path)
 def test_unreadable_image_fails_when_built(synthetic_tree, tmp_path):
     ann = _copy_tree(synthetic_tree("crestereo"), tmp_path)
     (ann.parent / "crestereo/tree/000000_left.png").write_bytes(b"garbage")
-    with pytest.raises(DataError, match=r"000000_left\.png: not a readable image"):
+    with pytest.raises(DataError, match=r"crestereo\.txt:1: left image: .*000000_left\.png: not a readable "
+                                        r"image .*; check that the file is a complete PNG/JPEG"):
         get_dataset_class("Crestereo")(ann)
+
+
+def test_corrupt_pfm_header_fails_when_built_with_file_line(synthetic_tree, tmp_path):
+    ann = _copy_tree(synthetic_tree("middlebury"), tmp_path)
+    (ann.parent / "trainingH/scene001/disp0GT.pfm").write_bytes(b"P6\n4 4\n255\n")
+    with pytest.raises(DataError, match=r"middlebury\.txt:2: disparity: .*scene001/disp0GT\.pfm: PFM magic is "
+                                        r"b'P6'.*this is not a PFM file"):
+        get_dataset_class("Middlebury")(ann)
+
+
+def _truncate(path, keep=0.3):
+    data = path.read_bytes()
+    path.write_bytes(data[: int(len(data) * keep)])  # the header (size) survives, the pixels do not
+
+
+@pytest.mark.parametrize("layout,name,rel,line,column,fix", [
+    ("kitti2015", "Kitti", "training/image_3/000001_10.png", 2, "right image", "complete PNG/JPEG"),
+    ("kitti2015", "Kitti", "training/disp_occ_0/000002_10.png", 3, "disparity", "complete 16-bit PNG"),
+    ("middlebury", "Middlebury", "trainingH/scene000/disp0GT.pfm", 1, "disparity", "re-export it"),
+    ("middlebury", "Middlebury", "trainingH/scene001/mask0nocc.png", 2, "non-occlusion mask", "complete PNG"),
+])
+def test_file_truncated_after_its_header_fails_at_read_time_with_file_line(synthetic_tree, tmp_path, layout,
+                                                                          name, rel, line, column, fix):
+    ann = _copy_tree(synthetic_tree(layout), tmp_path)
+    _truncate(ann.parent / rel)
+    ds = get_dataset_class(name)(ann)  # the header is intact, so building succeeds
+    with pytest.raises(DataError) as info:
+        ds[line - 1]
+    message = str(info.value)
+    assert message.startswith(f"{ann}:{line}: {column}: {ann.parent.resolve() / rel}: ")
+    assert fix in message and "\n" not in message
+
+
+def test_file_removed_after_build_is_reported_missing_with_file_line(synthetic_tree, tmp_path):
+    ann = _copy_tree(synthetic_tree("fsd"), tmp_path)
+    ds = get_dataset_class("FSD")(ann)
+    (ann.parent / "fsd/left/rgb/000001.png").unlink()
+    with pytest.raises(DataError, match=r"fsd\.txt:2: left image .*000001\.png does not exist; fix the path"):
+        ds[1]
+
+
+def test_mask_of_another_size_fails_at_read_time_with_file_line(synthetic_tree, tmp_path):
+    from stereo.data.formats.masks import write_nocc_mask
+    ann = _copy_tree(synthetic_tree("eth3d"), tmp_path)
+    ds = get_dataset_class("Eth3d")(ann, check_files=False)
+    write_nocc_mask(ann.parent / "two_view_training_gt/scene000/mask0nocc.png", np.ones((H, W + 1), bool))
+    with pytest.raises(DataError, match=rf"eth3d\.txt:1: non-occlusion mask .* is {H}x{W + 1} but the left "
+                                        rf"image .* is {H}x{W}"):
+        ds[0]
 
 
 def test_augmentation_is_reproducible_per_seed(synthetic_tree):

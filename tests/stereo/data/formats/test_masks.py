@@ -34,3 +34,11 @@ def test_rgb_mask_uses_first_channel(tmp_path):
     rgb[0, 1] = [0, 255, 255]
     Image.fromarray(rgb).save(tmp_path / "c.png")
     assert read_nocc_mask(tmp_path / "c.png").tolist() == [[True, False]]
+
+
+def test_one_bit_mask_white_is_non_occluded(tmp_path):
+    bits = np.array([[True, False, True], [False, True, False]])
+    Image.fromarray(bits).save(tmp_path / "b.png")
+    with Image.open(tmp_path / "b.png") as im:
+        assert im.mode == "1"  # a real 1-bit PNG, not grey
+    np.testing.assert_array_equal(read_nocc_mask(tmp_path / "b.png"), bits)
