@@ -31,6 +31,8 @@ lint: setup
 
 schemas: setup
 	$(BIN)/python -m stereo.config.jsonschema --out schemas
+	for s in skills/*/; do $(BIN)/python -m stereo.config.jsonschema --skill-dir $$s; done
+	$(BIN)/python -m stereo.config.reference_doc --out docs/spec_reference.md
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info

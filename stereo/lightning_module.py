@@ -1,7 +1,9 @@
 """The thin LightningModule: one `_predict(batch)` serves every step; the rest is bookkeeping.
 
-The network pads/unpads itself (see stereo.models.base), so `_predict` is just the forward call in the
-mode Lightning has put the module in: training -> (init_disp, [disp_k]), eval -> disp at input size.
+The network pads/unpads itself (see stereo.models.base), so `_predict` is the forward call in the mode
+Lightning has put the module in: training -> (init_disp, [disp_k]), eval -> disp at input size, with the
+samples of each own size run together (stereo.training.inference_loop.predict_by_size) so validation
+metrics do not depend on the batch size when image sizes are mixed.
 Metric keys (`val/epe`, ..., `val/loss`) are logged here once and forwarded unchanged to status.json
 and the tracker by stereo.training.callbacks.MetricsForwarder.
 """
@@ -16,6 +18,7 @@ import torch
 
 from stereo.losses import sequence_loss, validation_loss
 from stereo.metrics import POOLED_SUFFIX, StereoMetrics, prefixed
+from stereo.training.inference_loop import predict_by_size
 from stereo.training.optim import build_optimizer
 from stereo.training.resume import collect_rng_states, restore_rng_states
 from stereo.training.schedulers import build_scheduler
@@ -35,7 +38,10 @@ class StereoLitModule(pl.LightningModule):
         self.val_metrics = StereoMetrics(self.max_disparity)
 
     def _predict(self, batch: Mapping[str, Any]):
-        return self.model(batch["left"], batch["right"], test_mode=not self.training)
+        if self.training:  # training crops share one size
+            return self.model(batch["left"], batch["right"], test_mode=False)
+        # validation: images of each size run together, never padded to the batch's largest image
+        return predict_by_size(self.model, batch["left"], batch["right"], batch.get("meta"), test_mode=True)
 
     def training_step(self, batch, batch_idx):
         init_disp, preds = self._predict(batch)

@@ -102,11 +102,17 @@ def evaluate(spec: Any, *, tracker: Any = None, parent_run_id: str | None = None
                            run_name=run_name or "deploy_evaluate", tags=tags)
 
 
-def _open(target: Path, device: str):
+def gpu_index(section: Any) -> int:
+    """The GPU a deploy action runs on: the first of the section's `gpu_ids` (0 when empty)."""
+    ids = list(getattr(section, "gpu_ids", None) or [0])
+    return int(ids[0])
+
+
+def _open(target: Path, device: str, section: Any):
     from stereo.deploy.runtime import open_runner
 
     try:
-        return open_runner(target, device=device)
+        return open_runner(target, device=device, gpu_index=gpu_index(section))
     except (ValueError, FileNotFoundError) as exc:
         raise BadInputError(str(exc)) from exc
 
@@ -168,12 +174,13 @@ def _evaluate(spec, ctx: ActionContext, target: Path, reference: str | None, dev
     from stereo.metrics import StereoMetrics
 
     cfg, data_cfg = spec.evaluate, spec.dataset
-    runner = _open(target, device)
+    runner = _open(target, device, cfg)
     model, iters, meta = None, None, {}
     if reference:
-        from stereo.training.inference_loop import load_model
+        from stereo.training.inference_loop import inference_device, load_model
 
-        model, meta = load_model(spec.model, reference, what="evaluate.checkpoint")
+        model, meta = load_model(spec.model, reference, what="evaluate.checkpoint",
+                                 device=inference_device(cfg.gpu_ids))
         iters = baked_iters(target)
         if iters is None:
             iters = spec.model.valid_iters
@@ -248,18 +255,24 @@ def inference(spec: Any, *, tracker: Any = None, parent_run_id: str | None = Non
 def _infer(spec, ctx: ActionContext, target: Path, device: str):
     import numpy as np
 
-    from stereo.actions.inference import InferResult, write_prediction
+    from stereo.actions.inference import InferResult, prediction_problem, write_prediction
     from stereo.data.loader import build_dataloader
     from stereo.deploy.engine_io import to_native
 
     cfg, data_cfg = spec.inference, spec.dataset
-    runner = _open(target, device)
+    runner = _open(target, device, cfg)
+    if ctx.tracker is not None and ctx.run is not None:
+        ctx.tracker.set_tags(ctx.run, {"deploy_runtime": runner.kind})
     loader = build_dataloader(data_cfg.infer_dataset, "infer", data_cfg.max_disparity, shuffle=False, drop_last=False)
     outputs: dict[str, list[str]] = {}
+    problems: dict[str, str] = {}
     for group in _fitted_batches(loader, runner, _requested(cfg)):
         pred, _ = _run(runner, group)
         for i, (item, fit) in enumerate(group):
-            write_prediction(ctx.dir, cfg, item, to_native(pred[i], fit)[0].numpy().astype(np.float32), outputs)
+            disp = to_native(pred[i], fit)[0].numpy().astype(np.float32)
+            write_prediction(ctx.dir, cfg, item, disp, outputs)
+            if (why := prediction_problem(disp)) is not None:
+                problems[str(item["meta"]["name"])] = why
     for path in sorted(ctx.dir.glob("*_vis.png"))[:8]:
         ctx.log_artifact(path, "visuals")
-    return InferResult("RUNNING", outputs, str(ctx.dir), len(outputs))
+    return InferResult("RUNNING", outputs, str(ctx.dir), len(outputs), problems=problems)

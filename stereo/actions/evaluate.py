@@ -13,11 +13,18 @@ stereo.metrics.StereoMetrics, the same code training validation uses:
 `evaluate.predictions_dir` scores files instead of a network: `<name>.pfm`, `<name>.npy` (float
 disparity) or `<name>.png` (16-bit, value / 256 as KITTI; 0 = no prediction), where `<name>` is the
 sample's `meta["name"]` as written by `depth_net inference`.
+
+Holes in precomputed predictions (0 in a PNG, NaN/inf in a PFM/NPY) are scored as disparity 0 on the
+valid-GT pixels: they count as errors, never silently skipped (that would reward sparse maps). How much of
+the valid GT had a prediction is reported as `pred_density` (0..1) per image in the CSV and as KPIs
+`val/pred_density` (per-image mean) and `val/pred_density_pooled` (share of all valid-GT pixels). A
+network's own NaN/inf output is not a hole: it scores as an infinite error, so the evaluate fails.
 """
 from __future__ import annotations
 
 import csv
 import io
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -57,7 +64,7 @@ def evaluate(spec: Any, *, tracker: Any = None, parent_run_id: str | None = None
 def _evaluate(spec, ctx: ActionContext) -> EvalResult:
     from stereo.data.loader import build_dataloader
     from stereo.metrics import StereoMetrics, prefixed
-    from stereo.training.inference_loop import load_model, samples
+    from stereo.training.inference_loop import inference_device, load_model, samples
 
     cfg, data_cfg = spec.evaluate, spec.dataset
     if cfg.trt_engine:
@@ -67,6 +74,7 @@ def _evaluate(spec, ctx: ActionContext) -> EvalResult:
                               drop_last=False)
     metrics = StereoMetrics(data_cfg.max_disparity)
     model = None
+    density: dict[str, tuple[int, int]] = {}  # name -> (valid-GT pixels with a prediction, valid-GT pixels)
     if cfg.predictions_dir:
         pred_dir = Path(cfg.predictions_dir).expanduser()
         if not pred_dir.is_dir():
@@ -74,38 +82,73 @@ def _evaluate(spec, ctx: ActionContext) -> EvalResult:
                                 "the output folder of `depth_net inference` (with save_raw_pfm or save_raw_npy).")
         ctx.status.write("RUNNING", f"Scoring predictions in {pred_dir}.")
     else:
-        model, meta = load_model(spec.model, cfg.checkpoint, what="evaluate.checkpoint")
+        device = inference_device(cfg.gpu_ids)
+        model, meta = load_model(spec.model, cfg.checkpoint, what="evaluate.checkpoint", device=device)
         if ctx.tracker is not None and ctx.run is not None:
             ctx.tracker.set_tags(ctx.run, {"checkpoint_sha256": meta["sha256"], "checkpoint": str(cfg.checkpoint)})
 
-    for item in samples(loader, model):
+    for item in samples(loader, model, device if model is not None else None):
         if "disp" not in item:
             raise BadInputError(f"dataset.test_dataset sample {item['meta']['name']!r} has no disparity: "
                                 "evaluate needs 3- or 4-column annotation files (left right disparity [mask]); "
                                 "use depth_net inference for 2-column files.")
         name = item["meta"]["name"]
-        pred = item["pred"] if model is not None else read_prediction(pred_dir, name, item["disp"].shape[-2:])
+        if model is not None:
+            pred = item["pred"]
+        else:
+            pred, density[name] = fill_holes(read_prediction(pred_dir, name, item["disp"].shape[-2:]),
+                                             item["disp"], item["valid"], data_cfg.max_disparity)
         metrics.update(pred[None], item["disp"][None], item["valid"][None], names=[name])
 
     values = metrics.compute()
     counts = metrics.counts()
-    kpi = prefixed(values, "val/")
     rows = metrics.per_sample()
+    if density:
+        values.update(_density_summary(density))
+        for row in rows:
+            have, scored = density[row["name"]]
+            row["pred_density"] = have / scored if scored else math.nan
+    kpi = prefixed(values, "val/")
     _write_csv(ctx.dir / PER_SAMPLE_FILE, rows)
     from stereo.atomic_io import atomic_write_json
 
-    atomic_write_json(ctx.dir / RESULTS_FILE, {
+    summary = {
         "per_image_mean": {k: values[k] for k in metrics.metric_names},
         "pixel_pooled": {k: values[k + "_pooled"] for k in metrics.metric_names},
         "counts": counts, "max_disparity": data_cfg.max_disparity,
-        "source": str(cfg.predictions_dir or cfg.checkpoint)})
+        "source": str(cfg.predictions_dir or cfg.checkpoint)}
+    if density:
+        summary["pred_density"] = {"per_image_mean": values["pred_density"],
+                                   "pixel_pooled": values["pred_density_pooled"],
+                                   "holes": "scored as disparity 0 on valid-GT pixels (counted as errors)"}
+    atomic_write_json(ctx.dir / RESULTS_FILE, summary)
     for name in (PER_SAMPLE_FILE, RESULTS_FILE):
         ctx.log_artifact(ctx.dir / name)
     return EvalResult("RUNNING", values, rows, counts, str(ctx.dir), kpi)
 
 
+def fill_holes(pred: torch.Tensor, gt: torch.Tensor, valid: torch.Tensor,
+               max_disparity: float) -> tuple[torch.Tensor, tuple[int, int]]:
+    """(`pred` with its holes (non-finite) set to 0, (valid-GT pixels with a prediction, valid-GT pixels))."""
+    from stereo.metrics import valid_mask
+
+    hole = ~torch.isfinite(pred)
+    scored = valid_mask(gt[None], valid[None], max_disparity)[0]
+    have = int((scored & ~hole[0]).sum())
+    return torch.where(hole, torch.zeros_like(pred), pred), (have, int(scored.sum()))
+
+
+def _density_summary(density: dict[str, tuple[int, int]]) -> dict[str, float]:
+    scored = [(have, n) for have, n in density.values() if n > 0]
+    if not scored:
+        return {"pred_density": math.nan, "pred_density_pooled": math.nan}
+    return {"pred_density": sum(have / n for have, n in scored) / len(scored),
+            "pred_density_pooled": sum(have for have, _ in scored) / sum(n for _, n in scored)}
+
+
 def read_prediction(pred_dir: Path, name: str, hw) -> torch.Tensor:
-    """`<pred_dir>/<name>.{pfm,npy,png}` as a [1,H,W] float tensor; raises naming what is missing."""
+    """`<pred_dir>/<name>.{pfm,npy,png}` as a [1,H,W] float tensor, holes as inf/NaN (a PNG's 0 is
+    read as inf, see stereo.data.formats.png16); raises naming what is missing."""
     from stereo.data.formats.pfm import read_pfm
     from stereo.training.inference_loop import safe_name
 
@@ -136,7 +179,7 @@ def read_prediction(pred_dir: Path, name: str, hw) -> torch.Tensor:
 def _write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
     from stereo.atomic_io import atomic_write_text
 
-    columns = ["name", "valid_pixels", "epe", "bp1", "bp2", "bp3", "d1", "rmse"]
+    columns = ["name", "valid_pixels", "epe", "bp1", "bp2", "bp3", "d1", "rmse"]  # then pred_density, ...
     for row in rows:
         columns += [k for k in row if k not in columns]
     buf = io.StringIO()

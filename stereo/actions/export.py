@@ -5,10 +5,16 @@ opset_version, overwrite, on_cpu, gpu_id) and `spec.model`. A relative `export.o
 action's results folder (`<results_dir>/export/`). After writing, the graph is run once with ONNX Runtime
 on the CPU and compared with PyTorch eager on the same seeded inputs; that max |Δdisp| is the KPI
 `onnx_max_abs_diff` (px) and is stored in the sidecar.
+
+GRU iterations baked into the graph: `export.valid_iters` when the spec sets it, else `model.valid_iters`
+(TAO's export default is 22 whatever the model says, which gives an FFS bp2 graph 22 iterations instead
+of its 8). The value and its source are in the sidecar (`valid_iters`, `valid_iters_source`) and the
+KPI `valid_iters`; a value that differs from `model.valid_iters` is logged as a warning.
 """
 from __future__ import annotations
 
 import dataclasses
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,6 +22,7 @@ from typing import Any
 from stereo.actions.runner import ActionContext, ActionResult, BadInputError, run_spec_action
 
 ACTION = "export"
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -47,6 +54,16 @@ def export(spec: Any, *, tracker: Any = None, parent_run_id: str | None = None,
                            parent_run_id=parent_run_id, experiment=experiment, run_name=run_name)
 
 
+def baked_iterations(export_cfg: Any, model_cfg: Any) -> int:
+    """The GRU iterations the graph will run: export.valid_iters if set, else model.valid_iters."""
+    iters = export_cfg.valid_iters if export_cfg.valid_iters is not None else model_cfg.valid_iters
+    if export_cfg.valid_iters is not None and export_cfg.valid_iters != model_cfg.valid_iters:
+        log.warning("export.valid_iters=%d differs from model.valid_iters=%d: the graph runs %d GRU iterations "
+                    "(leave export.valid_iters unset to bake in the model's own)", export_cfg.valid_iters,
+                    model_cfg.valid_iters, iters)
+    return int(iters)
+
+
 def _export(spec, ctx: ActionContext) -> ExportResult:
     import torch
 
@@ -64,7 +81,9 @@ def _export(spec, ctx: ActionContext) -> ExportResult:
     # the graph is always fp32: autocast would bake fp16 casts into it
     model_cfg = dataclasses.replace(spec.model, mixed_precision=False)
     model, meta = load_model(model_cfg, cfg.checkpoint, what="export.checkpoint", device=torch.device(device))
-    ctx.status.write("RUNNING", f"Tracing {spec.model.model_type} at {cfg.input_height}x{cfg.input_width} on {device}.")
+    iters = baked_iterations(cfg, spec.model)
+    ctx.status.write("RUNNING", f"Tracing {spec.model.model_type} at {cfg.input_height}x{cfg.input_width} on "
+                     f"{device} with {iters} GRU iterations.")
     try:
         info = export_onnx(model, spec.model, onnx_file, height=cfg.input_height, width=cfg.input_width,
                            batch_size=cfg.batch_size, dynamic_hw=cfg.dynamic_hw, valid_iters=cfg.valid_iters,
@@ -76,7 +95,7 @@ def _export(spec, ctx: ActionContext) -> ExportResult:
         ctx.tracker.set_tags(ctx.run, {"checkpoint_sha256": meta["sha256"], "checkpoint": str(cfg.checkpoint),
                                        "onnx_sha256": info.sidecar["onnx_sha256"], "shape_mode": info.shape_mode})
         ctx.log_artifact(info.sidecar_file, "onnx")
-    kpi = {"export_seconds": info.seconds}
+    kpi = {"export_seconds": info.seconds, "valid_iters": float(info.sidecar["valid_iters"])}
     if info.max_abs_diff is not None:
         kpi["onnx_max_abs_diff"] = info.max_abs_diff
     return ExportResult("RUNNING", str(info.onnx_file), str(info.sidecar_file), info.shape_mode, info.max_abs_diff,

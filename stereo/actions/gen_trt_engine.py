@@ -62,6 +62,9 @@ def _build(spec, ctx: ActionContext) -> EngineResult:
     if not cfg.onnx_file:
         raise BadInputError("gen_trt_engine.onnx_file is empty; set it to the file depth_net export wrote")
     onnx_file = Path(cfg.onnx_file).expanduser()
+    if not onnx_file.is_file():
+        raise BadInputError(f"gen_trt_engine.onnx_file={cfg.onnx_file!r} does not exist; run depth_net export "
+                            "first or fix the path")
     try:
         plan = plan_from_config(onnx_file, cfg, _eval_hw(spec))
         onnx_sidecar = read_onnx_sidecar(onnx_file)
@@ -69,15 +72,17 @@ def _build(spec, ctx: ActionContext) -> EngineResult:
         raise BadInputError(str(exc)) from exc
     engine_file = (resolve_output(cfg.trt_engine, ctx.dir) if cfg.trt_engine
                    else ctx.dir / f"{onnx_file.stem}.{plan.data_type}.engine")
-    ctx.status.write("RUNNING", f"Building a {plan.data_type} TensorRT engine from {onnx_file.name}.")
+    ctx.status.write("RUNNING", f"Building a {plan.data_type} TensorRT engine from {onnx_file.name} on "
+                     f"GPU {cfg.gpu_id}.")
     try:
-        info = build_engine(plan, engine_file, verbose=cfg.verbose)
+        info = build_engine(plan, engine_file, verbose=cfg.verbose, gpu_index=cfg.gpu_id)
     except EngineRequestError as exc:
         raise BadInputError(str(exc)) from exc
     import torch
 
     sidecar = {"format": ENGINE_SIDECAR_FORMAT, "format_version": 1, "engine_file": engine_file.name,
-               "tensorrt_version": info.tensorrt_version, "gpu": torch.cuda.get_device_name(),
+               "tensorrt_version": info.tensorrt_version, "gpu": torch.cuda.get_device_name(cfg.gpu_id),
+               "gpu_id": int(cfg.gpu_id),
                "build": {**describe_plan(plan), "seconds": info.seconds, "layers_overridden": info.layers_overridden},
                "onnx": onnx_sidecar}
     side = atomic_write_json(engine_sidecar_path(engine_file), sidecar)

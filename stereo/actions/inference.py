@@ -10,6 +10,10 @@ with folders becomes `a_b_c`):
 
 2-column annotation files (no ground truth) work with GenericDataset. Disparity is at the input's native
 resolution (the network pads and unpads).
+
+SUCCESS needs every prediction to be non-empty and finite: a network or engine that returns NaN/inf
+(an fp16 engine overflowing, damaged weights) fails the action naming the samples, although the files
+are still written for inspection.
 """
 from __future__ import annotations
 
@@ -32,6 +36,7 @@ class InferResult:
     count: int = 0
     message: str = ""
     kpi: dict[str, float] = field(default_factory=dict)
+    problems: dict[str, str] = field(default_factory=dict)  # sample name -> why its prediction is unusable
 
 
 def inference(spec: Any, *, tracker: Any = None, parent_run_id: str | None = None,
@@ -41,10 +46,28 @@ def inference(spec: Any, *, tracker: Any = None, parent_run_id: str | None = Non
 
 
 def summarize_inference(res: InferResult) -> ActionResult:
-    """SUCCESS needs at least one written prediction (shared with the deploy path)."""
+    """SUCCESS needs at least one written prediction and every prediction finite and non-empty (shared
+    with the deploy path)."""
     files = [Path(f) for fs in res.outputs.values() for f in fs]
-    return ActionResult("SUCCESS" if files else "FAILURE", {"num_images": float(res.count)},
-                        f"Wrote predictions for {res.count} images." if files else "no input images", files)
+    kpi = {"num_images": float(res.count), "num_unusable": float(len(res.problems))}
+    if not files:
+        return ActionResult("FAILURE", kpi, "no input images", files)
+    if res.problems:
+        shown = "; ".join(f"{name!r}: {why}" for name, why in list(res.problems.items())[:5])
+        more = f" (and {len(res.problems) - 5} more)" if len(res.problems) > 5 else ""
+        return ActionResult("FAILURE", kpi, f"{len(res.problems)} of {res.count} predictions are unusable: "
+                            f"{shown}{more}. The network returned NaN/inf: for an fp16 engine rebuild it in "
+                            "fp32 (or keep the overflowing layers in fp32 with tensorrt.layers_precision); for a "
+                            "checkpoint, check that its weights are finite", files)
+    return ActionResult("SUCCESS", kpi, f"Wrote predictions for {res.count} images.", files)
+
+
+def prediction_problem(disp: np.ndarray) -> str | None:
+    """Why a predicted disparity map is unusable (empty, NaN/inf pixels), or None when it is fine."""
+    if disp.size == 0:
+        return "empty prediction (0 pixels)"
+    bad = int(np.count_nonzero(~np.isfinite(disp)))
+    return f"{bad} of {disp.size} pixels are NaN/inf" if bad else None
 
 
 def write_prediction(out_dir: Path, cfg: Any, item: dict, disp: np.ndarray, outputs: dict[str, list[str]]) -> None:
@@ -76,22 +99,26 @@ def write_prediction(out_dir: Path, cfg: Any, item: dict, disp: np.ndarray, outp
 
 def _infer(spec, ctx: ActionContext) -> InferResult:
     from stereo.data.loader import build_dataloader
-    from stereo.training.inference_loop import load_model, samples
+    from stereo.training.inference_loop import inference_device, load_model, samples
 
     cfg, data_cfg = spec.inference, spec.dataset
     if cfg.trt_engine:
         raise BadInputError("inference.trt_engine is set: TensorRT engines run on the deploy path "
                             "(stereo.deploy); clear it to run inference.checkpoint here.")
-    model, meta = load_model(spec.model, cfg.checkpoint, what="inference.checkpoint")
+    device = inference_device(cfg.gpu_ids)
+    model, meta = load_model(spec.model, cfg.checkpoint, what="inference.checkpoint", device=device)
     if ctx.tracker is not None and ctx.run is not None:
         ctx.tracker.set_tags(ctx.run, {"checkpoint_sha256": meta["sha256"], "checkpoint": str(cfg.checkpoint)})
     loader = build_dataloader(data_cfg.infer_dataset, "infer", data_cfg.max_disparity, shuffle=False,
                               drop_last=False)
     outputs: dict[str, list[str]] = {}
-    for item in samples(loader, model):
+    problems: dict[str, str] = {}
+    for item in samples(loader, model, device):
         pred = item["pred"][0].numpy().astype(np.float32)
         write_prediction(ctx.dir, cfg, item, pred, outputs)
+        if (why := prediction_problem(pred)) is not None:
+            problems[str(item["meta"]["name"])] = why
     visuals = sorted(ctx.dir.glob("*_vis.png"))[:8]
     for path in visuals:  # a few side-by-sides are enough to browse in the tracker
         ctx.log_artifact(path, "visuals")
-    return InferResult("RUNNING", outputs, str(ctx.dir), len(outputs))
+    return InferResult("RUNNING", outputs, str(ctx.dir), len(outputs), problems=problems)

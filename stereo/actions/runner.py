@@ -5,7 +5,8 @@ action function must return an :class:`ActionResult` whose declared outputs exis
 whose KPIs are all finite numbers; otherwise the action is a FAILURE with the reason (TAO reports
 "finished successfully" after a NaN loss or with no predictions written).
 
-Exit codes for the CLI (:func:`exit_code`): 0 success (or skipped), 2 bad input, 1 any other failure.
+Exit codes for the CLI (:func:`exit_code`): 0 success (or skipped), 2 bad input (a wrong spec value, a
+missing file: BadInputError, SpecError, FileNotFoundError), 1 any other failure.
 """
 from __future__ import annotations
 
@@ -97,8 +98,9 @@ def categorize(exc: BaseException) -> tuple[str, int]:
     """(category, exit code) of an exception raised by an action."""
     if is_bad_input(exc):
         return "bad input", EXIT_BAD_INPUT
-    if isinstance(exc, (FileNotFoundError, FileExistsError, IsADirectoryError, NotADirectoryError,
-                        PermissionError)):
+    if isinstance(exc, FileNotFoundError):  # a path the user gave (the CLI promises exit 2 for it)
+        return "missing file", EXIT_BAD_INPUT
+    if isinstance(exc, (FileExistsError, IsADirectoryError, NotADirectoryError, PermissionError)):
         return "file system error", EXIT_FAILURE
     if isinstance(exc, NotImplementedError):
         return "not implemented", EXIT_FAILURE
@@ -113,7 +115,7 @@ def exit_code(outcome: ActionResult | BaseException) -> int:
         return EXIT_SUCCESS if outcome.status in ("SUCCESS", "SKIPPED") else EXIT_FAILURE
     if isinstance(outcome, ActionError):
         return outcome.exit_code
-    return EXIT_BAD_INPUT if is_bad_input(outcome) else EXIT_FAILURE
+    return categorize(outcome)[1]
 
 
 def _one_line(exc: BaseException, limit: int = 500) -> str:

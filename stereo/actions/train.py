@@ -1,6 +1,7 @@
 """`depth_net train`: fit a stereo network, writing TAO's layout under `<results_dir>/train/`.
 
     result = train(spec)              # -> TrainResult; raises ActionError when training fails
+    result = train(spec, monitor="d1", monitor_mode="min")   # dn_model_best by another val metric
 
 Inside `run_action` (status.json, experiment.yaml, one tracker run). Lightning does the loop; what we
 add is in stereo/training: the schedules, TAO-named atomic checkpoints + auto-resume, the NaN guard, the
@@ -26,8 +27,8 @@ ACTION = "train"
 @dataclass
 class TrainResult:
     status: str
-    best_checkpoint: str | None  # <train dir>/dn_model_best.safetensors (+ .json sidecar)
-    best_metrics: dict[str, float]  # val/* at the best val/epe (or the last train_loss without val data)
+    best_checkpoint: str | None  # <train dir>/dn_model_best.safetensors (a link; + its .json sidecar)
+    best_metrics: dict[str, float]  # val/* at the best monitored value (empty without val data)
     history: list[dict[str, float]]  # one row per epoch: epoch, step, train_loss, val/*
     last_checkpoint: str | None  # <train dir>/model_epoch_EEE_step_SSSSS.ckpt (resume state)
     results_dir: str
@@ -39,17 +40,21 @@ class TrainResult:
 
 def train(spec: Any, *, tracker: Any = None, parent_run_id: str | None = None,
           experiment: str = "depth_net", run_name: str | None = None,
-          callbacks: Sequence[Any] = ()) -> TrainResult:
+          callbacks: Sequence[Any] = (), monitor: str = "val/epe", monitor_mode: str = "min") -> TrainResult:
     """Train `spec.model` on `spec.dataset.train_dataset`, validating on `val_dataset`.
 
     `tracker`: a stereo.tracking Tracker, None (MLflow, see stereo.training.weights.default_tracker) or
     False (no tracking). `callbacks`: extra Lightning callbacks (e.g. a sweep's reporter).
+    `monitor` / `monitor_mode`: the validation metric `dn_model_best` follows ('epe' and 'val/epe' both
+    mean `val/epe`; any StereoMetrics name, `*_pooled` or 'loss') and whether lower ('min') or higher
+    ('max') is better. A wrong name or mode is bad input (exit code 2) before anything is built.
     """
     from stereo.training.trainer import global_rank_from_env
 
     out_dir = action_dir(spec.results_dir, ACTION, spec.train.results_dir or None)
+    best_by = {"monitor": monitor, "mode": monitor_mode}
     if global_rank_from_env() != 0:  # a DDP worker: rank 0 owns status.json and the tracker
-        outcome = _fit(spec, out_dir, None, None, callbacks)
+        outcome = _fit(spec, out_dir, None, None, callbacks, best_by=best_by)
         return _result("SUCCESS", outcome, out_dir)
 
     from stereo.training.weights import default_tracker
@@ -58,6 +63,10 @@ def train(spec: Any, *, tracker: Any = None, parent_run_id: str | None = None,
     holder: dict[str, Any] = {}
 
     def body(ctx: ActionContext) -> ActionResult:
+        from stereo.training.tao_checkpoint import check_monitor
+
+        check_monitor(monitor, monitor_mode)  # before the model and data are built
+
         def metric_sink(metrics, step):
             ctx.last_step = int(step)
             if ctx.tracker is not None and ctx.run is not None:
@@ -67,7 +76,7 @@ def train(spec: Any, *, tracker: Any = None, parent_run_id: str | None = None,
             ctx.status.write("RUNNING", message, kpi=kpi)
 
         outcome = _fit(spec, ctx.dir, metric_sink, kpi_sink, callbacks,
-                       run_id=ctx.run.run_id if ctx.run is not None else None)
+                       run_id=ctx.run.run_id if ctx.run is not None else None, best_by=best_by)
         holder["outcome"] = outcome
         _track_outputs(ctx, outcome)
         kpi = dict(outcome.best_metrics)
@@ -121,7 +130,7 @@ def _track_outputs(ctx: ActionContext, outcome) -> None:
 
 
 def _fit(spec, out_dir: Path, metric_sink, kpi_sink, extra_callbacks: Sequence[Any],
-         run_id: str | None = None):
+         run_id: str | None = None, best_by: dict[str, str] | None = None):
     """Build everything from the spec sections and run Lightning's fit; returns a FitOutcome."""
     import pytorch_lightning as pl
     from pytorch_lightning.loggers import CSVLogger
@@ -136,7 +145,12 @@ def _fit(spec, out_dir: Path, metric_sink, kpi_sink, extra_callbacks: Sequence[A
         TaoCheckpoint,
         ValidationVisuals,
     )
-    from stereo.training.resume import resolve_resume_path, with_own_generator, with_resumable_sampler
+    from stereo.training.resume import (
+        check_resume_state,
+        resolve_resume_path,
+        with_own_generator,
+        with_resumable_sampler,
+    )
     from stereo.training.trainer import (
         FitOutcome,
         model_config_dict,
@@ -155,6 +169,8 @@ def _fit(spec, out_dir: Path, metric_sink, kpi_sink, extra_callbacks: Sequence[A
 
     model = build_model(spec.model)
     resume = resolve_resume_path(train_cfg.resume_training_checkpoint_path, out_dir)
+    if resume is not None:
+        check_resume_state(resume)  # weights_only=True, whatever TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD says
     extra: dict[str, Any] = {}
     if resume is None and train_cfg.pretrained_model_path:
         meta = load_weights(model, train_cfg.pretrained_model_path, model_type=spec.model.model_type,
@@ -169,7 +185,7 @@ def _fit(spec, out_dir: Path, metric_sink, kpi_sink, extra_callbacks: Sequence[A
                   if data_cfg.val_dataset.data_sources else None)
     checkpoint = TaoCheckpoint(out_dir, interval=int(train_cfg.checkpoint_interval),
                                unit=str(train_cfg.checkpoint_interval_unit),
-                               model_config=model_config_dict(spec.model), run_id=run_id)
+                               model_config=model_config_dict(spec.model), run_id=run_id, **(best_by or {}))
     forwarder = MetricsForwarder(metric_sink, kpi_sink, every_n_steps=int(train_cfg.log_every_n_steps))
     callbacks = [checkpoint, forwarder, SamplerStateCallback(train_loader.sampler), StereoProgressBar(),
                  ValidationVisuals(out_dir / "visuals"), *extra_callbacks]
@@ -177,11 +193,11 @@ def _fit(spec, out_dir: Path, metric_sink, kpi_sink, extra_callbacks: Sequence[A
         settings["max_steps"] = -1
     trainer = pl.Trainer(**settings, callbacks=callbacks, default_root_dir=str(out_dir),
                          logger=CSVLogger(str(out_dir), name="lightning_logs"))
-    trainer.fit(module, train_loader, val_loader, ckpt_path=str(resume) if resume else None)
+    trainer.fit(module, train_loader, val_loader, ckpt_path=str(resume) if resume else None, weights_only=True)
 
     last = out_dir / f"{checkpoint.last_stem}.ckpt" if checkpoint.last_stem else None
     best_metrics = dict(checkpoint.best_metrics)
-    return FitOutcome(best_checkpoint=checkpoint.best_path, best_metrics=best_metrics,
+    return FitOutcome(best_checkpoint=checkpoint.best_checkpoint, best_metrics=best_metrics,
                       history=list(forwarder.history), last_checkpoint=str(last) if last else None,
                       global_step=int(trainer.global_step), resumed_from=str(resume) if resume else None,
                       extra=extra)

@@ -35,8 +35,10 @@ class EvaluateConfig:
                                              "input height for dynamic engines; None: native resolution.")
     native_padded: bool = spec_field(False, description="Accepted for TAO compatibility; unused (inputs are "
                                      "always padded to a multiple of 32 and unpadded).")
-    predictions_dir: str = spec_field("", description="(ours) Score precomputed disparity maps (.pfm/.npy "
-                                      "named like the inference outputs) instead of running a network.",
+    predictions_dir: str = spec_field("", description="(ours) Score precomputed disparity maps (.pfm/.npy/"
+                                      "16-bit .png in KITTI's /256 encoding, named like the inference "
+                                      "outputs) instead of running a network. Holes (0 in PNG, NaN/inf) are "
+                                      "scored as disparity 0; pred_density reports their share.",
                                       tao_note="Not in TAO.")
 
 
@@ -86,8 +88,12 @@ class ExportConfig:
     verbose: bool = spec_field(False, description="Print the traced graph.")
     format: str = spec_field("onnx", enum=("onnx",), description="Export format.",
                              tao_note="TAO also lists 'xdl'; only ONNX is implemented.")
-    valid_iters: int = spec_field(22, minimum=1, description="GRU iterations baked into the graph "
-                                  "(FFS bp2: 8).")
+    valid_iters: Optional[int] = spec_field(None, minimum=1, description="GRU iterations baked into the "
+                                            "graph; unset (null): the model's own model.valid_iters "
+                                            "(FFS bp2: 8).",
+                                            tao_note="TAO defaults to 22 whatever the model; an unset value "
+                                            "here follows model.valid_iters, and the ONNX sidecar records "
+                                            "which was used.")
     dynamic_hw: bool = spec_field(False, description="Dynamic height/width axes (FastFoundationStereo only; "
                                   "FoundationStereo's ViT position embedding is traced as a constant).")
 

@@ -44,14 +44,20 @@ class OptimConfig:
         "implemented schedulers.")
     lr_steps: List[int] = spec_field([1000], minimum=1, unit="steps",
                                      description="MultiStepLR milestones (optimizer steps).")
-    lr_step_size: int = spec_field(1000, minimum=1, maximum=10000, automl=True, math_cond="> 0", unit="steps",
-                                   description="StepLR period (optimizer steps).")
+    lr_step_size: int = spec_field(1000, minimum=1, maximum=10000, automl=False, math_cond="> 0", unit="steps",
+                                   description="StepLR period (optimizer steps); only StepLR reads it.",
+                                   tao_note="TAO flags it searchable; ours is not searched by default because the "
+                                   "default scheduler, MultiStepLR, ignores it (search it with lr_scheduler: "
+                                   "StepLR through an explicit range in search_spaces/<model>.yaml).")
     lr_decay: float = spec_field(0.1, minimum=0.0, maximum=1.0, automl=True, math_cond="> 0.0",
                                  title="learning rate decay",
                                  description="Multiplicative decay of MultiStepLR and StepLR.")
-    min_lr: float = spec_field(1e-7, minimum=1e-8, maximum=1e-3, automl=True, log_scale=True,
+    min_lr: float = spec_field(1e-7, minimum=1e-8, maximum=1e-3, automl=False, log_scale=True,
                                math_cond="> 0.0",
-                               description="Floor of CosineAnnealingLR (eta_min).")
+                               description="Floor of CosineAnnealingLR (eta_min); only CosineAnnealingLR reads it.",
+                               tao_note="TAO flags it searchable; ours is not searched by default because the "
+                               "default scheduler, MultiStepLR, ignores it (search it with lr_scheduler: "
+                               "CosineAnnealingLR through an explicit range in search_spaces/<model>.yaml).")
     warmup_steps: int = spec_field(
         0, minimum=0, unit="steps", description="Linear warm-up from 0 to lr over this many optimizer "
         "steps, then the scheduler takes over. 0 disables.", tao_note="TAO defaults to 20 but never applies "

@@ -3,7 +3,9 @@
 Graph contract (TAO depth_net names): inputs `left_image`, `right_image` float32 [B,3,H,W] holding
 **RGB 0..255** (ImageNet normalisation happens inside the graph, unlike TAO's graphs), output
 `disparity` float32 [B,1,H,W] in pixels at the input resolution. The GRU iteration count is baked in
-(`valid_iters`, test mode). Three shape modes:
+(`valid_iters`, test mode; when not given, the model config's own `valid_iters`, so an FFS bp2 graph runs
+its 8 iterations, not TAO's export default of 22; the sidecar records the value and where it came from).
+Three shape modes:
 
     static          B, H, W fixed (export.batch_size >= 1)
     dynamic_batch   axis 0 'batch_size' (export.batch_size: -1; traced with batch 1)
@@ -124,7 +126,9 @@ def export_onnx(model: torch.nn.Module, model_config: Any, onnx_file: str | os.P
     model_type = getattr(model_config, "model_type", type(model).__name__)
     check_export_request(model_type, height, width, batch_size, dynamic_hw, onnx_file, overwrite)
     mode = shape_mode(batch_size, dynamic_hw)
-    iters = int(valid_iters or getattr(model, "valid_iters", 0) or model_config.valid_iters)
+    iters = int(valid_iters if valid_iters is not None else model_config.valid_iters)
+    if iters < 1:
+        raise ExportError(f"export.valid_iters={iters}; the graph needs >= 1 GRU iteration (FFS bp2: 8)")
     onnx_file = Path(onnx_file)
     onnx_file.parent.mkdir(parents=True, exist_ok=True)
     graph = _TestModeGraph(model, iters).eval().to(device)
@@ -151,6 +155,7 @@ def export_onnx(model: torch.nn.Module, model_config: Any, onnx_file: str | os.P
     sidecar = build_sidecar(onnx_file, model_config, mode=mode, height=height, width=width,
                             batch_size=batch_size, iters=iters, opset=opset, checkpoint=checkpoint,
                             max_abs_diff=diff)
+    sidecar["valid_iters_source"] = "export.valid_iters" if valid_iters is not None else "model.valid_iters"
     from stereo.atomic_io import atomic_write_json
 
     atomic_write_json(sidecar_path(onnx_file), sidecar)

@@ -17,27 +17,30 @@ CPU = "CPUExecutionProvider"
 CUDA = "CUDAExecutionProvider"
 
 
-def providers_for(device: str) -> list[str]:
-    """Execution providers for 'auto' | 'cpu' | 'cuda' given what this onnxruntime build has."""
+def providers_for(device: str, gpu_index: int = 0) -> list:
+    """Execution providers for 'auto' | 'cpu' | 'cuda' given what this onnxruntime build has; the CUDA
+    provider runs on device `gpu_index`."""
     import onnxruntime as ort
 
     available = ort.get_available_providers()
+    cuda = [(CUDA, {"device_id": int(gpu_index)}), CPU]
     if device == "cpu":
         return [CPU]
     if device == "cuda":
         if CUDA not in available:
             raise RuntimeError(f"device 'cuda' asked for, but this onnxruntime has only {available}; install "
                                "onnxruntime-gpu on a CUDA host or use device 'cpu'")
-        return [CUDA, CPU]
+        return cuda
     if device == "auto":
-        return [CUDA, CPU] if CUDA in available and torch.cuda.is_available() else [CPU]
+        return cuda if CUDA in available and torch.cuda.is_available() else [CPU]
     raise ValueError(f"device {device!r} is not one of 'auto', 'cpu', 'cuda'")
 
 
 class OrtRunner(DeployRunner):
     kind = "onnxruntime"
 
-    def __init__(self, path: str | os.PathLike, *, device: str = "auto", threads: int | None = None):
+    def __init__(self, path: str | os.PathLike, *, device: str = "auto", threads: int | None = None,
+                 gpu_index: int = 0):
         import onnxruntime as ort
 
         self.path = Path(path)
@@ -47,7 +50,7 @@ class OrtRunner(DeployRunner):
             opts.intra_op_num_threads = int(threads)
             opts.inter_op_num_threads = 1
         try:
-            self.session = ort.InferenceSession(str(self.path), opts, providers=providers_for(device))
+            self.session = ort.InferenceSession(str(self.path), opts, providers=providers_for(device, gpu_index))
         except Exception as exc:  # onnxruntime raises its own exception types
             raise RuntimeError(f"ONNX Runtime cannot load {self.path}: {str(exc).splitlines()[0]}; re-export "
                                "it with depth_net export") from exc

@@ -2,6 +2,7 @@
 
     runner = open_runner("model.onnx")          # ONNX Runtime: CUDA provider when present, else CPU
     runner = open_runner("model.engine")        # TensorRT (GPU hosts with `stereo-automl[tensorrt]`)
+    runner = open_runner("model.engine", gpu_index=1)   # on cuda:1 (the spec's gpu_ids[0])
     disp = runner(left, right)                  # [B,3,H,W] RGB 0..255 -> [B,1,H,W] float32 (CPU)
 """
 from __future__ import annotations
@@ -77,11 +78,13 @@ def dims_to_shape(dims: Sequence[Any], *, what: str) -> EngineShape:
     return EngineShape(hw=(h, w) if h is not None else None, batch=b)
 
 
-def open_runner(path: str | os.PathLike, *, device: str = "auto", threads: int | None = None) -> DeployRunner:
+def open_runner(path: str | os.PathLike, *, device: str = "auto", threads: int | None = None,
+                gpu_index: int = 0) -> DeployRunner:
     """A runner for `path`: `.onnx` -> ONNX Runtime, `.engine/.plan/.trt` -> TensorRT.
 
     `device`: 'auto' (CUDA when available), 'cpu' or 'cuda' (ONNX Runtime only; engines run on the GPU).
-    `threads`: ONNX Runtime intra-op threads (None: its default).
+    `threads`: ONNX Runtime intra-op threads (None: its default). `gpu_index`: the CUDA device that
+    ONNX Runtime's CUDA provider or the TensorRT engine runs on.
     """
     path = Path(path).expanduser()
     if not path.is_file():
@@ -91,10 +94,10 @@ def open_runner(path: str | os.PathLike, *, device: str = "auto", threads: int |
     if suffix in ONNX_SUFFIXES:
         from stereo.deploy.onnxruntime import OrtRunner
 
-        return OrtRunner(path, device=device, threads=threads)
+        return OrtRunner(path, device=device, threads=threads, gpu_index=gpu_index)
     if suffix in ENGINE_SUFFIXES:
         from stereo.deploy.tensorrt import TrtRunner
 
-        return TrtRunner(path)
+        return TrtRunner(path, device_index=gpu_index)
     raise ValueError(f"{str(path)!r}: unknown deployed-network type {suffix!r}; use an .onnx file or a TensorRT "
                      f"engine ({', '.join(ENGINE_SUFFIXES)})")

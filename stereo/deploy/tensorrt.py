@@ -175,6 +175,15 @@ def require_tensorrt():
     return trt
 
 
+def cuda_device(index: int, key: str) -> torch.device:
+    """torch.device('cuda', index), refusing an index this host does not have (naming the spec key)."""
+    count = torch.cuda.device_count()
+    if not 0 <= int(index) < count:
+        raise EngineRequestError(f"{key}={index}, but this host has {count} visible GPU(s) (check "
+                                 f"CUDA_VISIBLE_DEVICES); use {key}: 0")
+    return torch.device("cuda", int(index))
+
+
 def check_precision_support(trt, plan: BuildPlan) -> None:
     """Refuse precisions this TensorRT/GPU cannot build, before the (long) build starts."""
     weak = hasattr(trt.BuilderFlag, "FP16")
@@ -185,7 +194,7 @@ def check_precision_support(trt, plan: BuildPlan) -> None:
     if plan.layers_precision and not weak:
         raise EngineRequestError(f"TensorRT {trt.__version__} has no per-layer precision overrides (strong "
                                  "typing); remove gen_trt_engine.tensorrt.layers_precision or use TensorRT 10.x")
-    if plan.data_type == "bf16" and torch.cuda.get_device_capability()[0] < 8:
+    if plan.data_type == "bf16" and torch.cuda.get_device_capability()[0] < 8:  # of the current device
         raise EngineRequestError(f"bf16 needs an Ampere or newer GPU (compute capability >= 8.0); "
                                  f"{torch.cuda.get_device_name()} has {torch.cuda.get_device_capability()}. Use fp16")
 
@@ -214,11 +223,18 @@ def _apply_layer_precision(trt, network, rules: Sequence[tuple[str, str]]) -> li
     return touched
 
 
-def build_engine(plan: BuildPlan, engine_file: str | os.PathLike, *, verbose: bool = False) -> BuildInfo:
-    """Build and write `engine_file` from a validated plan (GPU + TensorRT needed)."""
+def build_engine(plan: BuildPlan, engine_file: str | os.PathLike, *, verbose: bool = False,
+                 gpu_index: int = 0) -> BuildInfo:
+    """Build and write `engine_file` from a validated plan on cuda:`gpu_index` (GPU + TensorRT needed)."""
+    trt = require_tensorrt()
+    device = cuda_device(gpu_index, "gen_trt_engine.gpu_id")
+    with torch.cuda.device(device):  # TensorRT builds for (and times kernels on) the current device
+        return _build(trt, plan, engine_file, verbose)
+
+
+def _build(trt, plan: BuildPlan, engine_file: str | os.PathLike, verbose: bool) -> BuildInfo:
     from stereo.atomic_io import atomic_write_bytes
 
-    trt = require_tensorrt()
     check_precision_support(trt, plan)
     logger = trt.Logger(trt.Logger.VERBOSE if verbose else trt.Logger.WARNING)
     builder = trt.Builder(logger)
@@ -262,13 +278,14 @@ def build_engine(plan: BuildPlan, engine_file: str | os.PathLike, *, verbose: bo
 
 
 class TrtRunner(DeployRunner):
-    """Runs a serialized engine on cuda:`device_index`; inputs and output live in torch CUDA tensors."""
+    """Runs a serialized engine on cuda:`device_index` (the spec's `gpu_ids[0]`); inputs and output live in
+    torch CUDA tensors on that device."""
     kind = "tensorrt"
 
     def __init__(self, path: str | os.PathLike, device_index: int = 0):
         trt = require_tensorrt()
         self.path = Path(path)
-        self.device = torch.device("cuda", device_index)
+        self.device = cuda_device(device_index, "gpu_ids[0]")
         self._logger = trt.Logger(trt.Logger.WARNING)
         with torch.cuda.device(self.device):
             self._runtime = trt.Runtime(self._logger)
@@ -287,6 +304,11 @@ class TrtRunner(DeployRunner):
         self.output_name = OUTPUT_NAME if OUTPUT_NAME in outputs else outputs[0]
         self.shape = self._shape(list(self.engine.get_tensor_shape(INPUT_NAMES[0])))
         self._torch_dtype = {trt.float32: torch.float32, trt.float16: torch.float16}
+        if hasattr(trt, "bfloat16"):
+            self._torch_dtype[trt.bfloat16] = torch.bfloat16
+
+    def describe(self) -> dict:
+        return {**super().describe(), "device": str(self.device)}
 
     def _shape(self, dims: list) -> EngineShape:
         shape = dims_to_shape([d if d > 0 else None for d in dims], what=self.path.name)

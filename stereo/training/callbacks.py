@@ -1,4 +1,5 @@
-"""Lightning callbacks: TAO-layout checkpoints, metric forwarding, the progress bar.
+"""Lightning callbacks: metric forwarding, the progress bar, sampler state, visuals (the TAO-layout
+checkpoint callback lives in stereo/training/tao_checkpoint.py and is re-exported here).
 
 Side effects (files, status.json, the tracker) happen on global rank 0 only; every rank still calls
 `trainer.save_checkpoint`, which is a collective in distributed runs.
@@ -12,153 +13,16 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-import pytorch_lightning as pl
 import torch
 from pytorch_lightning.callbacks import Callback, TQDMProgressBar
 
-from stereo.training.resume import (
-    BEST,
-    LATEST,
-    RESUME_SUFFIX,
-    WEIGHTS_SUFFIX,
-    checkpoint_stem,
-    remove_stale_temps,
-)
+from stereo.training.tao_checkpoint import TaoCheckpoint
+
+__all__ = ["MetricsForwarder", "SamplerStateCallback", "StereoProgressBar", "TaoCheckpoint", "ValidationVisuals",
+           "current_lr", "format_eta"]
 
 MetricSink = Callable[[Mapping[str, float], int], None]  # (metrics, global step)
 KpiSink = Callable[[Mapping[str, float], str], None]  # (kpi, message)
-
-
-def _fsync_replace(tmp: Path, target: Path) -> None:
-    with open(tmp, "rb+") as fh:  # durable before the rename publishes it
-        os.fsync(fh.fileno())
-    os.replace(tmp, target)
-
-
-def atomic_symlink(link: Path, target_name: str) -> None:
-    """Point `link` at `target_name` (relative, same folder) by renaming a fresh symlink over it."""
-    tmp = link.with_name(f".{link.name}.{os.getpid()}.tmp")
-    tmp.unlink(missing_ok=True)
-    os.symlink(target_name, tmp)
-    os.replace(tmp, link)
-
-
-def write_weights(path: Path, state_dict: Mapping[str, torch.Tensor], *, config: dict | None,
-                  meta: dict) -> list[Path]:
-    """Model weights as `<stem>.safetensors` + `<stem>.json` sidecar (each written atomically, weights
-    first, by the checkpoint module; the sidecar names its weights file, so no rename afterwards)."""
-    from stereo.models.checkpoints.sidecar_format import checkpoint_paths, save_checkpoint
-
-    save_checkpoint(path, dict(state_dict), config=config or {}, meta=meta)
-    return list(checkpoint_paths(path))
-
-
-class TaoCheckpoint(Callback):
-    """Writes `model_epoch_{EEE}_step_{SSSSS}` (weights + `.ckpt` resume state), moves `dn_model_latest`,
-    and keeps `dn_model_best` = the weights with the lowest `monitor` seen at a validation.
-
-    When no validation ever runs, the best checkpoint is the latest one.
-    """
-
-    def __init__(self, train_dir: str | os.PathLike, *, interval: int = 1, unit: str = "epoch",
-                 monitor: str = "val/epe", model_config: dict | None = None, run_id: str | None = None):
-        if unit not in ("epoch", "step"):
-            raise ValueError(f"train.checkpoint_interval_unit={unit!r}; use 'epoch' or 'step'.")
-        if interval < 1:
-            raise ValueError(f"train.checkpoint_interval={interval}; must be >= 1.")
-        self.train_dir = Path(train_dir)
-        self.interval, self.unit, self.monitor = interval, unit, monitor
-        self.model_config = model_config
-        self.run_id = run_id  # the MLflow training run: deploy drift reports nest under it
-        self.best_value = math.inf
-        self.best_metrics: dict[str, float] = {}
-        self.best_path: str | None = None
-        self.last_stem: str | None = None
-        self._last_saved_step = -1
-
-    # --- triggers -------------------------------------------------------------------------------
-    def setup(self, trainer, pl_module, stage):
-        if trainer.is_global_zero:
-            self.train_dir.mkdir(parents=True, exist_ok=True)
-            remove_stale_temps(self.train_dir)
-
-    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
-        step = trainer.global_step
-        if self.unit == "step" and step > 0 and step % self.interval == 0:
-            self.save(trainer, pl_module)
-
-    def on_train_epoch_end(self, trainer, pl_module):
-        if self.unit == "epoch" and (trainer.current_epoch + 1) % self.interval == 0:
-            self.save(trainer, pl_module)
-
-    def on_validation_end(self, trainer, pl_module):
-        if trainer.sanity_checking:
-            return
-        value = trainer.callback_metrics.get(self.monitor)
-        value = float(value) if value is not None else math.nan
-        if math.isfinite(value) and value < self.best_value:
-            self.best_value = value
-            self.best_metrics = {k: float(v) for k, v in trainer.callback_metrics.items()
-                                 if k.startswith("val/")}
-            if trainer.is_global_zero:
-                path = self.train_dir / (BEST + WEIGHTS_SUFFIX)
-                write_weights(path, _model_state(pl_module), config=self.model_config,
-                              meta=self._meta(trainer, self.best_metrics))
-                self.best_path = str(path)
-
-    def on_train_end(self, trainer, pl_module):
-        self.save(trainer, pl_module)  # the final state, so a rerun has nothing left to redo
-        if self.best_path is None and self.last_stem is not None:
-            self.best_path = str(self.train_dir / (self.last_stem + WEIGHTS_SUFFIX))
-
-    # --- writing --------------------------------------------------------------------------------
-    def save(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> Path | None:
-        step = trainer.global_step
-        if step == self._last_saved_step:
-            return None
-        self._last_saved_step = step  # before dumping, so the resume state knows it was saved
-        stem = checkpoint_stem(trainer.current_epoch, step)
-        self.last_stem = stem
-        resume = self.train_dir / (stem + RESUME_SUFFIX)
-        tmp = self.train_dir / f".{resume.name}.tmp"  # the same name on every rank; only rank 0 writes
-        trainer.save_checkpoint(tmp, weights_only=False)  # collective (ends with a barrier)
-        if not trainer.is_global_zero:
-            return resume
-        _fsync_replace(tmp, resume)
-        weights = write_weights(self.train_dir / (stem + WEIGHTS_SUFFIX), _model_state(pl_module),
-                                config=self.model_config,
-                                meta=self._meta(trainer, {k: float(v) for k, v in trainer.callback_metrics.items()
-                                                          if k.startswith("val/")}))
-        for produced in [resume, *weights]:
-            suffix = produced.name[len(stem):]
-            atomic_symlink(self.train_dir / (LATEST + suffix), produced.name)
-        return resume
-
-    def _meta(self, trainer, metrics: Mapping[str, float]) -> dict:
-        # the sidecar is strict JSON: a non-finite metric is stored as null
-        meta = {"epoch": int(trainer.current_epoch), "step": int(trainer.global_step),
-                "metrics": {k: (v if math.isfinite(v) else None) for k, v in metrics.items()}}
-        if self.run_id:
-            meta["mlflow_run_id"] = self.run_id
-        return meta
-
-    # --- resume ---------------------------------------------------------------------------------
-    def state_dict(self) -> dict:
-        return {"best_value": self.best_value, "best_metrics": dict(self.best_metrics),
-                "best_path": self.best_path, "last_stem": self.last_stem,
-                "last_saved_step": self._last_saved_step}
-
-    def load_state_dict(self, state: dict) -> None:
-        self.best_value = float(state.get("best_value", math.inf))
-        self.best_metrics = dict(state.get("best_metrics", {}))
-        self.best_path = state.get("best_path")
-        self.last_stem = state.get("last_stem")
-        self._last_saved_step = int(state.get("last_saved_step", -1))
-
-
-def _model_state(pl_module) -> dict[str, torch.Tensor]:
-    """The network's own state dict (no `model.` prefix), detached and on the CPU."""
-    return {k: v.detach().cpu().contiguous() for k, v in pl_module.model.state_dict().items()}
 
 
 class MetricsForwarder(Callback):

@@ -1,15 +1,17 @@
 """TAO checkpoint names in `<results_dir>/train/`, auto-resume, and RNG state for exact resume.
 
-Layout written by :class:`stereo.training.callbacks.TaoCheckpoint` (TAO: `model_epoch_{EEE:03d}_step_
-{SSSSS:05d}` plus `dn_model_latest`):
+Layout written by :class:`stereo.training.tao_checkpoint.TaoCheckpoint` (TAO: `model_epoch_{EEE:03d}_step_
+{SSSSS:05d}` plus `dn_model_latest`, `dn_model_best`):
 
     model_epoch_000_step_00010.safetensors  (+ its JSON sidecar)   weights: load anywhere, no pickle
     model_epoch_000_step_00010.ckpt                                Lightning resume state (optimizer, ...)
     dn_model_latest.{safetensors,json,ckpt} -> the newest of the above (relative symlinks)
-    dn_model_best.safetensors (+ sidecar)                          weights with the best val/epe
+    dn_model_best.{safetensors,json} -> dn_model_best_epoch_000_step_00008.{safetensors,json}, the best
+                                        weights by the monitored metric (val/epe, lowest, by default)
 
-Every file appears atomically (temp + os.replace), so after a SIGKILL the folder holds complete files
-and, at worst, `.*.tmp` leftovers that :func:`remove_stale_temps` deletes.
+Every file appears atomically (temp + os.replace) in an order that keeps every published name complete
+(see tao_checkpoint.py), so after a SIGKILL the folder holds complete files and, at worst, `.*.tmp`
+leftovers that :func:`remove_stale_temps` deletes.
 """
 from __future__ import annotations
 
@@ -81,20 +83,53 @@ def remove_stale_temps(train_dir: str | os.PathLike) -> list[Path]:
 
 def resolve_resume_path(explicit: str, train_dir: str | os.PathLike) -> Path | None:
     """`train.resume_training_checkpoint_path` if set (must be a Lightning `.ckpt`), else auto-resume."""
+    from stereo.actions.runner import BadInputError
+
     if explicit:
         path = Path(explicit).expanduser()
         if path.suffix != RESUME_SUFFIX:
             sibling = path.with_suffix(RESUME_SUFFIX)
             if sibling.exists():  # the user pointed at the weights of a checkpoint we wrote
                 return sibling
-            raise ValueError(f"train.resume_training_checkpoint_path={explicit!r} is not a resume state: exact "
+            raise BadInputError(f"train.resume_training_checkpoint_path={explicit!r} is not a resume state: exact "
                              f"resume needs the Lightning '{RESUME_SUFFIX}' file written next to the weights; "
                              "to start from weights only, set train.pretrained_model_path instead.")
         if not path.is_file():
-            raise FileNotFoundError(f"train.resume_training_checkpoint_path={explicit!r} does not exist; fix the "
+            raise BadInputError(f"train.resume_training_checkpoint_path={explicit!r} does not exist; fix the "
                                     "path or leave it empty to auto-resume from <results_dir>/train.")
         return path
     return find_latest(train_dir)
+
+
+def check_resume_state(path: str | os.PathLike) -> None:
+    """Refuse a resume `.ckpt` that does not load with `torch.load(weights_only=True)`.
+
+    Lightning resumes through `torch.load`, whose weights_only default the environment can turn off
+    (TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD=1); our resume states hold only tensors and plain values, so the
+    file is checked here with weights_only passed explicitly, which no environment variable overrides,
+    and train passes weights_only=True to `Trainer.fit` as well.
+    """
+    import pickle
+    import zipfile
+
+    from stereo.actions.runner import BadInputError
+
+    path = Path(path)
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True, mmap=zipfile.is_zipfile(path))
+    except pickle.UnpicklingError as exc:
+        first = (str(exc).strip().splitlines() or ["refused"])[0]
+        raise BadInputError(f"{path}: the resume state does not load with torch.load(weights_only=True) "
+                            f"({first}); only resume states written by depth_net train are accepted; to "
+                            "start from its weights instead set train.pretrained_model_path") from None
+    except Exception as exc:  # noqa: BLE001 - torch raises RuntimeError/EOFError/... on damaged files
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise BadInputError(f"{path}: the resume state cannot be read ({first}); it is corrupt or truncated, "
+                            "delete it to resume from the previous checkpoint") from None
+    missing = [k for k in ("state_dict", "loops", "optimizer_states") if not isinstance(state, dict) or k not in state]
+    if missing:
+        raise BadInputError(f"{path}: not a Lightning resume state (no {missing}); point "
+                            "train.resume_training_checkpoint_path at a model_epoch_*.ckpt written by train")
 
 
 def collect_rng_states() -> dict[str, Any]:

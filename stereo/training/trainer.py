@@ -6,6 +6,7 @@ runs DDP over gloo, which is how multi-process training is tested here). More th
 uses `distributed_strategy` (ddp; fsdp on GPUs only).
 Precision: fp32 -> 32-true, bf16 -> bf16-mixed, fp16 -> 16-mixed (GPU only; on a CPU it raises, because
 CPU autocast has no fp16 and silently training in another precision would falsify a sweep).
+A setting that cannot work raises BadInputError (exit code 2), naming the key.
 Gradient clipping: by global L2 norm (`clip_grad_norm`; 0 = off), not by value as TAO does.
 """
 from __future__ import annotations
@@ -18,6 +19,8 @@ from typing import Any
 import pytorch_lightning as pl
 import torch
 
+from stereo.actions.runner import BadInputError
+
 PRECISION = {"fp32": "32-true", "bf16": "bf16-mixed", "fp16": "16-mixed"}
 
 
@@ -26,13 +29,13 @@ def trainer_settings(train_cfg, cuda_available: bool | None = None) -> dict[str,
     cuda = torch.cuda.is_available() if cuda_available is None else cuda_available
     precision = str(train_cfg.precision).lower()
     if precision not in PRECISION:
-        raise ValueError(f"train.precision={train_cfg.precision!r}; choose one of {list(PRECISION)}.")
+        raise BadInputError(f"train.precision={train_cfg.precision!r}; choose one of {list(PRECISION)}.")
     if precision == "fp16" and not cuda:
-        raise ValueError("train.precision='fp16' needs a CUDA GPU (CPU autocast has no fp16); use "
+        raise BadInputError("train.precision='fp16' needs a CUDA GPU (CPU autocast has no fp16); use "
                          "train.precision=bf16 or fp32 on this machine.")
     num = int(train_cfg.num_gpus)
     if num < 1:
-        raise ValueError(f"train.num_gpus={num}; must be >= 1.")
+        raise BadInputError(f"train.num_gpus={num}; must be >= 1.")
     gpu_ids = list(getattr(train_cfg, "gpu_ids", []) or [])
     devices: Any = gpu_ids if cuda and len(gpu_ids) == num else num
     nodes = int(train_cfg.num_nodes)
@@ -42,7 +45,7 @@ def trainer_settings(train_cfg, cuda_available: bool | None = None) -> dict[str,
                              bool(getattr(train_cfg, "activation_checkpoint", False)))
     clip = float(train_cfg.clip_grad_norm or 0.0)
     if clip < 0:
-        raise ValueError(f"train.clip_grad_norm={clip}; must be >= 0 (0 disables clipping).")
+        raise BadInputError(f"train.clip_grad_norm={clip}; must be >= 0 (0 disables clipping).")
     settings = dict(
         accelerator="gpu" if cuda else "cpu", devices=devices, num_nodes=nodes, strategy=strategy,
         precision=PRECISION[precision],
@@ -68,9 +71,9 @@ def _strategy(name: str, cuda: bool, activation_checkpoint: bool):
                            process_group_backend=None if cuda else "gloo")
     if name == "fsdp":
         if not cuda:
-            raise ValueError("train.distributed_strategy='fsdp' needs CUDA GPUs; use 'ddp' on CPUs.")
+            raise BadInputError("train.distributed_strategy='fsdp' needs CUDA GPUs; use 'ddp' on CPUs.")
         return "fsdp"
-    raise ValueError(f"train.distributed_strategy={name!r}; choose 'ddp' or 'fsdp'.")
+    raise BadInputError(f"train.distributed_strategy={name!r}; choose 'ddp' or 'fsdp'.")
 
 
 def global_rank_from_env() -> int:

@@ -20,6 +20,7 @@ from stereo.models.checkpoints.sidecar_format import (
                                               checkpoint_paths,
                                               checkpoint_sha256,
                                               read_sidecar,
+                                              resolve_pair,
                                               save_checkpoint,
 )
 
@@ -39,5 +40,6 @@ __all__ = [
                                               "load_state_dict_into",
                                               "read_checkpoint",
                                               "read_sidecar",
+                                              "resolve_pair",
                                               "save_checkpoint",
 ]

@@ -35,7 +35,6 @@ from stereo.models.checkpoints.module_tree import (
 )
 from stereo.models.checkpoints.safe_pickle import load_pickled_checkpoint
 from stereo.models.checkpoints.sidecar_format import (
-    checkpoint_paths,
     checkpoint_sha256,
     is_sidecar,
     read_sidecar,
@@ -102,6 +101,11 @@ def _sniff(path: Path) -> str | None:
 def _read_safetensors(path: Path, *, verify: bool) -> Checkpoint:
     from safetensors import SafetensorError, safe_open
 
+    # a link (dn_model_latest, dn_model_best) is resolved once: the tensors, the hash and the sidecar all
+    # come from its target, even if the link is moved while we read
+    if path.is_symlink():
+        path = path.resolve()
+    sidecar = path.with_suffix(".json")
     try:
         with safe_open(str(path), framework="pt", device="cpu") as handle:
             header_meta = dict(handle.metadata() or {})
@@ -109,7 +113,6 @@ def _read_safetensors(path: Path, *, verify: bool) -> Checkpoint:
     except (SafetensorError, OSError) as exc:
         raise CheckpointFormatError(f"{path}: corrupt or truncated safetensors file ({exc}); re-download or "
                                     "re-save it") from None
-    _, sidecar = checkpoint_paths(path.with_suffix(".safetensors"))
     if not is_sidecar(sidecar):
         return Checkpoint(state_dict=state_dict, format="safetensors", meta=header_meta)
     meta = read_sidecar(sidecar)

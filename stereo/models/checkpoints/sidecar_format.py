@@ -2,8 +2,14 @@
 
 The sidecar holds the format version, the model config dict the weights belong to, the SHA-256 of the
 safetensors file, creation time, torch version and free-form `meta` (MLflow run id, parent checkpoint
-hash, ...). Both files are written atomically (stereo/atomic_io.py), weights first: a crash between the
-two leaves a sidecar whose hash no longer matches, which `read_checkpoint` reports instead of loading.
+hash, ...). Both files are written atomically (stereo/atomic_io.py), the sidecar first: under a new name a
+crash between the two leaves a sidecar without weights (nothing loads), never weights without their sidecar
+(which would load unverified); over an existing pair it leaves a sidecar whose hash no longer matches, which
+`read_checkpoint` reports instead of loading.
+
+A symlinked `<link>.safetensors` (the training layout's `dn_model_latest`, `dn_model_best`) is followed and
+the sidecar read is the one beside its *target*: only the weights link decides what is loaded, so the pair
+can never be mixed from two checkpoints while the links move (see :func:`resolve_pair`).
 """
 from __future__ import annotations
 
@@ -46,6 +52,17 @@ def checkpoint_paths(path: str | os.PathLike) -> tuple[Path, Path]:
         raise CheckpointError(f"{path}: our checkpoints are '<name>.safetensors' + '<name>.json'; got suffix "
                               f"{path.suffix!r}, pass '{path.with_suffix('.safetensors')}' instead")
     return Path(f"{path}.safetensors"), Path(f"{path}.json")
+
+
+def resolve_pair(path: str | os.PathLike) -> tuple[Path, Path]:
+    """(weights, sidecar) that are actually read for `path`: like :func:`checkpoint_paths`, but a symlinked
+    weights file is resolved and the sidecar is the one beside its target (a `.json` path is kept as given)."""
+    given = Path(path)
+    weights, sidecar = checkpoint_paths(given)
+    if given.suffix != ".json" and weights.is_symlink():
+        weights = weights.resolve()
+        sidecar = weights.with_suffix(".json")
+    return weights, sidecar
 
 
 def _json_ready(value: Any, what: str) -> Any:
@@ -94,24 +111,26 @@ def save_checkpoint(path: str | os.PathLike, state_dict: Mapping[str, torch.Tens
     with atomic_path(weights) as tmp:
         save_file(tensors, str(tmp), metadata={"format": "pt", "sidecar": sidecar.name})
         digest = checkpoint_sha256(tmp)
-    atomic_write_json(sidecar, {
-        "format": SIDECAR_FORMAT,
-        "format_version": SIDECAR_FORMAT_VERSION,
-        "weights": weights.name,
-        "sha256": digest,
-        "num_tensors": len(tensors),
-        "num_elements": sum(t.numel() for t in tensors.values()),
-        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "torch_version": torch.__version__,
-        "config": config,
-        "meta": meta,
-    })
+        # the sidecar is published before the weights are renamed into place (see the module docstring)
+        atomic_write_json(sidecar, {
+            "format": SIDECAR_FORMAT,
+            "format_version": SIDECAR_FORMAT_VERSION,
+            "weights": weights.name,
+            "sha256": digest,
+            "num_tensors": len(tensors),
+            "num_elements": sum(t.numel() for t in tensors.values()),
+            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "torch_version": torch.__version__,
+            "config": config,
+            "meta": meta,
+        })
     return weights
 
 
 def read_sidecar(path: str | os.PathLike) -> dict[str, Any]:
-    """The sidecar dict of one of our checkpoints (`path` = the .safetensors, the .json or the stem)."""
-    _, sidecar = checkpoint_paths(path)
+    """The sidecar dict of one of our checkpoints (`path` = the .safetensors, the .json or the stem; a
+    symlinked .safetensors is followed, see :func:`resolve_pair`)."""
+    _, sidecar = resolve_pair(path)
     if not sidecar.is_file():
         raise CheckpointNotFoundError(f"{sidecar}: sidecar not found; our checkpoints are written by "
                                       "stereo.models.checkpoints.save_checkpoint as .safetensors + .json")

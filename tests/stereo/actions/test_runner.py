@@ -117,7 +117,8 @@ def test_nan_kpi_is_still_recorded_on_failure(tmp_path):
 @pytest.mark.parametrize("exc, category, code", [
     (BadInputError("dataset.test.data_sources is empty; add one"), "bad input", 2),
     (type("SpecError", (ValueError,), {})("unknown key model.foo"), "bad input", 2),
-    (FileNotFoundError("ckpt.pth"), "file system error", 1),
+    (FileNotFoundError("ckpt.pth"), "missing file", 2),  # the CLI promises 2 for a missing file
+    (PermissionError("results/"), "file system error", 1),
     (NotImplementedError("fp8"), "not implemented", 1),
     (RuntimeError("CUDA out of memory.\nTried to allocate"), "out of memory", 1),
     (ZeroDivisionError("division by zero"), "runtime error", 1),

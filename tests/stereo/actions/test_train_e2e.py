@@ -102,3 +102,23 @@ def test_train_lowers_val_epe_then_evaluate_and_inference_succeed(tmp_path, data
     assert read_sidecar(result.best_checkpoint)["meta"]["mlflow_run_id"] == runs["train"].run_id
     assert runs["evaluate"].tags["checkpoint_sha256"] == runs["train"].tags["checkpoint_sha256"]
     assert json.loads((tmp_path / "results" / "evaluate" / "results.json").read_text())["counts"]["images"] == 4
+
+    # the same runs read straight from the MLflow store, as the MLflow UI shows them
+    import mlflow
+
+    client = mlflow.MlflowClient(tracking_uri=default_tracking_uri(tmp_path / "results"))
+    experiment = client.get_experiment_by_name("depth_net")
+    stored = {r.info.run_id: r for r in client.search_runs([experiment.experiment_id], max_results=50)}
+    evaluated = stored[runs["evaluate"].run_id]
+    assert evaluated.info.status == "FINISHED" and evaluated.data.tags["action"] == "evaluate"
+    for key in ("epe", "bp1", "bp2", "bp3", "d1", "rmse", "epe_pooled", "d1_pooled"):
+        assert evaluated.data.metrics[f"val/{key}"] == pytest.approx(ev.metrics[key], rel=1e-6), key
+    assert evaluated.data.params["evaluate.checkpoint"] == result.best_checkpoint
+    assert {a.path for a in client.list_artifacts(evaluated.info.run_id)} >= {
+        "per_sample_metrics.csv", "results.json", "status.json", "experiment.yaml"}
+    inferred = stored[runs["inference"].run_id]
+    assert inferred.info.status == "FINISHED" and inferred.data.tags["action"] == "inference"
+    assert inferred.data.metrics["num_images"] == 2 and inferred.data.metrics["num_unusable"] == 0
+    assert inferred.data.tags["checkpoint_sha256"] == runs["train"].tags["checkpoint_sha256"]
+    visuals = {a.path for a in client.list_artifacts(inferred.info.run_id, "visuals")}
+    assert visuals == {"visuals/000000_vis.png", "visuals/000001_vis.png"}

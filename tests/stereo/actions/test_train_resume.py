@@ -57,8 +57,26 @@ def test_resume_mid_epoch_is_exact(tmp_path):
     assert [h["epoch"] for h in resumed.history] == [0, 1]  # history survives the restart
 
 
+def _published(train_dir):
+    """Every name a user or a resumed run may load: model_epoch_* weights, the latest and best links."""
+    return [*sorted(train_dir.glob("model_epoch_*.safetensors")), *(
+        train_dir / f"{link}.safetensors" for link in ("dn_model_latest", "dn_model_best"))]
+
+
+def _assert_every_published_checkpoint_loads_verified(train_dir):
+    for weights in _published(train_dir):
+        assert weights.exists(), weights
+        ckpt = read_checkpoint(weights)  # follows a link, checks the SHA-256 in the sidecar beside its target
+        assert ckpt.format == "stereo", weights
+    for ckpt in train_dir.glob("model_epoch_*.ckpt"):  # a resume state is complete and has its weights
+        assert "state_dict" in torch.load(ckpt, weights_only=True)
+        assert read_checkpoint(ckpt.with_suffix(".safetensors")).format == "stereo"
+    assert (train_dir / "dn_model_latest.ckpt").resolve().is_file()
+
+
 def test_sigkill_then_rerun_resumes_and_leaves_no_corrupt_checkpoint(tmp_path):
-    raw = _raw(tmp_path, tmp_path / "r", max_steps=400)
+    raw = _raw(tmp_path, tmp_path / "r", max_steps=400, validation_interval=1)
+    raw["dataset"]["val_dataset"] = {**raw["dataset"]["train_dataset"], "batch_size": 4}  # best written mid-run
     spec_file = tmp_path / "spec.yaml"
     spec_file.write_text(yaml.safe_dump(raw))
     code = ("import sys, torch; torch.set_num_threads(1); from stereo.config.load import load_spec; "
@@ -67,20 +85,17 @@ def test_sigkill_then_rerun_resumes_and_leaves_no_corrupt_checkpoint(tmp_path):
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     train_dir = tmp_path / "r" / "train"
     deadline = time.time() + 120
-    try:
-        while len(list(train_dir.glob("model_epoch_*.ckpt"))) < 3:
+    try:  # kill after the second validation, while checkpoints keep being written every step
+        while len(list(train_dir.glob("model_epoch_*.ckpt"))) < 9:
             assert proc.poll() is None, "training exited before it could be killed"
             assert time.time() < deadline, "no checkpoint appeared within 120 s"
-            time.sleep(0.05)
+            time.sleep(0.01)
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.wait()
+    assert (train_dir / "dn_model_best.safetensors").is_symlink()
+    _assert_every_published_checkpoint_loads_verified(train_dir)
     killed_at = max(int(p.stem[-5:]) for p in train_dir.glob("model_epoch_*.ckpt"))
-    for ckpt in train_dir.glob("model_epoch_*.ckpt"):  # every published file is complete
-        assert "state_dict" in torch.load(ckpt, weights_only=True)
-    for weights in train_dir.glob("model_epoch_*.safetensors"):
-        if weights.with_suffix(".json").exists():
-            read_checkpoint(weights)  # verifies the sidecar hash
 
     raw["train"]["max_steps"] = killed_at + 2
     result = _train(raw)
@@ -90,6 +105,9 @@ def test_sigkill_then_rerun_resumes_and_leaves_no_corrupt_checkpoint(tmp_path):
     assert result.global_step == killed_at + 2
     assert not list(train_dir.glob(".*.tmp"))  # leftovers of the killed writer were removed
     assert read_status(train_dir)[-1]["status"] == "SUCCESS"
+    _assert_every_published_checkpoint_loads_verified(train_dir)
+    assert len(list(train_dir.glob("dn_model_best_*.safetensors"))) == 1
+    assert all(p.with_suffix(".safetensors").exists() for p in train_dir.glob("model_epoch_*.json"))
 
 
 def test_explicit_resume_path_must_be_a_resume_state(tmp_path):
@@ -98,3 +116,22 @@ def test_explicit_resume_path_must_be_a_resume_state(tmp_path):
     raw["train"]["resume_training_checkpoint_path"] = str(tmp_path / "nope.ckpt")
     with pytest.raises(ActionError, match="resume_training_checkpoint_path"):
         _train(raw)
+
+
+def test_resume_state_loads_weights_only_whatever_the_environment_says(tmp_path, monkeypatch):
+    from fractions import Fraction
+
+    from stereo.actions.runner import ActionError
+    first = _train(_raw(tmp_path, tmp_path / "w", max_steps=1))
+    ckpt = Path(first.last_checkpoint)
+    state = torch.load(ckpt, weights_only=True)
+    state["smuggled"] = Fraction(1, 3)  # an object torch's weights-only unpickler refuses
+    torch.save(state, ckpt)
+    monkeypatch.setenv("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", "1")  # would turn an implicit weights_only off
+    with pytest.raises(ActionError, match=r"does not load with torch.load\(weights_only=True\)") as err:
+        _train(_raw(tmp_path, tmp_path / "w", max_steps=2))
+    assert err.value.exit_code == 2
+    monkeypatch.delenv("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD")
+    del state["smuggled"]
+    torch.save(state, ckpt)
+    assert _train(_raw(tmp_path, tmp_path / "w", max_steps=2)).resumed_from == str(ckpt)

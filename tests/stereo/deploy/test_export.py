@@ -101,3 +101,21 @@ def test_foundation_stereo_static_export_matches_eager(tmp_path):
     info = export_onnx(model, preset_config("fs_tiny"), tmp_path / "fs.onnx", height=64, width=128, batch_size=1,
                        valid_iters=2)
     assert info.max_abs_diff < PARITY_PX
+
+
+def test_without_valid_iters_the_graph_bakes_the_models_own(tmp_path, ffs_tiny):
+    import dataclasses
+
+    model, cfg = ffs_tiny
+    cfg3 = dataclasses.replace(cfg, valid_iters=3)
+    info = export_onnx(model, cfg3, tmp_path / "m.onnx", height=64, width=128, batch_size=1, valid_iters=None)
+    side = read_onnx_sidecar(info.onnx_file)
+    assert side["valid_iters"] == 3 and side["valid_iters_source"] == "model.valid_iters"
+    left, right = _pair(1, 64, 128, seed=4)
+    out = OrtRunner(info.onnx_file, device="cpu", threads=1)(left, right)
+    with torch.no_grad():
+        three, two = (model(left, right, iters=n, test_mode=True) for n in (3, 2))
+    assert float((out - three).abs().max()) < PARITY_PX < float((out - two).abs().max())
+    explicit = export_onnx(model, cfg3, tmp_path / "e.onnx", height=64, width=128, batch_size=1, valid_iters=2,
+                           verify=False)
+    assert explicit.sidecar["valid_iters"] == 2 and explicit.sidecar["valid_iters_source"] == "export.valid_iters"

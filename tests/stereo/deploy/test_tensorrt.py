@@ -107,3 +107,45 @@ def test_fp16_engine_with_fp32_layer_override_runs(tmp_path, exported):
     left, right = (torch.rand(1, 3, 64, 128) * 255 for _ in range(2))
     ort_out, trt_out = _ort_and_trt(exported["static"].onnx_file, info.engine_file, left, right)
     assert torch.isfinite(trt_out).all() and float((ort_out - trt_out).abs().mean()) < 1.0
+
+
+@pytest.mark.gpu
+def test_bf16_engine_runs_where_supported(tmp_path, exported):
+    trt = pytest.importorskip("tensorrt")
+    if not hasattr(trt.BuilderFlag, "BF16"):
+        pytest.skip(f"TensorRT {trt.__version__} has no BF16 builder flag (strongly typed networks only)")
+    if torch.cuda.get_device_capability()[0] < 8:
+        pytest.skip(f"{torch.cuda.get_device_name()} has no bf16 (compute capability < 8.0)")
+    from stereo.deploy.tensorrt import build_engine
+
+    info = build_engine(plan_build(exported["static"].onnx_file, data_type="bf16"), tmp_path / "m.bf16.engine")
+    assert info.data_type == "bf16"
+    left, right = (torch.rand(1, 3, 64, 128, generator=torch.Generator().manual_seed(s)) * 255 for s in (1, 2))
+    ort_out, trt_out = _ort_and_trt(exported["static"].onnx_file, info.engine_file, left, right)
+    assert trt_out.dtype == torch.float32 and torch.isfinite(trt_out).all()
+    assert float((ort_out - trt_out).abs().mean()) < 1.0
+
+
+@pytest.mark.gpu
+def test_bf16_is_refused_before_ampere(tmp_path, exported):
+    pytest.importorskip("tensorrt")
+    if torch.cuda.get_device_capability()[0] >= 8:
+        pytest.skip("this GPU supports bf16")
+    from stereo.deploy.tensorrt import build_engine
+
+    with pytest.raises(EngineRequestError, match="bf16 needs an Ampere or newer GPU"):
+        build_engine(plan_build(exported["static"].onnx_file, data_type="bf16"), tmp_path / "m.engine")
+
+
+@pytest.mark.gpu
+def test_a_gpu_index_the_host_lacks_is_refused(tmp_path, exported):
+    pytest.importorskip("tensorrt")
+    from stereo.deploy.tensorrt import TrtRunner, build_engine
+
+    missing = torch.cuda.device_count()
+    plan = plan_build(exported["static"].onnx_file)
+    with pytest.raises(EngineRequestError, match=f"gen_trt_engine.gpu_id={missing}, but this host has"):
+        build_engine(plan, tmp_path / "m.engine", gpu_index=missing)
+    info = build_engine(plan, tmp_path / "m.engine")
+    with pytest.raises(EngineRequestError, match=rf"gpu_ids\[0\]={missing}"):
+        TrtRunner(info.engine_file, device_index=missing)

@@ -100,3 +100,38 @@ def test_omegaconf_config_is_converted(tmp_path):
 def test_non_tensor_value_is_refused(tmp_path):
     with pytest.raises(CheckpointError, match="entry 'epoch' is int"):
         save_checkpoint(tmp_path / "m", {"epoch": 3}, config=CONFIG)
+
+
+def test_a_linked_weights_file_reads_the_sidecar_beside_its_target(tmp_path):
+    # the training layout's dn_model_latest / dn_model_best are relative symlinks; while they move, the
+    # .json link may still point at the previous checkpoint: only the weights link decides
+    save_checkpoint(tmp_path / "model_epoch_000_step_00001", {"w": torch.zeros(2)}, config=CONFIG)
+    save_checkpoint(tmp_path / "model_epoch_000_step_00002", {"w": torch.ones(2)}, config=CONFIG)
+    (tmp_path / "dn_model_latest.safetensors").symlink_to("model_epoch_000_step_00002.safetensors")
+    (tmp_path / "dn_model_latest.json").symlink_to("model_epoch_000_step_00001.json")  # not moved yet
+    ckpt = read_checkpoint(tmp_path / "dn_model_latest.safetensors")  # verified against the target's sidecar
+    assert ckpt.format == "stereo" and torch.equal(ckpt.state_dict["w"], torch.ones(2))
+    assert ckpt.meta["weights"] == "model_epoch_000_step_00002.safetensors"
+    assert read_sidecar(tmp_path / "dn_model_latest.safetensors") == ckpt.meta
+    assert read_sidecar(tmp_path / "dn_model_latest") == ckpt.meta
+
+
+def test_a_crash_between_the_two_writes_never_leaves_unverifiable_weights(tmp_path, monkeypatch):
+    import os
+
+    import stereo.atomic_io as atomic_io
+
+    real_replace = os.replace
+
+    def killed_before_weights(src, dst):
+        if str(dst).endswith(".safetensors"):
+            raise KeyboardInterrupt  # the process dies after the sidecar is published
+        real_replace(src, dst)
+
+    monkeypatch.setattr(atomic_io.os, "replace", killed_before_weights)
+    with pytest.raises(KeyboardInterrupt):
+        save_checkpoint(tmp_path / "m", _state(), config=CONFIG)
+    monkeypatch.undo()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.json"]  # temp removed, no weights published
+    with pytest.raises(CheckpointNotFoundError):
+        read_checkpoint(tmp_path / "m.safetensors")

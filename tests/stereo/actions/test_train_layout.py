@@ -1,0 +1,152 @@
+"""TAO's checkpoint layout: the published links load in every action, dn_model_best follows the monitored
+metric and mode, and a rerun cleans what a killed run left behind."""
+import dataclasses
+import json
+from pathlib import Path
+
+import pytest
+
+from stereo.actions.runner import ActionError
+from stereo.config.load import load_spec
+from stereo.data.synthetic import generate
+from stereo.models import preset_config
+from stereo.models.checkpoints import read_checkpoint, read_sidecar, save_checkpoint
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    root = tmp_path_factory.mktemp("data")
+    return {"train": generate(root / "train", "fsd", n=8, height=64, width=128, max_disparity=24, seed=0),
+            "val": generate(root / "val", "fsd", n=2, height=64, width=128, max_disparity=24, seed=1)}
+
+
+def _split(ann, batch_size=2):
+    return {"data_sources": [{"dataset_name": "FSD", "data_file": str(ann)}], "batch_size": batch_size,
+            "workers": 0, "augmentation": {"crop_size": [64, 96]}}
+
+
+def _raw(results, data, *, val=True, **train):
+    dataset = {"max_disparity": 32, "train_dataset": _split(data["train"]), "test_dataset": _split(data["val"], 1),
+               "infer_dataset": _split(data["val"], 1)}
+    if val:
+        dataset["val_dataset"] = _split(data["val"])
+    return {"results_dir": str(results), "dataset": dataset, "model": dataclasses.asdict(preset_config("ffs_tiny")),
+            "train": {"num_epochs": 100, "max_steps": 8, "seed": 2, "validation_interval": 1,
+                      "log_every_n_steps": 4, "optim": {"lr": 4e-3, "lr_scheduler": "MultiStepLR",
+                                                        "lr_steps": [1000]}, **train}}
+
+
+def _train(raw, **kwargs):
+    from stereo.actions.train import train
+
+    return train(load_spec(raw), tracker=False, **kwargs)
+
+
+def _best_pairs(train_dir: Path) -> list[str]:
+    return sorted(p.name for p in train_dir.glob("dn_model_best_*"))
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, data):
+    results = tmp_path_factory.mktemp("run") / "results"
+    raw = _raw(results, data)
+    return raw, _train(raw)
+
+
+def test_layout_has_one_best_pair_behind_the_links(trained):
+    raw, result = trained
+    train_dir = Path(raw["results_dir"]) / "train"
+    best = train_dir / "dn_model_best.safetensors"
+    assert result.best_checkpoint == str(best) and best.is_symlink()
+    target = best.resolve()
+    assert target.name.startswith("dn_model_best_epoch_") and target.parent == train_dir
+    assert _best_pairs(train_dir) == [target.with_suffix(".json").name, target.name]
+    assert (train_dir / "dn_model_best.json").resolve() == target.with_suffix(".json")
+    assert (train_dir / "dn_model_latest.safetensors").resolve().name == "model_epoch_001_step_00008.safetensors"
+    meta = read_checkpoint(best).meta["meta"]  # verified: sha256 of the target
+    assert meta["monitor"] == "val/epe" and meta["mode"] == "min"
+    assert meta["metrics"]["val/epe"] == pytest.approx(result.best_metrics["val/epe"])
+    for ckpt in train_dir.glob("model_epoch_*.ckpt"):  # a resume state always has its weights pair
+        assert read_checkpoint(ckpt.with_suffix(".safetensors")).format == "stereo"
+
+
+@pytest.mark.parametrize("link", ["dn_model_best", "dn_model_latest"])
+def test_every_action_loads_the_published_links(trained, tmp_path, link):
+    from stereo.actions.evaluate import evaluate
+    from stereo.actions.export import export
+    from stereo.actions.inference import inference
+
+    raw, result = trained
+    path = str(Path(raw["results_dir"]) / "train" / f"{link}.safetensors")
+    raw = {**raw, "results_dir": str(tmp_path / "results"), "evaluate": {"checkpoint": path},
+           "inference": {"checkpoint": path}, "export": {"checkpoint": path, "onnx_file": "m.onnx", "input_height": 64,
+                                                         "input_width": 128, "valid_iters": 2}}
+    ev = evaluate(load_spec(raw), tracker=False)
+    assert ev.status == "SUCCESS"
+    if link == "dn_model_best":  # the link loads exactly the weights validation scored
+        assert ev.metrics["epe"] == pytest.approx(result.best_metrics["val/epe"], rel=1e-5)
+    assert inference(load_spec(raw), tracker=False).status == "SUCCESS"
+    exported = export(load_spec(raw), tracker=False)
+    side = json.loads(Path(exported.sidecar_file).read_text())
+    assert side["source_checkpoint"]["sha256"] == read_sidecar(path)["sha256"]
+    raw["train"] = {**raw["train"], "pretrained_model_path": path, "max_steps": 1}
+    assert _train(raw).status == "SUCCESS"
+
+
+@pytest.mark.parametrize("monitor, mode, pick", [("epe", "max", max), ("val/d1", "min", min)])
+def test_best_follows_the_monitored_metric_and_mode(tmp_path, data, monitor, mode, pick):
+    result = _train(_raw(tmp_path / "results", data, max_steps=12), monitor=monitor, monitor_mode=mode)
+    key = "val/" + monitor.removeprefix("val/")
+    values = [row[key] for row in result.history]
+    assert len(values) == 3 and len(set(values)) == 3
+    assert result.best_metrics[key] == pick(values)
+    meta = read_sidecar(result.best_checkpoint)["meta"]
+    assert meta["monitor"] == key and meta["mode"] == mode and meta["metrics"][key] == pytest.approx(pick(values))
+    assert len(_best_pairs(tmp_path / "results" / "train")) == 2  # one pair: .json + .safetensors
+
+
+def test_unknown_monitor_or_mode_is_bad_input(tmp_path, data):
+    for kwargs, match in (({"monitor": "val/eep"}, "not a validation metric"),
+                          ({"monitor_mode": "lowest"}, "monitor_mode='lowest'")):
+        with pytest.raises(ActionError, match=match) as err:
+            _train(_raw(tmp_path / "results", data), **kwargs)
+        assert err.value.exit_code == 2
+
+
+def test_without_validation_best_is_the_last_checkpoint(tmp_path, data):
+    result = _train(_raw(tmp_path / "results", data, val=False, max_steps=4))
+    train_dir = tmp_path / "results" / "train"
+    assert result.best_checkpoint == str(train_dir / "dn_model_best.safetensors")
+    assert Path(result.best_checkpoint).resolve().name == "model_epoch_000_step_00004.safetensors"
+    assert read_checkpoint(result.best_checkpoint).format == "stereo" and not _best_pairs(train_dir)
+
+
+def test_rerun_removes_what_a_killed_run_left(tmp_path, data):
+    raw = _raw(tmp_path / "results", data, max_steps=4)
+    first = _train(raw)
+    train_dir = tmp_path / "results" / "train"
+    kept = Path(first.best_checkpoint).resolve().name
+    # what a run killed later would leave: a newer best pair the resume state does not know (the links
+    # already moved to it), half of a weights pair, an orphan sidecar, temp files
+    future = save_checkpoint(train_dir / "dn_model_best_epoch_009_step_00040", read_checkpoint(
+        first.best_checkpoint).state_dict, config=dataclasses.asdict(preset_config("ffs_tiny")))
+    for suffix in (".safetensors", ".json"):
+        link = train_dir / f"dn_model_best{suffix}"
+        link.unlink()
+        link.symlink_to(future.with_suffix(suffix).name)
+    (train_dir / "model_epoch_005_step_00020.json").write_text(
+        (train_dir / "model_epoch_000_step_00004.json").read_text())
+    (train_dir / "model_epoch_006_step_00024.safetensors").write_bytes(
+        (train_dir / "model_epoch_000_step_00004.safetensors").read_bytes())
+    (train_dir / ".model_epoch_001_step_00008.ckpt.tmp").write_bytes(b"partial")
+
+    raw["train"]["max_steps"] = 5
+    second = _train(raw)
+    assert second.resumed_from.endswith("model_epoch_000_step_00004.ckpt") and second.global_step == 5
+    names = {p.name for p in train_dir.iterdir()}
+    assert not {"dn_model_best_epoch_009_step_00040.safetensors", "model_epoch_005_step_00020.json",
+                "model_epoch_006_step_00024.safetensors", ".model_epoch_001_step_00008.ckpt.tmp"} & names
+    best = _best_pairs(train_dir)
+    assert len(best) == 2 and Path(second.best_checkpoint).resolve().name in best
+    assert kept in best or second.best_metrics["val/epe"] < first.best_metrics["val/epe"]
+    assert read_checkpoint(second.best_checkpoint).format == "stereo"
