@@ -18,14 +18,18 @@ EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
 RUN_HELP = """\
 Decide whether this training is a sweep or one plain run (the policy), print the launch review, then run it.
 
-Policy: --policy wins; else an AutoML-off phrase in --request ("no HPO", "turn off AutoML") means off;
-else auto. auto/on sweep when the skill has automl_enabled: true and ships schemas/train.schema.json and
-references/spec_template_train.yaml; otherwise one plain training run, and the review says why.
+Policy: --policy wins; else --request: an AutoML-off phrase ("no HPO", "turn off AutoML", "plain
+training", "automl_policy: off") means off, "enable AutoML" / "automl_policy: on" means on (questions and
+comparisons are not requests); else auto. auto/on sweep when the skill has automl_enabled: true and ships
+schemas/train.schema.json and references/spec_template_train.yaml; otherwise one plain training run, and
+the review says why (a skill without its template then needs --spec).
 
 Sweep: Ray Tune with an Optuna searcher and an early-stopping scheduler. The search space comes from
 search_spaces/<model>.yaml (or the schema's automl_default_parameters); its metric/mode are the defaults.
 Each trial trains with the train action; its spec is the base spec (template + skill key_defaults + your
-key=value overrides, shorthands such as learning_rate=1e-4 expanded) plus the sampled values. A trial that
+key=value overrides, shorthands such as learning_rate=1e-4 expanded) plus the sampled values; a key you
+override is fixed, not searched (results_dir=DIR means --output DIR). GPUs per trial default to
+train.num_gpus on a machine with GPUs (0 without) and must agree with it. A trial that
 raises, diverges (NaN) or dies is recorded as failed with its reason, never scored. Everything lands in
 the output folder: launch.json, ledger/, trials/<id>/, results.json, best_spec.yaml, leaderboard.txt,
 mlflow.db (one parent run per sweep, one nested run per trial). If the sweep is interrupted (Ctrl-C,
@@ -67,7 +71,8 @@ def _run_parser(sub) -> argparse.ArgumentParser:
     g.add_argument("--max-failures", type=int, default=0, help="retries of a failed trial (default 0)")
     g = p.add_argument_group("where it runs")
     g.add_argument("--cpus-per-trial", type=float, default=1.0, help="CPUs reserved per trial (default 1)")
-    g.add_argument("--gpus-per-trial", type=float, default=0.0, help="GPUs per trial (default 0; 0.5 shares one)")
+    g.add_argument("--gpus-per-trial", type=float, help="GPUs per trial (default: train.num_gpus on a machine with "
+                   "GPUs, 0 without; 0.5 shares one GPU between two trials; must match train.num_gpus)")
     g.add_argument("--ray-address", help="join a running Ray cluster (e.g. 10.0.0.1:6379); default: start an "
                                          "embedded one for this run")
     g.add_argument("--output", help="run folder (default automl_runs/<skill>-<timestamp>)")
@@ -93,7 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 _RESUME_LOCKED = ("skill", "skill_dir", "spec", "policy", "request", "search_space", "metric", "mode",
-                  "output", "tracking_uri", "num_samples", "max_concurrent", "time_budget")
+                  "output", "tracking_uri", "num_samples", "max_concurrent", "time_budget", "gpus_per_trial")
 
 
 def plan_from_args(args: argparse.Namespace) -> LaunchPlan:

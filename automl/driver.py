@@ -6,13 +6,17 @@ SQLite DB concurrently) -> reuse or start the parent run -> close trials a dead 
 run the remaining budget with Ray Tune -> judge complete/interrupted from the ledger -> write_report.
 
 A sweep is ``completed`` only when its budget was used: every trial counted (``--num-samples`` or every
-grid point) or the time budget spent. Anything else, Ctrl-C, SIGTERM, an exception, is ``interrupted``
-and the resume command is printed. SIGKILL leaves the ledger as it was; ``--resume`` sorts it out.
+grid point) or the time budget spent (``--time-budget`` is for the whole sweep: each attempt books its
+time in the ledger and a resumed attempt gets what is left). Anything else, Ctrl-C or SIGTERM, is
+``interrupted`` and the resume command is printed; an error is ``failed`` (also resumable). SIGKILL
+leaves the ledger as it was; ``--resume`` sorts it out: a trial whose own record says it finished is
+kept, the others it left running are ``interrupted`` and not counted.
 """
 from __future__ import annotations
 
 import contextlib
 import json
+import os
 import signal
 import sys
 import threading
@@ -21,23 +25,80 @@ from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional
 
 from automl.launch import LaunchPlan
-from automl.ledger import Ledger
+from automl.ledger import Ledger, finished_on_its_own
 from automl.space import SearchSpace
-from automl.sweep import grid_points, ray_session, run_tune, trial_context, trial_spec_path
-def _close_interrupted(ledger: Ledger, tracker, plan: LaunchPlan, printer) -> None:
-    """Trials the ledger still shows running belong to a dead or stopped driver: mark them interrupted
-    (not counted against the budget) and close their MLflow runs as KILLED."""
-    from stereo.tracking import RunHandle
+from automl.grid import grid_points
+from automl.sweep import ray_session, run_tune
+from automl.trial import TrialContext, trial_dir
+from automl.verdicts import end_trial_runs, finalize_finished
 
+SEARCH_SPACE_FILE = "search_space.json"  # the full space, also an artifact of the parent run
+DRIVER_FILE = "driver.json"  # <run_dir>/ledger/driver.json: the live driver's pid
+_TAG_ROOM = 4000  # MLflow cuts tag values at 8000 characters; the tag must stay valid JSON
+
+
+def _close_interrupted(ledger: Ledger, tracker, plan: LaunchPlan, printer) -> None:
+    """Trials the ledger still shows running belong to a dead or stopped driver. A trial whose own record
+    says it trained to the end (the driver died before writing the verdict) is kept as completed;
+    the others are marked interrupted (not counted against the budget). Every MLflow run of theirs
+    still RUNNING is closed: FINISHED for the kept trial's run, KILLED (or FAILED for an earlier Ray
+    retry attempt) otherwise."""
     for t in ledger.unfinished():
-        ledger.finalize(t["trial_id"], "stopped", interrupted=True,
-                        error="interrupted: the sweep stopped before this trial finished; not counted, the "
-                              "resumed sweep samples a new trial instead")
-        printer(f"trial {t['trial_id']} interrupted (not counted)")
-        if tracker is not None and t["run_id"]:
-            with contextlib.suppress(Exception):
-                tracker.end_run(RunHandle(t["run_id"], "", t["trial_id"]), "KILLED")
-                tracker.set_tags(RunHandle(t["run_id"], "", t["trial_id"]), {"automl.status": "interrupted"})
+        tid = t["trial_id"]
+        if finished_on_its_own(ledger.progress(tid) or {}, plan.max_t):
+            entry = finalize_finished(ledger, tid, "completed")
+            printer(f"trial {tid} had finished before the sweep stopped: kept as completed")
+            _end_runs(tracker, plan, entry, "FINISHED", {"automl.status": "completed"})
+            continue
+        entry = ledger.finalize(tid, "stopped", interrupted=True,
+                                error="interrupted: the sweep stopped before this trial finished; not counted, "
+                                      "the resumed sweep samples a new trial instead")
+        printer(f"trial {tid} interrupted (not counted)")
+        _end_runs(tracker, plan, entry, "KILLED", {"automl.status": "interrupted"})
+    _close_leftover_runs(ledger, tracker, plan)
+
+
+def _close_leftover_runs(ledger: Ledger, tracker, plan: LaunchPlan) -> None:
+    """Trial runs under this sweep's parent that disagree with their verdict: still RUNNING (the driver
+    died between writing the verdict and closing them), or a completed trial's run left KILLED (the
+    scheduler's stop at max_t closed it before the trial could re-mark it). Run with no trial alive."""
+    from automl.trial import TRIAL_TAG
+    from stereo.tracking import PARENT_RUN_TAG
+
+    parent_id = ledger.sweep().get("parent_run_id")
+    if tracker is None or not parent_id:
+        return
+    with contextlib.suppress(Exception):  # tracking must never stop the sweep
+        done = set()
+        for run in tracker.find_runs(plan.experiment, tags={PARENT_RUN_TAG: parent_id}):
+            entry = ledger.trial(run.tags.get(TRIAL_TAG, ""))
+            if entry is None or entry["status"] == "running" or entry["trial_id"] in done:
+                continue
+            killed_but_done = (entry["status"] == "completed" and run.run_id == entry["run_id"]
+                               and run.status == "KILLED")
+            if run.status != "RUNNING" and not killed_but_done:
+                continue
+            status = "KILLED" if entry["interrupted"] else "FAILED" if entry["status"] == "failed" else "FINISHED"
+            tags = {"automl.status": "interrupted" if entry["interrupted"] else entry["status"],
+                    **({"automl.error": entry["error"]} if entry["error"] else {})}
+            _end_runs(tracker, plan, entry, status, tags)
+            done.add(entry["trial_id"])
+
+
+def _end_runs(tracker, plan: LaunchPlan, entry: dict, status: str, tags: Mapping[str, str]) -> None:
+    if tracker is not None:
+        with contextlib.suppress(Exception):  # tracking must never stop the sweep
+            end_trial_runs(tracker, plan.experiment, entry, status, tags)
+
+
+def _space_tag(space: SearchSpace) -> str:
+    """Short, valid JSON for the parent run's tag: the parameter names (the full space is an artifact)."""
+    names = list(space.names)
+    while True:
+        text = json.dumps({"parameters": names, "more": len(space.names) - len(names), "full": SEARCH_SPACE_FILE})
+        if len(text) <= _TAG_ROOM or not names:
+            return text
+        names = names[:-1]
 
 
 def _parent_run(plan: LaunchPlan, tracker, ledger: Ledger, space: SearchSpace):
@@ -49,7 +110,7 @@ def _parent_run(plan: LaunchPlan, tracker, ledger: Ledger, space: SearchSpace):
     d = plan.decision
     tags = {"automl.kind": "sweep", "automl.decision": d["mode"], "automl.policy": d["policy_used"],
             "automl.reasons": " | ".join(d.get("reasons", ())), "automl.algorithm": plan.algorithm,
-            "automl.scheduler": plan.scheduler, "automl.search_space": json.dumps(space.to_dict(), default=str),
+            "automl.scheduler": plan.scheduler, "automl.search_space": _space_tag(space),
             "automl.budget": f"{plan.num_samples} trials, {plan.max_concurrent} concurrent, time budget "
                              f"{plan.time_budget_s or 'none'}", "automl.run_dir": plan.run_dir,
             "automl.skill": plan.skill_name}
@@ -62,6 +123,10 @@ def _parent_run(plan: LaunchPlan, tracker, ledger: Ledger, space: SearchSpace):
                              "search_space": plan.search_space_file or "schema defaults",
                              **{f"base.{k}": v for k, v in _flat(plan.base_spec).items()}})
     ledger.update_sweep(parent_run_id=run.run_id)
+    from stereo.atomic_io import atomic_write_text
+
+    path = atomic_write_text(Path(plan.run_dir) / SEARCH_SPACE_FILE, json.dumps(space.to_dict(), indent=1, default=str))
+    tracker.log_artifact(run, str(path))
     return run
 
 
@@ -75,15 +140,42 @@ def run_sweep(plan: LaunchPlan, *, printer=print, stream=None) -> dict:
     """Run (or continue) the plan's sweep to its budget; returns ``{state, trials, report}``.
 
     State is ``completed`` only when the budget was used (all trials counted, or the time budget ran
-    out); an interruption leaves ``interrupted`` and the resume command is printed.
+    out); an interruption leaves ``interrupted`` and the resume command is printed. A folder another
+    live driver is running is refused (:class:`RunInUseError`) before anything is touched.
     """
+    run_dir = Path(plan.run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    ledger = Ledger(run_dir, metric=plan.metric, mode=plan.mode)
+    _claim_run_dir(ledger)  # before anything is touched: a second driver would close the first one's trials
+    try:
+        return _run_sweep(plan, ledger, printer, stream)
+    finally:
+        (ledger.root / DRIVER_FILE).unlink(missing_ok=True)
+
+
+def _claim_run_dir(ledger: Ledger) -> None:
+    from automl.ray_temp import owner_alive, owner_record
+    from stereo.atomic_io import atomic_write_json
+
+    path = ledger.root / DRIVER_FILE
+    with contextlib.suppress(OSError, ValueError):
+        owner = json.loads(path.read_text())
+        if isinstance(owner, dict) and owner_alive(owner):
+            raise RunInUseError(f"{ledger.run_dir} is being run by another sweep driver (pid {owner['pid']}); wait "
+                                f"for it to finish, or stop it (kill {owner['pid']}) and then resume")
+    atomic_write_json(path, owner_record())
+
+
+class RunInUseError(RuntimeError):
+    """Another live driver runs this sweep folder."""
+
+
+def _run_sweep(plan: LaunchPlan, ledger: Ledger, printer, stream) -> dict:
     from automl.report import write_report
     from stereo.tracking import MlflowTracker, ensure_experiment
 
     run_dir = Path(plan.run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
     plan.save()
-    ledger = Ledger(run_dir, metric=plan.metric, mode=plan.mode)
     ensure_experiment(plan.tracking_uri, plan.experiment)  # schema + experiment before any worker logs
     tracker = MlflowTracker(plan.tracking_uri)
     space = plan.search_space()
@@ -98,20 +190,28 @@ def run_sweep(plan: LaunchPlan, *, printer=print, stream=None) -> dict:
         raise SystemExit(128 + signum)
 
     old = signal.signal(signal.SIGTERM, _term) if _main_thread() else None
-    started, interrupted = time.time(), False
+    clock = SweepClock(ledger, plan.time_budget_s)
     try:
-        if len(ledger.counted()) < target:
-            with ray_session(plan):
-                _, interrupted = run_tune(plan, space, trial_context(plan, parent.run_id), ledger, attempt, printer)
+        if len(ledger.counted()) < target and not clock.out_of_time():
+            with ray_session(plan):  # inside, SIGTERM is turned into Ctrl-C: Tune stops gracefully
+                run_tune(plan, space, trial_context(plan, parent.run_id), ledger, attempt, printer,
+                         time_budget_s=clock.remaining(), tick=clock.tick)
     except (KeyboardInterrupt, SystemExit):
-        interrupted = True
+        pass  # judged below from the ledger, like an attempt that ended on its own
+    except Exception:
+        _close_interrupted(ledger, tracker, plan, printer)
+        ledger.update_sweep(state="failed")
+        with contextlib.suppress(Exception):
+            tracker.end_run(parent, "FAILED")
+        raise
     finally:
+        clock.tick()
         if old is not None:
             signal.signal(signal.SIGTERM, old)
     _close_interrupted(ledger, tracker, plan, printer)
     counted = len(ledger.counted())
-    out_of_time = bool(plan.time_budget_s) and time.time() - started >= 0.95 * float(plan.time_budget_s)
-    complete = not interrupted and (counted >= target or out_of_time)
+    # the budget decides, not how the attempt ended: a signal after the last trial finished loses nothing
+    complete = counted >= target or clock.out_of_time()
     state = "completed" if complete else "interrupted"
     ledger.update_sweep(state=state, counted=counted, target=target)
     trials = ledger.trials()
@@ -135,8 +235,32 @@ def _main_thread() -> bool:
     return threading.current_thread() is threading.main_thread()
 
 
+class SweepClock:
+    """--time-budget is for the whole sweep: every attempt books its time in the ledger (``elapsed_s``)
+    and a resumed attempt gets only what is left."""
+
+    def __init__(self, ledger: Ledger, budget_s: Optional[float]):
+        self.ledger, self.budget = ledger, float(budget_s) if budget_s else None
+        self.before, self.started = ledger.elapsed(), time.time()
+
+    def spent(self) -> float:
+        return self.before + time.time() - self.started
+
+    def tick(self) -> None:
+        self.ledger.update_sweep(elapsed_s=round(self.spent(), 3))
+
+    def remaining(self) -> Optional[float]:
+        return None if self.budget is None else max(0.0, self.budget - self.spent())
+
+    def out_of_time(self) -> bool:
+        # Tune stops starting trials at the budget, so the last few percent are spent in the final trials
+        return self.budget is not None and self.spent() >= 0.95 * self.budget
+
+
 def _best_trial(trials: List[dict], mode: str) -> Optional[dict]:
-    scored = [t for t in trials if t["metric"] is not None and t["status"] in ("completed", "stopped")]
+    """Only scored trials that count compete: an interrupted trial is neither finished nor counted."""
+    scored = [t for t in trials if t["metric"] is not None and t["status"] in ("completed", "stopped")
+              and not t["interrupted"]]
     if not scored:
         return None
     return (min if mode == "min" else max)(scored, key=lambda t: t["metric"])
@@ -146,3 +270,14 @@ def _read_yaml(path: Path) -> Optional[dict]:
     import yaml
 
     return yaml.safe_load(path.read_text()) if path.is_file() else None
+
+
+def trial_context(plan: LaunchPlan, parent_run_id: Optional[str]) -> TrialContext:
+    return TrialContext(run_dir=plan.run_dir, base_spec=plan.base_spec, metric=plan.metric, mode=plan.mode,
+                        tracking_uri=plan.tracking_uri, experiment=plan.experiment, parent_run_id=parent_run_id,
+                        cpus_per_trial=plan.cpus_per_trial, sweep_name=Path(plan.run_dir).name, max_t=plan.max_t)
+
+
+def trial_spec_path(run_dir: str | os.PathLike, trial_id: str) -> Path:
+    return trial_dir(run_dir, trial_id) / "train" / "experiment.yaml"
+

@@ -1,15 +1,21 @@
-"""What `automl run` is about to do, decided before anything starts: :class:`LaunchPlan` and its review.
+"""What `automl run` is about to do, decided before anything starts: :class:`LaunchPlan`.
 
 The plan follows Ray Tune's split (STYLE: the Tuner): *what* is searched (search space, metric/mode),
 *how* (algorithm, scheduler, budget), *where* (resources, Ray address, output folder, tracking URI).
 It is plain data, saved as ``<run_dir>/launch.json``, so ``automl run --resume <run_dir>`` continues
-exactly the sweep that was reviewed. No Ray, Optuna or MLflow import here.
+exactly the sweep that was reviewed (automl/launch_review.py prints it). No Ray, Optuna or MLflow here.
 
 The base spec every trial starts from, in order (later wins):
-1. ``--spec FILE`` or the skill's ``references/spec_template_train.yaml``;
+1. ``--spec FILE`` or the skill's ``references/spec_template_train.yaml`` (neither: the plan is not
+   ready, and the review says to pass ``--spec``);
 2. the skill's ``key_defaults`` for keys the spec leaves unset (checkpoint invariants);
-3. the user's ``key=value`` overrides, with ``spec_shorthand_keys`` expanded (``learning_rate=1e-4``);
+3. the user's ``key=value`` overrides, with ``spec_shorthand_keys`` expanded (``learning_rate=1e-4``).
+   An override of a searched key *fixes* it: it leaves the search space and the review says so;
+   ``results_dir=DIR`` is the output folder (``--output``);
 4. per trial: the sampled values and ``results_dir = <run_dir>/trials/<trial_id>``.
+
+When the overrides fix every searched parameter there is nothing to search: with policy ``auto`` the
+run becomes one plain training run (the decision says why); with policy ``on`` it is an error.
 """
 from __future__ import annotations
 
@@ -22,26 +28,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
+from automl.launch_review import ALGORITHMS, SCHEDULERS, WEIGHTS_IGNORED, review
+from automl.relations import as_number
 from automl.policy import PolicyDecision, resolve_policy
-from automl.skills import Skill, expand_shorthand, find_skill, load_skill
+from automl.resources import ResourceError, plan_gpus, visible_gpus
+from automl.skills import SKILLS_ROOT, Skill, expand_shorthand, find_skill, load_skill
 from automl.space import SearchSpace, build_search_space
 from automl.search_space_file import default_search_space_name, load_search_space, search_space_path
 
-ALGORITHMS = {
-    "tpe": "Optuna TPESampler (tree-structured Parzen estimator)",
-    "random": "Optuna RandomSampler (independent uniform draws, relations honoured)",
-    "grid": "every combination of --grid-points values per parameter (floats: evenly spaced, log-spaced "
-            "for log ranges), run in order",
-    "bayesian": "Optuna GPSampler (Gaussian-process Bayesian optimisation; TAO AutoML's default algorithm)",
-    "cmaes": "Optuna CmaEsSampler (needs the `cmaes` package)",
-}
-SCHEDULERS = {
-    "asha": "ASHA (asynchronous successive halving): stops the worse trials at each rung",
-    "hyperband": "HyperBand (synchronous brackets of successive halving)",
-    "none": "no early stopping: every trial trains its full budget (FIFO)",
-}
 PLAN_FILE = "launch.json"
 RESUME_COMMAND = "automl run --resume {run_dir}"
+__all__ = ("ALGORITHMS", "SCHEDULERS", "LaunchError", "LaunchPlan", "build_plan", "load_plan", "review",
+           "run_plain", "PLAN_FILE", "RESUME_COMMAND")
 
 
 class LaunchError(ValueError):
@@ -80,7 +78,9 @@ class LaunchPlan:
     # where
     cpus_per_trial: float = 1.0
     gpus_per_trial: float = 0.0
+    resource_notes: List[str] = field(default_factory=list)  # how GPUs per trial were decided
     ray_address: Optional[str] = None
+    fixed: Dict[str, str] = field(default_factory=dict)  # searched keys the user's overrides fixed -> value text
     created: float = field(default_factory=time.time)
 
     @property
@@ -106,9 +106,10 @@ class LaunchPlan:
     def search_space(self) -> SearchSpace:
         """Rebuilt from the skill's schema and the search-space file (SearchSpace holds read-only views)."""
         schema = self.skill().load_schema("train")
+        context = {"fixed": self.fixed, "known": dotted_values(self.base_spec)}
         if self.search_space_file:
-            return load_search_space(self.search_space_file, schema).space
-        return build_search_space(schema)
+            return load_search_space(self.search_space_file, schema, **context).space
+        return build_search_space(schema, **context)
 
     def resume_command(self) -> str:
         return RESUME_COMMAND.format(run_dir=self.run_dir)
@@ -122,11 +123,44 @@ def load_plan(run_dir: str | os.PathLike) -> LaunchPlan:
     return LaunchPlan.from_dict(json.loads(path.read_text()))
 
 
-def _base_spec(skill: Skill, spec_file: Optional[str], overrides: Sequence[str]) -> Tuple[str, dict, List[str]]:
+def dotted_values(raw: Any, prefix: str = "") -> Dict[str, Any]:
+    """``{"train.optim.lr": 1e-4, ...}``: every value under the nested sections of a raw spec."""
+    out: Dict[str, Any] = {}
+    for key, value in (raw.items() if isinstance(raw, dict) else ()):
+        if isinstance(value, dict):
+            out.update(dotted_values(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+def _split_output(expanded: List[str], output: Optional[str]) -> Tuple[List[str], Optional[str]]:
+    """``results_dir=DIR`` names the run folder (what --output names); it is never a spec value here."""
+    kept, folders = [], []
+    for text in expanded:
+        key, _, value = text.partition("=")
+        if key.strip() == "results_dir":
+            folders.append(value.strip())
+        else:
+            kept.append(text)
+    if folders:
+        folder = folders[-1]
+        if output and Path(output).expanduser().resolve() != Path(folder).expanduser().resolve():
+            raise LaunchError(f"results_dir={folder} and --output {output} name two different run folders; pass "
+                              "one of them (both mean the run folder; each trial writes under <folder>/trials/<id>)")
+        output = output or folder
+    return kept, output
+
+
+def _base_spec(skill: Skill, spec_file: Optional[str],
+               expanded: Sequence[str]) -> Tuple[str, dict, Dict[str, str], Optional[str]]:
+    """(source, raw spec, {overridden dotted key: value text}, why there is no base spec or None)."""
     import yaml
 
     from stereo.config.load import apply_key_defaults, parse_override, set_path
+    from stereo.config.source_lines import render_key
 
+    missing = None
     if spec_file:
         path = Path(spec_file).expanduser().resolve()
         if not path.is_file():
@@ -135,10 +169,15 @@ def _base_spec(skill: Skill, spec_file: Optional[str], overrides: Sequence[str])
         if not isinstance(raw, dict):
             raise LaunchError(f"--spec {spec_file}: expected a YAML mapping, got {type(raw).__name__}")
         source = str(path)
-    else:
+    elif skill.has_train_template:
         raw, source = skill.load_template("train"), str(skill.template_path("train"))
+    else:
+        example = SKILLS_ROOT / "fast-foundation-stereo" / "references" / "spec_template_train.yaml"
+        raw, source = {}, ""
+        missing = (f"no base spec: {skill.template_path('train')} does not exist and no --spec was given; pass "
+                   f"--spec <your train spec YAML> (for example a filled-in copy of {example})")
     raw = apply_key_defaults(skill.key_defaults, raw)
-    expanded = expand_shorthand(skill, overrides)
+    overridden: Dict[str, str] = {}
     for text in expanded:
         try:
             key, value = parse_override(text)
@@ -147,7 +186,8 @@ def _base_spec(skill: Skill, spec_file: Optional[str], overrides: Sequence[str])
         error = set_path(raw, key, value)
         if error:
             raise LaunchError(f"override {text!r}: {error}; check the key against the spec reference")
-    return source, raw, expanded
+        overridden[render_key(key)] = text.partition("=")[2].strip()
+    return source, raw, overridden, missing
 
 
 def _spec_problems(raw: dict, run_dir: Path) -> Tuple[List[str], Any]:
@@ -160,16 +200,34 @@ def _spec_problems(raw: dict, run_dir: Path) -> Tuple[List[str], Any]:
         return [p.render() for p in exc.errors], None
 
 
+def _search_space(skill: Skill, schema: dict, search_space: Optional[str], fixed: Dict[str, str],
+                  known: Dict[str, Any]) -> Tuple[Optional[Any], SearchSpace]:
+    """(the parsed search-space file or None, the space) with `fixed` keys taken out."""
+    if search_space:
+        path = Path(search_space) if Path(search_space).suffix in (".yaml", ".yml") else search_space_path(search_space)
+    else:
+        name = default_search_space_name(skill)
+        path = search_space_path(name) if name else None
+    if path is None:
+        return None, build_search_space(schema, fixed=fixed, known=known)
+    parsed = load_search_space(path, schema, fixed=fixed, known=known)
+    return parsed, parsed.space
+
+
 def build_plan(*, skill: Optional[str] = None, skill_dir: Optional[str] = None, policy: Optional[str] = None,
                request: Optional[str] = None, spec: Optional[str] = None, overrides: Sequence[str] = (),
                search_space: Optional[str] = None, algorithm: str = "tpe", scheduler: str = "asha",
                num_samples: int = 8, max_concurrent: Optional[int] = None, time_budget_s: Optional[float] = None,
-               cpus_per_trial: float = 1.0, gpus_per_trial: float = 0.0, max_failures: int = 0,
+               cpus_per_trial: float = 1.0, gpus_per_trial: Optional[float] = None, max_failures: int = 0,
                metric: Optional[str] = None, mode: Optional[str] = None, output: Optional[str] = None,
                ray_address: Optional[str] = None, tracking_uri: Optional[str] = None,
                experiment: str = "depth_net", seed: int = 0, grace_period: int = 1, reduction_factor: int = 3,
-               grid_points: int = 3) -> LaunchPlan:
-    """Resolve the policy and everything a run needs; raises :class:`LaunchError` on bad options."""
+               grid_points: int = 3, gpus_available: Optional[int] = None) -> LaunchPlan:
+    """Resolve the policy and everything a run needs; raises :class:`LaunchError` on bad options.
+
+    `gpus_per_trial` None derives it from ``train.num_gpus`` (automl/resources.py); `gpus_available`
+    None counts this machine's GPUs.
+    """
     if bool(skill) == bool(skill_dir):
         raise LaunchError("pass exactly one of --skill NAME or --skill-dir DIR (e.g. --skill tiny-demo)")
     the_skill = load_skill(skill_dir) if skill_dir else find_skill(skill)
@@ -184,20 +242,22 @@ def build_plan(*, skill: Optional[str] = None, skill_dir: Optional[str] = None, 
                              ("--max-failures", max_failures, 0)):
         if int(value) < low:
             raise LaunchError(f"{name} {value} must be >= {low}")
-    if cpus_per_trial <= 0 or gpus_per_trial < 0:
+    if cpus_per_trial <= 0 or (gpus_per_trial is not None and gpus_per_trial < 0):
         raise LaunchError(f"--cpus-per-trial {cpus_per_trial} must be > 0 and --gpus-per-trial {gpus_per_trial} "
                           ">= 0")
     if time_budget_s is not None and time_budget_s <= 0:
         raise LaunchError(f"--time-budget {time_budget_s} must be > 0 seconds (omit it for no limit)")
     if mode is not None and mode not in ("min", "max"):
         raise LaunchError(f"--mode {mode!r} is not min or max")
+    expanded, output = _split_output(expand_shorthand(the_skill, overrides), output)
     run_dir = Path(output or Path("automl_runs") / f"{the_skill.path.name}-{time.strftime('%Y%m%d-%H%M%S')}")
     run_dir = run_dir.expanduser().resolve()
-    source, raw, expanded = _base_spec(the_skill, spec, overrides)
-    problems, resolved = _spec_problems(raw, run_dir)
+    source, raw, overridden, missing = _base_spec(the_skill, spec, expanded)
+    problems, resolved = ([missing], None) if missing else _spec_problems(raw, run_dir)
     from stereo.tracking import check_tracking_uri, default_tracking_uri
 
     uri = check_tracking_uri(tracking_uri) if tracking_uri else default_tracking_uri(run_dir)
+    concurrency_given = max_concurrent is not None
     if max_concurrent is None:
         max_concurrent = max(1, int((os.cpu_count() or 1) // max(cpus_per_trial, 1)))
     if int(max_concurrent) < 1:
@@ -209,92 +269,66 @@ def build_plan(*, skill: Optional[str] = None, skill_dir: Optional[str] = None, 
                       grid_points=int(grid_points), seed=int(seed), num_samples=int(num_samples),
                       max_concurrent=int(max_concurrent), time_budget_s=time_budget_s,
                       max_failures=int(max_failures), cpus_per_trial=float(cpus_per_trial),
-                      gpus_per_trial=float(gpus_per_trial), ray_address=ray_address)
+                      gpus_per_trial=float(gpus_per_trial or 0.0), ray_address=ray_address)
     if not plan.sweep:
         return plan
+    if "train.results_dir" in overridden:
+        raise LaunchError(f"train.results_dir={overridden['train.results_dir']} would make every trial write into "
+                          "one folder; drop it (each trial writes under <output>/trials/<id>/train; --output or "
+                          "results_dir= choose the run folder)")
     schema = the_skill.load_schema("train")
-    if search_space:
-        path = Path(search_space) if Path(search_space).suffix in (".yaml", ".yml") else search_space_path(search_space)
-        parsed = load_search_space(path, schema)
-    else:
-        name = default_search_space_name(the_skill)
-        parsed = load_search_space(search_space_path(name), schema) if name else None
+    known = dotted_values(raw)
+    parsed, space = _search_space(the_skill, schema, search_space, {}, known)
+    plan.fixed = {n: overridden[n] for n in space.names if n in overridden}
+    if plan.fixed and len(plan.fixed) == len(space):
+        _nothing_to_search(plan, decision)
+        return plan
+    if plan.fixed:
+        parsed, space = _search_space(the_skill, schema, search_space, plan.fixed, known)
+    plan.space = space.to_dict()
     if parsed is not None:
-        plan.search_space_file, plan.space = str(parsed.path), parsed.space.to_dict()
+        plan.search_space_file = str(parsed.path)
         plan.metric, plan.mode = metric or parsed.metric, mode or parsed.mode
     else:
-        plan.space = build_search_space(schema).to_dict()
-        plan.space["notes"] = list(plan.space["notes"]) + ["no search_spaces/*.yaml for this skill: the schema's "
-                                                           "automl_default_parameters with schema ranges"]
+        plan.space["notes"].append("no search_spaces/*.yaml for this skill: the schema's automl_default_parameters "
+                                   "with schema ranges")
         plan.metric, plan.mode = metric or "val/epe", mode or "min"
+    weighted = [n for n, d in plan.space["parameters"].items() if d.get("weights")]
+    if weighted:
+        plan.space["notes"].append(f"option_weights of {', '.join(weighted)} are NOT applied by --algorithm "
+                                   f"{algorithm}: {WEIGHTS_IGNORED[algorithm]}; only TAO-style random draws "
+                                   "(SearchSpace.sample) use them")
+    num_gpus = resolved.train.num_gpus if resolved is not None else as_number(known.get("train.num_gpus")) or 1
+    try:
+        gpus = plan_gpus(requested=gpus_per_trial, num_gpus=int(num_gpus), cluster=bool(ray_address),
+                         available=None if ray_address else (visible_gpus() if gpus_available is None
+                                                             else gpus_available))
+    except ResourceError as exc:
+        raise LaunchError(str(exc)) from None
+    plan.gpus_per_trial, plan.resource_notes = gpus.gpus_per_trial, list(gpus.notes)
+    if gpus.max_concurrent is not None and plan.max_concurrent > gpus.max_concurrent:
+        if concurrency_given:
+            plan.resource_notes.append(f"--max-concurrent {plan.max_concurrent}, but only {gpus.max_concurrent} "
+                                       "trial(s) fit on the GPUs at once; the others wait")
+        else:
+            plan.max_concurrent = max(1, gpus.max_concurrent)
     if resolved is not None:
         epochs = int(resolved.train.num_epochs)
         plan.max_t = max(1, math.ceil(epochs / max(1, int(resolved.train.validation_interval))))
     return plan
 
 
-def _fmt_dist(d: dict) -> str:
-    kind = d.get("kind")
-    if kind == "float":
-        lo, hi = ("(" if d.get("low_open") else "["), (")" if d.get("high_open") else "]")
-        text = f"{'log-uniform' if d.get('log') else 'uniform'} {lo}{d['low']:g}, {d['high']:g}{hi}"
-    elif kind == "int":
-        text = f"int [{d['low']}, {d['high']}] step {d['step']}" + (" log" if d.get("log") else "")
-    elif kind == "power_of":
-        text = f"powers of {d['base']} {d['choices']}"
-    elif kind == "categorical":
-        text = f"one of {d['choices']}" + (f" weights {d['weights']}" if d.get("weights") else "")
-    else:
-        text = "true/false"
-    return text + (f"  depends_on {', '.join(d['depends_on'])}" if d.get("depends_on") else "")
-
-
-def review(plan: LaunchPlan, problems: Sequence[str] = ()) -> str:
-    """The launch review printed before anything runs (and all that `--dry-run` prints)."""
-    d = plan.decision
-    lines = ["automl run: launch review",
-             f"  skill        {plan.skill_name} ({plan.skill_dir})",
-             f"  decision     {d['mode']} (policy {d['policy_used']})"]
-    lines += [f"                 - {r}" for r in d.get("reasons", ())]
-    if d.get("regenerate_command"):
-        lines.append(f"                 fix: {d['regenerate_command']}")
-    lines.append(f"  base spec    {plan.spec_source} + skill key_defaults"
-                 + (f" + {len(plan.overrides)} override(s)" if plan.overrides else ""))
-    lines += [f"                 {o}" for o in plan.overrides]
-    if plan.spec_problems:
-        lines.append("  spec         NOT READY, fix before launching:")
-        lines += [f"                 {p}" for p in plan.spec_problems]
-    if plan.sweep:
-        lines.append(f"  search space {plan.search_space_file or 'schema automl_default_parameters'}")
-        width = max((len(n) for n in plan.space.get("parameters", {})), default=0)
-        lines += [f"                 {n:<{width}}  {_fmt_dist(dist)}" for n, dist in plan.space["parameters"].items()]
-        lines += [f"                 note: {n}" for n in plan.space.get("notes", ())]
-        lines.append(f"  objective    {plan.metric} ({plan.mode}), the best validation of each trial; a failed "
-                     "trial is 'failed', never a number")
-        algo = f"{plan.algorithm}: {ALGORITHMS[plan.algorithm]}, seed {plan.seed}"
-        if plan.algorithm == "grid":
-            algo += f", {plan.grid_points} points per float"
-        elif plan.algorithm != "bayesian":
-            algo += " (TAO AutoML defaults to Bayesian GP: --algorithm bayesian)"
-        lines.append(f"  algorithm    {algo}")
-        sched = f"{plan.scheduler}: {SCHEDULERS[plan.scheduler]}"
-        if plan.scheduler != "none":
-            sched += (f"; time unit = validations (training_iteration), max_t {plan.max_t}, grace period "
-                      f"{plan.grace_period}, reduction factor {plan.reduction_factor}")
-        lines.append(f"  scheduler    {sched}")
-        budget = (f"{plan.num_samples} trial(s), at most {plan.max_concurrent} at a time, time budget "
-                  f"{f'{plan.time_budget_s:g} s' if plan.time_budget_s else 'none'}, {plan.max_failures} "
-                  "retr(y/ies) per failed trial")
-        lines.append(f"  budget       {budget}")
-        where = plan.ray_address or f"embedded Ray on this machine ({os.cpu_count()} CPUs)"
-        lines.append(f"  resources    {plan.cpus_per_trial:g} CPU / {plan.gpus_per_trial:g} GPU per trial; {where}")
-    else:
-        lines.append("  run          one plain training run (train action), no Ray")
-    lines += [f"  output       {plan.run_dir}", f"  tracking     {plan.tracking_uri} (experiment {plan.experiment})"]
-    lines += [f"  problem      {p}" for p in problems]
-    if plan.sweep:
-        lines.append(f"  resume       {plan.resume_command()}")
-    return "\n".join(lines)
+def _nothing_to_search(plan: LaunchPlan, decision: PolicyDecision) -> None:
+    """Every searched parameter is fixed by an override: plain training (auto) or an error (on)."""
+    listing = ", ".join(f"{n} fixed at {v}" for n, v in plan.fixed.items())
+    if decision.policy_used == "on":
+        raise LaunchError(f"AutoML is on, but your overrides fix every searched parameter ({listing}), so there is "
+                          "nothing to search; drop one of those overrides, pass --search-space with other "
+                          "parameters, or use --policy off for one plain training run")
+    plan.decision = {**plan.decision, "mode": "plain",
+                     "reasons": list(plan.decision["reasons"]) + [
+                         f"your overrides fix every searched parameter ({listing}), so there is nothing to "
+                         "search: one plain training run with your values"]}
 
 
 def run_plain(plan: LaunchPlan):

@@ -7,7 +7,8 @@ the only thing ``automl run --resume`` trusts: a finished trial is never run aga
 
 Layout under ``<run_dir>/ledger/``::
 
-    sweep.json                      state (running | interrupted | completed | failed), parent run id, attempts
+    sweep.json                      state (running | interrupted | completed | failed), parent run id, attempts,
+                                    elapsed_s (all attempts together: --time-budget is for the whole sweep)
     trials/<trial_id>.progress.json written by the trial process: params, MLflow run id, one row per validation
     trials/<trial_id>.json          written by the driver when the trial ends: status and reason
 
@@ -25,7 +26,11 @@ The trial dict (shared with automl/report.py ``write_report``)::
      epochs: int,                 # validations reported (the scheduler's time unit)
      error: str | None,           # why it failed or was interrupted; None otherwise
      checkpoint: path | None, run_id: str | None, duration_s: float,
-     index: int, history: [{iteration, epoch, step, <metrics>}], interrupted: bool, node: str | None}
+     index: int, history: [{iteration, epoch, step, <metrics>}], interrupted: bool, node: str | None,
+     attempt: int, earlier_run_ids: [str]}  # Ray retries (--max-failures): the earlier attempts' MLflow runs
+
+The sweep metric is looked up in either namespace (``epe`` finds ``val/epe``), as deploy KPIs use plain
+names and training ``val/*``.
 
 ``stopped`` is an early stop by the scheduler (ASHA/HyperBand), or, with ``interrupted: true``, a trial
 that was running when the driver died; interrupted trials do not count against ``--num-samples``.
@@ -64,6 +69,23 @@ def _read(path: Path) -> Optional[dict]:
         raise LedgerError(f"{path}: not valid JSON ({exc}); restore or delete the file") from None
 
 
+def metric_value(row: Mapping[str, Any], name: str) -> Optional[float]:
+    """The finite value of metric `name` in `row`, either namespace ('epe' finds 'val/epe' and back), or None."""
+    from stereo.metrics import find_metric
+
+    try:
+        return _finite(find_metric(row, name))
+    except (KeyError, ValueError):
+        return None
+
+
+def finished_on_its_own(progress: Mapping[str, Any], max_t: int) -> bool:
+    """The trial's own record says it trained its whole budget: it returned, or it validated max_t times
+    (the scheduler stops every trial at max_t, and Ray may say so before the trial wrote its outcome)."""
+    outcome = progress.get("outcome")
+    return outcome == "completed" or (outcome != "failed" and len(progress.get("history") or []) >= max_t)
+
+
 def _finite(value: Any) -> Optional[float]:
     try:
         f = float(value)
@@ -98,6 +120,10 @@ class Ledger:
         atomic_write_json(self.sweep_file, data)
         return data
 
+    def elapsed(self) -> float:
+        """Seconds the sweep's attempts have run so far (booked by the driver, for --time-budget)."""
+        return float(self.sweep().get("elapsed_s") or 0.0)
+
     # --- trial side (the trial process) ------------------------------------------------------------
     def _progress_file(self, trial_id: str) -> Path:
         return self.root / "trials" / f"{trial_id}.progress.json"
@@ -107,10 +133,13 @@ class Ledger:
 
     def start_trial(self, trial_id: str, index: int, params: Mapping[str, Any], attempt: int = 1,
                     node: Optional[str] = None) -> dict:
-        """A trial (or a retry of it) begins: a fresh progress file; an earlier attempt's rows are dropped."""
+        """A trial (or a retry of it) begins: a fresh progress file; an earlier attempt's rows are dropped,
+        its MLflow run id is kept in ``earlier_run_ids``."""
+        before = self.progress(trial_id) or {}
+        earlier = list(before.get("earlier_run_ids") or []) + ([before["run_id"]] if before.get("run_id") else [])
         data = {"trial_id": trial_id, "index": int(index), "params": dict(params), "attempt": int(attempt),
                 "started": time.time(), "history": [], "run_id": None, "checkpoint": None, "outcome": None,
-                "error": None, "pid": os.getpid(), "node": node}
+                "error": None, "pid": os.getpid(), "node": node, "earlier_run_ids": earlier}
         atomic_write_json(self._progress_file(trial_id), data)
         return data
 
@@ -130,8 +159,10 @@ class Ledger:
 
     # --- driver side -------------------------------------------------------------------------------
     def finalize(self, trial_id: str, status: str, *, error: Optional[str] = None, interrupted: bool = False,
-                 params: Optional[Mapping[str, Any]] = None, overwrite: bool = False) -> dict:
-        """The driver's verdict. An existing verdict is kept unless `overwrite` (finished means finished)."""
+                 params: Optional[Mapping[str, Any]] = None, checkpoint: Optional[str] = None,
+                 overwrite: bool = False) -> dict:
+        """The driver's verdict. An existing verdict is kept unless `overwrite` (finished means finished).
+        `checkpoint`: what the driver found on disk, for a trial that could not record its own."""
         if status not in FINAL:
             raise LedgerError(f"final status {status!r} is not one of {', '.join(FINAL)}")
         existing = _read(self._final_file(trial_id))
@@ -139,7 +170,8 @@ class Ledger:
             return self.trial(trial_id)
         atomic_write_json(self._final_file(trial_id), {"trial_id": trial_id, "status": status, "error": error,
                                                        "interrupted": bool(interrupted),
-                                                       "params": dict(params or {}), "finished": time.time()})
+                                                       "params": dict(params or {}), "checkpoint": checkpoint,
+                                                       "finished": time.time()})
         return self.trial(trial_id)
 
     def is_final(self, trial_id: str) -> bool:
@@ -171,26 +203,28 @@ class Ledger:
             "trial_id": trial_id,
             "status": status,
             "params": dict(progress.get("params") or final.get("params") or {}),
-            "metric": _finite(best.get(self.metric)) if best else None,
+            "metric": metric_value(best, self.metric) if best else None,
             "metrics": {k: v for k, v in (best or {}).items() if k not in ("iteration", "epoch", "step")},
             "epochs": len(history),
             "error": final.get("error") if final.get("status") else progress.get("error"),
-            "checkpoint": progress.get("checkpoint"),
+            "checkpoint": progress.get("checkpoint") or final.get("checkpoint"),
             "run_id": progress.get("run_id"),
             "duration_s": round(float(ended - started), 3) if started and ended else 0.0,
             "index": int(progress.get("index", int(trial_id.lstrip("t") or 0))),
             "attempt": int(progress.get("attempt", 1)),
+            "earlier_run_ids": list(progress.get("earlier_run_ids") or []),
             "history": history,
             "interrupted": bool(final.get("interrupted", False)),
             "node": progress.get("node"),
         }
 
     def _best_row(self, history: Iterable[Mapping[str, Any]]) -> Optional[dict]:
-        scored = [row for row in history if _finite(row.get(self.metric)) is not None]
+        scored = [(metric_value(row, self.metric), row) for row in history]
+        scored = [(v, row) for v, row in scored if v is not None]
         if not scored:
             return None
         pick = min if self.mode == "min" else max
-        return dict(pick(scored, key=lambda row: float(row[self.metric])))
+        return dict(pick(scored, key=lambda pair: pair[0])[1])
 
     def trials(self) -> List[dict]:
         return sorted((t for t in map(self.trial, self.trial_ids()) if t), key=lambda t: t["index"])

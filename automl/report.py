@@ -8,7 +8,8 @@ Written into `run_dir` (every file atomically, so an interrupted sweep never lea
     leaderboard.txt                 the console table
     results.json                    {best, progress, history}: TAO's AutoML result shape, extended
     best_spec.yaml                  the best trial's resolved spec; `depth_net train -e` accepts it
-    best_checkpoint.<ext> (+ .json) the best trial's checkpoint (hard link when possible, else a copy)
+    best_checkpoint/ + .<ext> link the best trial's checkpoint and sidecar under their own names (hard
+                                    links when possible, else copies); best_checkpoint.<ext> points at them
     plots/{history,parallel,importance}.png and report.html (self-contained: inline SVG, no CDN)
 
 Failed trials are listed with their reason and never get a score (TAO records them as 0.0). An
@@ -31,13 +32,14 @@ import yaml
 from automl.importance import ImportanceResult, param_importance
 from automl.plots import history_figure, importance_figure, parallel_figure, render
 from automl.report_html import html_report
-from stereo.atomic_io import atomic_path, atomic_write_json, atomic_write_text
+from stereo.atomic_io import atomic_write_json, atomic_write_text
 
 STATUSES = ("completed", "failed", "stopped", "running")
 SCORED = ("completed", "stopped")  # an early-stopped trial has a real (shorter-budget) score
 RESULTS_FILE, BEST_SPEC_FILE, LEADERBOARD_FILE, HTML_FILE = ("results.json", "best_spec.yaml",
                                                              "leaderboard.txt", "report.html")
 ARTIFACT_DIR = "report"  # where the files land among the parent MLflow run's artifacts
+BEST_CHECKPOINT_DIR = "best_checkpoint"
 
 
 class ReportError(ValueError):
@@ -61,9 +63,10 @@ class Report:
 
 
 def _score(trial: Mapping[str, Any]) -> Optional[float]:
-    """The trial's score, or None: failed/running trials and non-finite values never count."""
+    """The trial's score, or None: failed/running/interrupted trials and non-finite values never count
+    (an interrupted trial neither finished nor counts toward the budget, so it cannot be the best)."""
     value = trial.get("metric")
-    if trial["status"] not in SCORED or value is None or isinstance(value, bool):
+    if trial["status"] not in SCORED or trial.get("interrupted") or value is None or isinstance(value, bool):
         return None
     try:
         value = float(value)
@@ -128,11 +131,12 @@ def _reason(trial: Mapping[str, Any]) -> str:
         return first if len(first) <= 70 else first[:67] + "..."
     if trial["status"] == "running":
         return "still running when the report was written"
+    if trial.get("interrupted"):
+        return "interrupted (sweep stopped); not counted"
     if trial["score"] is None:
-        return ("interrupted before its first validation" if trial.get("interrupted")
-                else "finished without a finite metric")
+        return "finished without a finite metric"
     if trial["status"] == "stopped":
-        return "interrupted (driver stopped)" if trial.get("interrupted") else "early-stopped"
+        return "early-stopped"
     return ""
 
 
@@ -159,7 +163,9 @@ def leaderboard(ranked: Sequence[Mapping[str, Any]], names: Sequence[str], metri
     body += [line(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
     state = "complete" if progress["complete"] else "INCOMPLETE"
     title = (f"Sweep {state}: {progress['completed']} completed, {progress['stopped']} early-stopped, "
-             f"{progress['failed']} failed, {progress['running']} running of {progress['total']} trials "
+             f"{progress['failed']} failed, {progress['running']} running"
+             + (f", {progress['interrupted']} interrupted" if progress.get("interrupted") else "")
+             + f" of {progress['total']} trials "
              f"({progress['algorithm']})")
     best = (f"Best: {progress['best_trial_id']} with {metric} = {_fmt(progress['best_metric'])}"
             if progress["best_trial_id"] is not None else "Best: none (no trial produced a score)")
@@ -173,26 +179,40 @@ def leaderboard(ranked: Sequence[Mapping[str, Any]], names: Sequence[str], metri
 
 
 def _place_checkpoint(src: Optional[str], run_dir: Path) -> Optional[Path]:
-    """Hard-link (free, survives deleting the trial) or copy the checkpoint and its .json sidecar."""
+    """``best_checkpoint/`` gets the best trial's weights and sidecar under their own names (hard links:
+    free, and they survive deleting the trial; else copies) and ``best_checkpoint.<ext>`` links to them.
+
+    The names are kept because a sidecar names its weights file (a renamed pair does not load), and the
+    trial's ``dn_model_best`` is itself a link to the epoch's file, so it is resolved first.
+    """
     if not src:
         return None
-    src_path = Path(src)
-    if not src_path.is_file():
-        raise ReportError(f"best trial checkpoint {src_path} does not exist; the trial folder was moved or "
+    given = Path(src)
+    if not given.is_file():
+        raise ReportError(f"best trial checkpoint {given} does not exist; the trial folder was moved or "
                           "deleted, so the report cannot copy it")
-    out = None
-    for path in [src_path] + ([src_path.with_suffix(".json")] if src_path.suffix != ".json" else []):
-        if not path.is_file():
-            continue
-        dest = run_dir / f"best_checkpoint{path.suffix}"
-        with atomic_path(dest) as tmp:
-            tmp.unlink()
-            try:
-                os.link(path, tmp)
-            except OSError:  # another filesystem, or links not allowed
-                shutil.copy2(path, tmp)
-        out = out or dest
-    return out
+    real = given.resolve()
+    sidecar = real.with_suffix(".json")
+    pair = [real] + ([sidecar] if real.suffix != ".json" and sidecar.is_file() else [])
+    folder, staging = run_dir / BEST_CHECKPOINT_DIR, run_dir / f".{BEST_CHECKPOINT_DIR}.tmp"
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir()
+    for path in pair:
+        try:
+            os.link(path, staging / path.name)
+        except OSError:  # another filesystem, or links not allowed
+            shutil.copy2(path, staging / path.name)
+    shutil.rmtree(folder, ignore_errors=True)
+    os.replace(staging, folder)
+    link = run_dir / f"{BEST_CHECKPOINT_DIR}{real.suffix}"
+    for old in run_dir.glob(f"{BEST_CHECKPOINT_DIR}.*"):  # an earlier best (maybe another format)
+        if old.is_symlink() or old.is_file():
+            old.unlink()
+    tmp = run_dir / f".{link.name}.tmp"
+    tmp.unlink(missing_ok=True)
+    os.symlink(f"{BEST_CHECKPOINT_DIR}/{real.name}", tmp)  # relative: the run folder can be moved
+    os.replace(tmp, link)
+    return link
 
 
 def _best_spec_yaml(spec: Mapping[str, Any], run_dir: Path, best: Mapping[str, Any], metric: str,
@@ -245,7 +265,8 @@ def write_report(run_dir: str | os.PathLike, trials: Sequence[Mapping[str, Any]]
     names = list(getattr(space, "names", ()) or dict.fromkeys(k for t in checked for k in t["params"]))
     ranked = rank_trials(checked, mode)
     best = ranked[0] if ranked and ranked[0]["score"] is not None else None
-    counts = {s: sum(1 for t in checked if t["status"] == s) for s in STATUSES}
+    counts = {s: sum(1 for t in checked if t["status"] == s and not t.get("interrupted")) for s in STATUSES}
+    counts["interrupted"] = sum(1 for t in checked if t.get("interrupted"))
     progress = {**counts, "total": len(checked), "best_metric": best["score"] if best else None,
                 "best_trial_id": best["trial_id"] if best else None, "algorithm": algorithm,
                 "complete": bool(complete), "metric": metric, "mode": mode}

@@ -52,8 +52,13 @@ class SearchSpaceFile:
                 "mode": self.mode, "description": self.description, **self.space.to_dict()}
 
 
-def parse_search_space(data: Any, schema: Mapping[str, Any], *, origin: str = "<search space>") -> SearchSpaceFile:
-    """Validate a loaded search-space document against `schema` (a ``schemas/train.schema.json`` dict)."""
+def parse_search_space(data: Any, schema: Mapping[str, Any], *, origin: str = "<search space>",
+                       fixed: Optional[Mapping[str, Any]] = None,
+                       known: Optional[Mapping[str, Any]] = None) -> SearchSpaceFile:
+    """Validate a loaded search-space document against `schema` (a ``schemas/train.schema.json`` dict).
+
+    `fixed`/`known`: see :func:`automl.space.build_search_space` (the user's overrides, the base spec).
+    """
     if not isinstance(data, Mapping):
         raise SearchSpaceError(f"{origin}: expected a YAML mapping with keys {', '.join(TOP_KEYS)}, got "
                                f"{type(data).__name__}")
@@ -84,15 +89,18 @@ def parse_search_space(data: Any, schema: Mapping[str, Any], *, origin: str = "<
         entry = {k: _number(v) if k in ("low", "high") else v for k, v in entry.items()}
         if entry:
             overrides[str(name)] = entry
-    space = build_search_space(schema, parameters=[str(n) for n in params], overrides=overrides, origin=origin)
+    space = build_search_space(schema, parameters=[str(n) for n in params], overrides=overrides, origin=origin,
+                               fixed=fixed, known=known)
     model = data.get("model")
     return SearchSpaceFile(path=None, metric=metric.strip(), mode=mode, space=space,
                            description=str(data.get("description") or ""),
                            model=None if model is None else str(model))
 
 
-def load_search_space(path: Union[str, os.PathLike], schema: Mapping[str, Any]) -> SearchSpaceFile:
-    """Read and validate a search-space YAML file."""
+def load_search_space(path: Union[str, os.PathLike], schema: Mapping[str, Any], *,
+                      fixed: Optional[Mapping[str, Any]] = None,
+                      known: Optional[Mapping[str, Any]] = None) -> SearchSpaceFile:
+    """Read and validate a search-space YAML file (`fixed`/`known` as in :func:`parse_search_space`)."""
     path = Path(path)
     if not path.is_file():
         raise SearchSpaceError(f"{path}: search-space file not found; available: "
@@ -101,7 +109,7 @@ def load_search_space(path: Union[str, os.PathLike], schema: Mapping[str, Any]) 
         data = yaml.safe_load(path.read_text())
     except yaml.YAMLError as exc:
         raise SearchSpaceError(f"{path}: not valid YAML ({exc})") from None
-    parsed = parse_search_space(data, schema, origin=str(path))
+    parsed = parse_search_space(data, schema, origin=str(path), fixed=fixed, known=known)
     return SearchSpaceFile(path=path, metric=parsed.metric, mode=parsed.mode, space=parsed.space,
                            description=parsed.description, model=parsed.model)
 

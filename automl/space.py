@@ -8,7 +8,10 @@ Semantics (docs/automl.md "Search spaces"):
   trials above 1e-3.
 - ``math_cond``: ``"> x"``/``">= x"``/``"< x"``/``"<= x"`` make a bound open or closed (``lr_decay`` lives
   in (0, 1], never 0); ``"^ k"`` samples powers of k; ``"/ k"`` multiples of k.
-- ``depends_on: "> other.param"`` is a relation applied at sample time (parents are ordered first).
+- ``depends_on`` in every TAO form (automl/relations.py): ``"> other.param"`` (or ``math_cond: "> depends_on"``)
+  is a relation applied at sample time, parents first; with ``math_cond: "/ k"`` the parameter is
+  derived, ``parent // k``, never sampled.
+- `fixed`: keys the user set on the command line leave the space (their value reaches every trial).
 - a missing/infinite bound falls back to default/10 .. default*10 (TAO's rule), recorded in ``notes``.
 - architecture fields of a pretrained checkpoint and val/test/infer augmentation are never searched.
 """
@@ -23,6 +26,8 @@ from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple
 
 from automl.distributions import (NUMERIC, BoolDist, CategoricalDist, Distribution, FloatDist, IntDist,
                                   PowerOfDist, as_rng)
+from automl.relations import (Relation, check_parent, derived_distribution, fixed_parent_value, narrow_parent,
+                              parent_values, parents_first, parse_relation)
 from automl.schema_fields import (SearchSpaceError, field_default, field_kind, is_automl_enabled, leaf_names,
                                   lookup_field, numeric_bounds, parse_math_cond)
 
@@ -50,26 +55,6 @@ def refusal_reason(name: str) -> Optional[str]:
     if _EVAL_AUGMENTATION.match(name):
         return "augments validation/test/inference data, which is never augmented here (a no-op to search)"
     return None
-
-
-@dataclass(frozen=True)
-class Relation:
-    """`child <op> parent`, e.g. ``Relation(">", "train.optim.min_lr")`` on ``train.optim.lr``."""
-
-    op: str
-    parent: str
-
-    def bounds(self, parent_value: float) -> dict:
-        """Keyword arguments for ``dist.restricted`` given the parent's sampled value."""
-        return {">": {"low": parent_value, "low_open": True}, ">=": {"low": parent_value},
-                "<": {"high": parent_value, "high_open": True}, "<=": {"high": parent_value}}[self.op]
-
-    def holds(self, value: float, parent_value: float) -> bool:
-        return {">": value > parent_value, ">=": value >= parent_value,
-                "<": value < parent_value, "<=": value <= parent_value}[self.op]
-
-    def __str__(self) -> str:
-        return f"{self.op} {self.parent}"
 
 
 @dataclass(frozen=True)
@@ -159,52 +144,74 @@ class SearchSpace:
 
 def build_search_space(schema: Mapping[str, Any], *, parameters: Optional[Sequence[str]] = None,
                        overrides: Optional[Mapping[str, Mapping[str, Any]]] = None,
-                       origin: str = "search space") -> SearchSpace:
+                       origin: str = "search space", fixed: Optional[Mapping[str, Any]] = None,
+                       known: Optional[Mapping[str, Any]] = None) -> SearchSpace:
     """Search space for `parameters` (default: the schema's ``automl_default_parameters``).
 
     `overrides` maps a dotted name to ``{distribution, low, high, base, choices, weights, depends_on}``
     (all optional) and opts that name in even when the schema does not flag it ``automl_enabled``.
+    `fixed` maps dotted names the user set on the command line to their values: they are never
+    searched (the user's value reaches every trial), and relations to them use that value. `known`
+    holds the base spec's values (dotted) for relations to other parents that are not searched.
     `origin` prefixes error messages (a search-space file passes its path).
     """
     if not isinstance(schema, Mapping) or not isinstance(schema.get("properties"), Mapping):
         raise SearchSpaceError(f"{origin}: the schema has no top-level 'properties' object; pass a "
                                "schemas/<action>.schema.json dict")
-    overrides = dict(overrides or {})
+    overrides, fixed, known = dict(overrides or {}), dict(fixed or {}), dict(known or {})
     notes: List[str] = []
-    names = _select(schema, parameters, overrides, origin, notes)
-    params: Dict[str, Distribution] = {}
-    relations: Dict[str, Tuple[Relation, ...]] = {}
-    defaults: Dict[str, Any] = {}
-    for name in names:
-        prop = lookup_field(schema, name)
-        ov = overrides.get(name) or {}
-        key = f"parameters.{name}"
-        dist = _distribution(name, prop, ov, f"{origin}: '{key}'", notes)
-        rel = _relation(schema, name, prop, ov, f"{origin}: '{key}'")
+    selected = _select(schema, parameters, overrides, origin, notes)
+    names = [n for n in selected if n not in fixed]
+    notes += [f"{n} fixed at {fixed[n]} by your override; not searched" for n in selected if n in fixed]
+    if not names:
+        raise SearchSpaceError(f"{origin}: nothing left to search: your overrides fix every parameter "
+                               f"({', '.join(selected)}); drop one of those overrides or search other parameters")
+    rels = {}
+    for name in selected:
+        rel = parse_relation(schema, name, lookup_field(schema, name), overrides.get(name) or {},
+                             f"{origin}: 'parameters.{name}'", notes)
         if rel is not None:
+            rels[name] = rel
+    relations = {n: (r,) for n, r in rels.items() if n in names and r.parent in names}
+    params: Dict[str, Distribution] = {}
+    defaults: Dict[str, Any] = {}
+    for name in parents_first(names, relations, origin):
+        prop, ov, key = lookup_field(schema, name), overrides.get(name) or {}, f"{origin}: 'parameters.{name}'"
+        rel = rels.get(name)
+        parent_fixed = None if rel is None or rel.parent in names else \
+            fixed_parent_value(schema, rel, fixed, known, key)
+        if rel is not None and rel.derived:
+            low, high = parent_values(params[rel.parent]) if parent_fixed is None else (parent_fixed[0],) * 2
+            if parent_fixed is None:
+                check_parent(rel, params[rel.parent], key)
+            dist = derived_distribution(name, prop, ov, rel, low, high, key)
+            where = f"; {rel.parent} is fixed at {parent_fixed[0]} ({parent_fixed[1]})" if parent_fixed else ""
+            notes.append(f"{name}: derived, {name} {rel} (TAO's depends_on + math_cond '/ {rel.k}'), never "
+                         f"sampled{where}")
+        else:
+            dist = _distribution(name, prop, ov, key, notes)
+        if rel is not None and not rel.derived:
             if not isinstance(dist, NUMERIC):
-                raise SearchSpaceError(f"{origin}: '{key}.depends_on': '{rel}' needs a numeric parameter, but "
-                                       f"{name} is {dist.kind}; remove depends_on")
-            if rel.parent in names:
-                relations[name] = (rel,)
+                raise SearchSpaceError(f"{key}.depends_on: '{rel}' needs a numeric parameter, but {name} is "
+                                       f"{dist.kind}; remove depends_on")
+            if parent_fixed is None:
+                check_parent(rel, params[rel.parent], key)
             else:
-                parent_default = field_default(lookup_field(schema, rel.parent))
-                if not isinstance(parent_default, (int, float)) or isinstance(parent_default, bool):
-                    raise SearchSpaceError(f"{origin}: '{key}.depends_on': parent '{rel.parent}' is not "
-                                           "searched and has no numeric default; search it too")
+                value, source = parent_fixed
                 try:
-                    dist = dist.restricted(**rel.bounds(parent_default))
+                    dist = dist.restricted(**rel.bounds(value))
                 except ValueError as exc:
-                    raise SearchSpaceError(f"{origin}: '{key}.depends_on': '{rel}' with {rel.parent} fixed at "
-                                           f"its default {parent_default} leaves nothing to search ({exc})") from exc
-                notes.append(f"{name}: '{rel}' applied with {rel.parent} fixed at its default {parent_default}")
+                    raise SearchSpaceError(f"{key}.depends_on: '{rel}' with {rel.parent} fixed at {value} "
+                                           f"({source}) leaves nothing to search ({exc})") from exc
+                notes.append(f"{name}: '{rel}' applied with {rel.parent} fixed at {value} ({source})")
         params[name] = dist
         default = field_default(prop)
         defaults[name] = default
         if default is not None and not dist.contains(default):
             notes.append(f"{name}: the schema default {default!r} lies outside the search space")
-    order = _parents_first(list(params), relations, origin)
-    return SearchSpace({n: params[n] for n in order}, relations, defaults, tuple(notes))
+    for child in (n for n in selected if n in fixed and n in rels and rels[n].parent in params):
+        narrow_parent(params, rels[child], child, fixed[child], f"{origin}: 'parameters.{child}'", notes)
+    return SearchSpace(params, relations, defaults, tuple(notes))
 
 
 def _select(schema: Mapping[str, Any], parameters: Optional[Sequence[str]], overrides: Mapping[str, Any],
@@ -384,41 +391,3 @@ def _wants_log(name: str, prop: Mapping[str, Any], wanted: Optional[str], lo: fl
     notes.append(f"{name}: scale parameter sampled uniformly because its range starts at {lo}; set a positive "
                  "'low' to sample it log-uniformly")
     return False
-
-
-def _relation(schema: Mapping[str, Any], name: str, prop: Mapping[str, Any], ov: Mapping[str, Any],
-              where: str) -> Optional[Relation]:
-    dep = ov.get("depends_on", prop.get("depends_on"))
-    if dep in (None, "", False):
-        return None
-    parts = str(dep).split()
-    cond = str(prop.get("math_cond") or "").split()
-    if len(parts) == 2 and parts[0] in (">", ">=", "<", "<="):
-        op, parent = parts
-    elif len(parts) == 1 and len(cond) == 2 and cond[1] == "depends_on" and cond[0] in (">", ">=", "<", "<="):
-        op, parent = cond[0], parts[0]
-    elif len(parts) == 1 and cond[:1] == ["/"]:
-        raise SearchSpaceError(f"{where}.depends_on: TAO's derived value (parent // k) is not supported; "
-                               "search the parameter with its own range instead")
-    else:
-        raise SearchSpaceError(f"{where}.depends_on: {dep!r} names no relation; write e.g. '> {parts[-1]}' "
-                               "(one of >, >=, <, <=)")
-    if parent == name:
-        raise SearchSpaceError(f"{where}.depends_on: {name} cannot depend on itself")
-    if lookup_field(schema, parent) is None:
-        raise SearchSpaceError(f"{where}.depends_on: '{parent}' is not a field of the schema"
-                               f"{did_you_mean(parent, leaf_names(schema))}")
-    return Relation(op, parent)
-
-
-def _parents_first(names: List[str], relations: Mapping[str, Tuple[Relation, ...]], origin: str) -> List[str]:
-    """Stable topological order: each parameter after the ones it depends on."""
-    order: List[str] = []
-    pending = list(names)
-    while pending:
-        ready = [n for n in pending if all(r.parent in order for r in relations.get(n, ()))]
-        if not ready:
-            raise SearchSpaceError(f"{origin}: depends_on relations form a cycle among {pending}; break it")
-        order += ready
-        pending = [n for n in pending if n not in ready]
-    return order

@@ -2,9 +2,11 @@
 
 ``run_tune`` (called by automl/driver.py ``run_sweep``) runs the plan's remaining trials with Ray Tune:
 what is searched is an Optuna define-by-run function (our distributions, relations applied at sample
-time), how is ``TuneConfig`` (OptunaSearch + ASHA/HyperBand/FIFO, ``num_samples``,
-``max_concurrent_trials``, ``time_budget_s``, ``reuse_actors``), where is ``RunConfig``
-(``storage_path`` = the run folder, retries, our ledger callback).
+time), how is ``TuneConfig`` (OptunaSearch + ASHA / asynchronous HyperBand / FIFO, ``num_samples``,
+``max_concurrent_trials``, what is left of the time budget, ``reuse_actors``), where is ``RunConfig``
+(``storage_path`` = the run folder, retries, a callback forwarding trial events to automl/verdicts.py).
+``ray_session`` starts the embedded Ray with its files in the run folder (automl/ray_temp.py) or joins
+a cluster whose nodes must all see the run folder (:func:`check_shared_run_dir`).
 
 Resuming does not use ``Tuner.restore``: after a SIGKILL its experiment state is stale and it re-runs
 finished trials (stack_facts §3). The ledger (automl/ledger.py) is the truth instead: each attempt is a
@@ -15,22 +17,24 @@ the remaining budget runs.
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import itertools
+import logging
 import math
 import os
-import shutil
+import secrets
+import signal
+import threading
 from pathlib import Path
 from typing import Any, Dict, Iterator, List, Mapping, Optional, Tuple
 
 from automl.distributions import BoolDist, CategoricalDist, FloatDist, IntDist, PowerOfDist
+from automl.grid import grid_points
 from automl.launch import LaunchPlan
-from automl.ledger import Ledger
+from automl import ray_temp
+from automl.ledger import Ledger, metric_value
 from automl.space import SearchSpace
-from automl.trial import INDEX_KEY, TRIAL_TAG, TrialContext, trial_dir
+from automl.trial import INDEX_KEY, TrialContext
 
 STUDY_NAME = "automl"
-_SOCKET_ROOM = 40  # Ray appends up to ~64 chars (/session_<time>_<pid>/sockets/plasma_store); AF_UNIX stops at 107
 
 
 # --- search space -> Optuna --------------------------------------------------------------------
@@ -92,36 +96,6 @@ def _suggest(trial, name: str, dist: Any) -> Any:
     if isinstance(dist, (PowerOfDist, CategoricalDist)):
         return trial.suggest_categorical(name, list(dist.choices))
     return trial.suggest_categorical(name, [False, True])
-
-
-def grid_points(space: SearchSpace, per_float: int) -> Tuple[List[Dict[str, Any]], List[str]]:
-    """Every combination that satisfies the relations (dropped ones are counted in the notes)."""
-    axes = []
-    for name, dist in space.items():
-        if isinstance(dist, FloatDist):
-            lo, hi = dist.closed_low, dist.closed_high
-            if dist.log:
-                values = [math.exp(math.log(lo) + i * (math.log(hi) - math.log(lo)) / (per_float - 1))
-                          for i in range(per_float)]
-            else:
-                values = [lo + i * (hi - lo) / (per_float - 1) for i in range(per_float)]
-            values = [min(max(v, lo), hi) for v in values]
-        elif isinstance(dist, IntDist):
-            values = list(range(dist.low, dist.high + 1, dist.step))
-        elif isinstance(dist, (PowerOfDist, CategoricalDist)):
-            values = list(dist.choices)
-        else:
-            values = [False, True]
-        axes.append((name, values))
-    points, dropped = [], 0
-    for combo in itertools.product(*(v for _, v in axes)):
-        point = dict(zip((n for n, _ in axes), combo))
-        if space.problems(point):
-            dropped += 1
-        else:
-            points.append(point)
-    notes = [f"grid: {len(points)} point(s)" + (f", {dropped} dropped for violating depends_on" if dropped else "")]
-    return points, notes
 
 
 def _sampler(plan: LaunchPlan, attempt: int = 1):
@@ -188,8 +162,8 @@ def prepare_study(plan: LaunchPlan, space: SearchSpace, ledger: Ledger):
             state, value = TrialState.PRUNED, None
         else:
             state, value = TrialState.COMPLETE, t["metric"]
-        inter = {int(r["iteration"]): float(r[plan.metric]) for r in (t or {}).get("history", [])
-                 if r.get(plan.metric) is not None}
+        inter = {int(r["iteration"]): metric_value(r, plan.metric) for r in (t or {}).get("history", [])
+                 if metric_value(r, plan.metric) is not None}
         study.add_trial(create_trial(state=state, value=value, params=params, distributions=dists,
                                      intermediate_values=inter or None))
     done = len(ledger.counted())
@@ -204,20 +178,14 @@ def prepare_study(plan: LaunchPlan, space: SearchSpace, ledger: Ledger):
 
 
 # --- embedded Ray --------------------------------------------------------------------------------
-def ray_temp_dir(run_dir: str | os.PathLike) -> Path:
-    """Under the run folder when the path is short enough for Ray's unix sockets, else /tmp/sa-<hash>."""
-    local = Path(run_dir) / "ray"
-    if len(str(local)) <= _SOCKET_ROOM:
-        return local
-    return Path("/tmp") / f"sa-{hashlib.sha1(str(run_dir).encode()).hexdigest()[:10]}"
-
-
 @contextlib.contextmanager
 def ray_session(plan: LaunchPlan, *, log_to_driver: bool = False) -> Iterator[None]:
     """ray.init for this run (joining `plan.ray_address` when given) and a clean shutdown after.
 
-    Embedded: num_cpus/num_gpus from this machine, no dashboard, session files in a short temp dir that
-    is removed afterwards (Ray never deletes its /tmp/ray/session_* folders itself).
+    Embedded: num_cpus/num_gpus from this machine, no dashboard, session files in ``<run_dir>/ray``
+    (automl/ray_temp.py: a short symlink keeps the socket paths legal), removed afterwards; what dead
+    drivers left behind is removed first. Joined: every node must see the run folder (see
+    :func:`check_shared_run_dir`).
     """
     import ray
 
@@ -231,91 +199,122 @@ def ray_session(plan: LaunchPlan, *, log_to_driver: bool = False) -> Iterator[No
         ray.init(address=plan.ray_address, log_to_driver=log_to_driver, configure_logging=False,
                  runtime_env={"env_vars": {k: os.environ[k] for k in env}})
     else:
-        temp = ray_temp_dir(plan.run_dir)
-        temp.mkdir(parents=True, exist_ok=True)
-        ray.init(num_cpus=os.cpu_count() or 1, include_dashboard=False, _temp_dir=str(temp),
-                 log_to_driver=log_to_driver, configure_logging=False,
-                 _system_config={"enable_metrics_collection": False})
+        ray_temp.remove_stale()
+        temp = ray_temp.claim(ray_temp.ray_temp(plan.run_dir))
+    old_term = None
     try:
+        if temp is not None:
+            ray.init(num_cpus=os.cpu_count() or 1, include_dashboard=False, _temp_dir=str(temp.address),
+                     log_to_driver=log_to_driver, configure_logging=False,
+                     _system_config={"enable_metrics_collection": False})
+        else:
+            check_shared_run_dir(plan.run_dir)
+        if threading.current_thread() is threading.main_thread():
+            # ray.init's SIGTERM handler exits from wherever Tune happens to be; after that the driver
+            # aborted (SIGABRT) at exit here. As a Ctrl-C, Tune stops gracefully and the driver reports.
+            old_term = signal.signal(signal.SIGTERM, _sigterm_as_sigint)
         yield
     finally:
+        if old_term is not None:
+            signal.signal(signal.SIGTERM, old_term)
         ray.shutdown()
         if temp is not None:
-            shutil.rmtree(temp, ignore_errors=True)
+            ray_temp.release(temp)
 
 
-# --- the driver-side ledger callback -----------------------------------------------------------------
-def _ledger_callback(ledger: Ledger, plan: LaunchPlan, printer):
+def _sigterm_as_sigint(signum, frame) -> None:
+    signal.raise_signal(signal.SIGINT)
+
+
+def _sees_marker(path: str, token: str) -> bool:
+    """Run on each node: does this node see the file the driver just wrote in the run folder?"""
+    try:
+        return Path(path).read_text() == token
+    except OSError:
+        return False
+
+
+def check_shared_run_dir(run_dir: str | os.PathLike, timeout_s: float = 120.0) -> None:
+    """Every node of the joined cluster must see the run folder: the trials write their ledger rows,
+    specs and checkpoints there and the driver reads them (Ray >= 2.7 no longer syncs worker folders).
+    Raises :class:`SharedStorageError` naming the nodes that do not, with the fix."""
+    import ray
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    token = secrets.token_hex(8)
+    marker = Path(run_dir) / "ledger" / f".shared-{token}"
+    marker.parent.mkdir(parents=True, exist_ok=True)
+    marker.write_text(token)
+    probe = ray.remote(num_cpus=0)(_sees_marker)
+    try:
+        nodes = {n["NodeID"]: n.get("NodeManagerAddress", "?") for n in ray.nodes() if n.get("Alive")}
+        refs = [probe.options(scheduling_strategy=NodeAffinitySchedulingStrategy(node, soft=False)).remote(
+            str(marker), token) for node in nodes]
+        seen = dict(zip(nodes, ray.get(refs, timeout=timeout_s)))
+    finally:
+        marker.unlink(missing_ok=True)
+    blind = [f"{nodes[n]} ({n[:8]})" for n, ok in seen.items() if not ok]
+    if blind:
+        raise SharedStorageError(
+            f"--ray-address: node(s) {', '.join(blind)} cannot see the run folder {run_dir}; trials there would "
+            "write their ledger, specs and checkpoints where this driver never reads them. Put --output on a "
+            "filesystem every node mounts at the same path (NFS, a shared volume) and run again")
+
+
+class SharedStorageError(RuntimeError):
+    """A joined Ray cluster whose nodes do not share the run folder."""
+
+
+# --- the driver-side callback: Ray's trial events -> automl/verdicts.py --------------------------------
+def _ledger_callback(ledger: Ledger, plan: LaunchPlan, printer, tick=None):
     from ray.tune import Callback
 
-    from stereo.tracking import MlflowTracker, RunHandle
+    from automl.verdicts import TrialEvents
+    from stereo.tracking import MlflowTracker
+
+    events = TrialEvents(ledger, metric=plan.metric, max_t=plan.max_t, max_failures=plan.max_failures,
+                         experiment=plan.experiment, printer=printer, tick=tick,
+                         tracker=MlflowTracker(plan.tracking_uri) if plan.tracking_uri else None)
 
     class LedgerCallback(Callback):
-        """Records each trial's verdict in the ledger (the trial process may be dead or stopped mid-step),
-        closes its MLflow run if the trial could not, and prints one line per event."""
-
-        def __init__(self):
-            self.tracker = MlflowTracker(plan.tracking_uri) if plan.tracking_uri else None
-
-        @staticmethod
-        def _tid(trial) -> str:
-            return f"t{int(trial.config.get(INDEX_KEY, -1)):04d}"
+        """Forwards each trial event to :class:`automl.verdicts.TrialEvents` (ledger verdicts, MLflow runs
+        closed, one console line); the trial process itself may be dead or stopped mid-step."""
 
         def on_trial_start(self, iteration, trials, trial, **info):
-            shown = ", ".join(f"{k.split('.')[-1]}={v:.4g}" if isinstance(v, float) else f"{k.split('.')[-1]}={v}"
-                              for k, v in trial.config.items() if not k.startswith("_"))
-            printer(f"trial {self._tid(trial)} started ({shown})")
+            events.started(trial.config)
+
+        def on_trial_result(self, iteration, trials, trial, result, **info):
+            events.tick()
 
         def on_trial_complete(self, iteration, trials, trial, **info):
-            tid = self._tid(trial)
-            progress = ledger.progress(tid) or {}
-            # the scheduler also "stops" a trial at max_t, i.e. when its budget is spent: that is complete
-            done = progress.get("outcome") == "completed" or len(progress.get("history") or []) >= plan.max_t
-            self._close(tid, ledger.finalize(tid, "completed" if done else "stopped"), "FINISHED")
+            events.completed(trial.config)
+
+        def on_trial_recover(self, iteration, trials, trial, **info):
+            events.retrying(trial.config, trial.num_failures, _died(trial))
 
         def on_trial_error(self, iteration, trials, trial, **info):
-            tid = self._tid(trial)
-            progress = ledger.progress(tid) or {}
-            reason = progress.get("error") or ("the trial process died before reporting an error (killed, "
-                                               "out of memory or crashed); see " + str(trial.local_path or ""))
-            self._close(tid, ledger.finalize(tid, "failed", error=reason, params=_params(trial.config)), "FAILED")
-
-        def _close(self, tid: str, entry: Optional[dict], end_status: str):
-            if entry is None:
-                return
-            metric = "n/a" if entry["metric"] is None else f"{entry['metric']:.4g}"
-            printer(f"trial {tid} {entry['status']}: {plan.metric}={metric} after {entry['epochs']} "
-                    f"validation(s)" + (f" ({entry['error']})" if entry["error"] else ""))
-            if self.tracker is None:
-                return
-            try:
-                for run in self.tracker.find_runs(plan.experiment, tags={TRIAL_TAG: tid}):
-                    if run.status == "RUNNING" and run.run_id == entry["run_id"]:
-                        self.tracker.end_run(RunHandle(run.run_id, run.experiment_id, run.name), end_status)
-                if entry["run_id"]:
-                    self.tracker.set_tags(RunHandle(entry["run_id"], "", tid),
-                                          {"automl.status": entry["status"], **({"automl.error": entry["error"]}
-                                                                                if entry["error"] else {})})
-            except Exception as exc:  # noqa: BLE001 - tracking must never stop the sweep
-                printer(f"warning: could not update the MLflow run of {tid}: {exc}")
+            events.errored(trial.config, _died(trial))
 
     return LedgerCallback()
 
 
-def _params(config: Mapping[str, Any]) -> Dict[str, Any]:
-    return {k: v for k, v in config.items() if not str(k).startswith("_")}
-
-
 def _record_errors(results, ledger: Ledger) -> None:
     """Trials Ray aborted without telling callbacks (e.g. a failed actor reuse) still get their verdict."""
+    from automl.verdicts import sampled, trial_id_of
+
     for result in results:
         config = result.config or {}
         if result.error is None or INDEX_KEY not in config:
             continue
-        tid = f"t{int(config[INDEX_KEY]):04d}"
+        tid = trial_id_of(config)
         if not ledger.is_final(tid):
             reason = (ledger.progress(tid) or {}).get("error") or (str(result.error).strip().splitlines() or ["?"])[-1]
-            ledger.finalize(tid, "failed", error=reason, params=_params(config))
+            ledger.finalize(tid, "failed", error=reason, params=sampled(config))
+
+
+def _died(trial) -> str:
+    return ("the trial process died before reporting an error (killed, out of memory or crashed); see "
+            + str(getattr(trial, "path", "") or ""))  # under <run_dir>/tune, kept (Ray's temp dir is not)
 
 
 def _trainable(config: Dict[str, Any], ctx: TrialContext) -> None:
@@ -328,22 +327,38 @@ def _trainable(config: Dict[str, Any], ctx: TrialContext) -> None:
     run_trial(config, ctx, tune.report, node=ray.get_runtime_context().get_node_id())
 
 
-def _scheduler(plan: LaunchPlan):
-    from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, HyperBandScheduler
+def hyperband_brackets(max_t: int, grace_period: int, reduction_factor: int) -> int:
+    """HyperBand's bracket count s_max + 1, s_max = floor(log_eta(max_t / grace)) (Li et al. 2018)."""
+    ratio = max(int(max_t), int(grace_period)) / max(1, int(grace_period))
+    return int(math.floor(math.log(ratio, reduction_factor) + 1e-9)) + 1
 
+
+def _scheduler(plan: LaunchPlan):
+    from ray.tune.schedulers import AsyncHyperBandScheduler, FIFOScheduler
+
+    max_t = max(plan.max_t, plan.grace_period)
     if plan.scheduler == "asha":
-        return ASHAScheduler(time_attr="training_iteration", metric=plan.metric, mode=plan.mode,
-                             max_t=max(plan.max_t, plan.grace_period), grace_period=plan.grace_period,
-                             reduction_factor=plan.reduction_factor)
+        return AsyncHyperBandScheduler(time_attr="training_iteration", metric=plan.metric, mode=plan.mode,
+                                       max_t=max_t, grace_period=plan.grace_period,
+                                       reduction_factor=plan.reduction_factor)
     if plan.scheduler == "hyperband":
-        return HyperBandScheduler(time_attr="training_iteration", metric=plan.metric, mode=plan.mode,
-                                  max_t=plan.max_t, reduction_factor=plan.reduction_factor)
+        # HyperBand's brackets run asynchronously (Li et al. 2020, "ASHA" paper, §3): Ray's synchronous
+        # HyperBandScheduler *pauses* trials at each rung and restarts them from a Tune checkpoint; our
+        # trials keep their state in the train action, not in Tune checkpoints, so a paused trial would
+        # start again from scratch with a second MLflow run. The asynchronous brackets only ever stop.
+        return AsyncHyperBandScheduler(time_attr="training_iteration", metric=plan.metric, mode=plan.mode,
+                                       max_t=max_t, grace_period=plan.grace_period,
+                                       reduction_factor=plan.reduction_factor,
+                                       brackets=hyperband_brackets(max_t, plan.grace_period, plan.reduction_factor))
     return FIFOScheduler()
 
 
 def run_tune(plan: LaunchPlan, space: SearchSpace, ctx: TrialContext, ledger: Ledger, attempt: int,
-             printer=print) -> Tuple[int, bool]:
-    """One Tune experiment for the remaining budget; returns (trials asked for, interrupted?)."""
+             printer=print, *, time_budget_s: Optional[float] = None, tick=None) -> Tuple[int, bool]:
+    """One Tune experiment for the remaining budget; returns (trials asked for, interrupted?).
+
+    `time_budget_s`: what is left of the sweep's --time-budget (earlier attempts spent the rest);
+    `tick()` is called at every trial event to book the elapsed time in the ledger."""
     from ray import tune
     from ray.tune.search.optuna import OptunaSearch
 
@@ -358,25 +373,24 @@ def run_tune(plan: LaunchPlan, space: SearchSpace, ctx: TrialContext, ledger: Le
         trainable,
         param_space={},  # what is searched lives in the searcher's define-by-run space
         tune_config=tune.TuneConfig(search_alg=search, scheduler=_scheduler(plan), num_samples=todo,
-                                    max_concurrent_trials=plan.max_concurrent, time_budget_s=plan.time_budget_s,
+                                    max_concurrent_trials=plan.max_concurrent, time_budget_s=time_budget_s,
                                     reuse_actors=True),  # 4.4x less per-trial overhead (stack_facts §2b)
         run_config=tune.RunConfig(name=f"attempt-{attempt}", storage_path=str(Path(plan.run_dir) / "tune"),
                                   failure_config=tune.FailureConfig(max_failures=plan.max_failures),
-                                  callbacks=[_ledger_callback(ledger, plan, printer)], verbose=0))
+                                  callbacks=[_ledger_callback(ledger, plan, printer, tick)], verbose=0))
     interrupted = False
+    tune_log = logging.getLogger("ray.tune.tune")
+    tune_log.addFilter(_no_tuner_restore_hint)
     try:
         _record_errors(tuner.fit(), ledger)
-    except (KeyboardInterrupt, SystemExit):  # SIGTERM ends fit with SystemExit; SIGINT usually returns
+    except (KeyboardInterrupt, SystemExit):  # a second Ctrl-C ends fit with KeyboardInterrupt; one returns
         interrupted = True
+    finally:
+        tune_log.removeFilter(_no_tuner_restore_hint)
     return todo, interrupted
 
 
-def trial_context(plan: LaunchPlan, parent_run_id: Optional[str]) -> TrialContext:
-    return TrialContext(run_dir=plan.run_dir, base_spec=plan.base_spec, metric=plan.metric, mode=plan.mode,
-                        tracking_uri=plan.tracking_uri, experiment=plan.experiment, parent_run_id=parent_run_id,
-                        cpus_per_trial=plan.cpus_per_trial, sweep_name=Path(plan.run_dir).name)
-
-
-def trial_spec_path(run_dir: str | os.PathLike, trial_id: str) -> Path:
-    return trial_dir(run_dir, trial_id) / "train" / "experiment.yaml"
-
+def _no_tuner_restore_hint(record) -> bool:
+    """Tune's "Resume experiment with: Tuner.restore(...)" is the wrong advice here (it re-runs finished
+    trials after a crash); the driver prints `automl run --resume` instead."""
+    return "Tuner.restore" not in record.getMessage()

@@ -8,20 +8,24 @@ Ray-free on purpose (STYLE habit 8): automl/sweep.py wraps :func:`run_trial` for
    ``<run_dir>/trials/<trial_id>``, validated by ``load_spec`` (a bad combination fails the trial with
    the spec error, it is never scored);
 2. trains through the normal train action, so the trial gets the same status.json, experiment.yaml,
-   checkpoints and one MLflow run, nested under the sweep's parent run;
-3. reports every validation (all ``val/*`` metrics plus ``epoch``/``step``) to the scheduler and the
-   ledger. A NaN/inf metric, a missing metric, an exception or a dead process is a failed trial with
-   its reason, never a 0.
+   checkpoints and one MLflow run per attempt, nested under the sweep's parent run and tagged with the
+   sampled keys; the best checkpoint is kept by the sweep's metric and mode;
+3. reports every validation (all ``val/*`` metrics plus ``epoch``/``step``, and the sweep metric under
+   the name it was given: ``epe`` and ``val/epe`` are the same metric) to the scheduler and the ledger.
+   A NaN/inf metric, a missing metric, an exception or a dead process is a failed trial with its
+   reason, never a 0. A Ray retry (``--max-failures``) ends the earlier attempt's run FAILED first.
 
 An early stop by the scheduler reaches us as ``SystemExit`` out of ``report`` (Ray's function-trainable
 session exits the training thread that way). It is let through at once: Ray waits for the thread
 before it reuses the actor. The train action closes the MLflow run as KILLED; the driver tags it
-``automl.status=stopped``.
+``automl.status=stopped``, or, for a stop after the trial's last validation (ASHA stops every trial at
+max_t), records it completed and re-marks the run FINISHED.
 """
 from __future__ import annotations
 
 import copy
 import functools
+import json
 import math
 import os
 import signal
@@ -30,14 +34,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Dict, Mapping, Optional
 
-from automl.ledger import Ledger, trial_id_for
+from automl.ledger import Ledger, metric_value, trial_id_for
 from stereo.tracking import MlflowTracker
 
-#: test-only fault injection: comma-separated trial indices whose process SIGKILLs itself right after
-#: its first validation (before reporting it; first attempt only), to prove a dead trial is recorded as failed
-FAULT_KILL_ENV = "AUTOML_FAULT_KILL_TRIAL"
+#: test-only fault injection: comma-separated ``<index>=<fault>[@<attempt>]``: trial <index> (every
+#: attempt, or only attempt <attempt>) hits <fault> at its first validation: ``kill`` (the process
+#: SIGKILLs itself before reporting it), ``raise`` (a RuntimeError) or ``nan`` (its metrics read NaN).
+#: The sweep tests use it to prove each is recorded as failed with its reason, and that retries work.
+FAULT_ENV = "AUTOML_FAULT_TRIAL"
+FAULTS = ("kill", "raise", "nan")
 INDEX_KEY = "_index"  # the Optuna trial number, added to every suggested config by automl/sweep.py
 TRIAL_TAG, SWEEP_TAG, ATTEMPT_TAG = "automl.trial_id", "automl.sweep", "automl.attempt"
+SAMPLED_TAG = "automl.sampled"  # JSON list of the sampled keys; their values are params under the same names
 
 
 class TrialFailure(RuntimeError):
@@ -57,6 +65,7 @@ class TrialContext:
     parent_run_id: Optional[str] = None
     cpus_per_trial: float = 1.0
     sweep_name: str = ""
+    max_t: int = 0  # validations of a full budget (0: unknown); a scheduler stop at max_t is a completion
     extra_tags: Dict[str, str] = field(default_factory=dict)
 
 
@@ -86,6 +95,12 @@ def trial_dir(run_dir: str | os.PathLike, trial_id: str) -> Path:
     return Path(run_dir) / "trials" / trial_id
 
 
+def best_checkpoint_on_disk(run_dir: str | os.PathLike, trial_id: str) -> Optional[str]:
+    """The trial's ``dn_model_best`` (the train action's layout), if it has validated at least once."""
+    best = trial_dir(run_dir, trial_id) / "train" / "dn_model_best.safetensors"
+    return str(best) if best.is_file() else None
+
+
 def _one_line(exc: BaseException) -> str:
     text = (str(exc).strip().splitlines() or [""])[0]
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
@@ -106,9 +121,24 @@ class TaggingTracker(MlflowTracker):
         return handle
 
 
+def injected_fault(index: int, attempt: int) -> Optional[str]:
+    """The test-only fault (:data:`FAULT_ENV`) planned for this attempt of trial `index`, if any."""
+    for item in filter(None, os.environ.get(FAULT_ENV, "").split(",")):
+        where, _, what = item.partition("=")
+        fault, _, only = what.partition("@")
+        if fault not in FAULTS or (only and not only.isdigit()):
+            raise TrialFailure(f"{FAULT_ENV}={os.environ[FAULT_ENV]!r}: {item!r} is not <index>=<fault>[@<attempt>] "
+                               f"with fault one of {', '.join(FAULTS)}")
+        if where.strip() == str(index) and (not only or int(only) == attempt):
+            return fault
+    return None
+
+
 @functools.lru_cache(maxsize=1)
 def _reporter_class():
     import pytorch_lightning as pl  # lazy: 4 s of import that `automl --help` must not pay
+
+    from stereo.metrics import find_metric, strip_namespace
 
     class TrialReporter(pl.Callback):
         """Per validation: check the metric, append it to the ledger, report it to the scheduler."""
@@ -124,20 +154,33 @@ def _reporter_class():
                 return
             values = {k: float(v) for k, v in trainer.callback_metrics.items() if str(k).startswith("val/")}
             epoch, step = int(trainer.current_epoch), int(trainer.global_step)
-            if self.metric not in values:
-                raise TrialFailure(f"metric {self.metric!r} was not logged at epoch {epoch}; logged: "
-                                   f"{', '.join(sorted(values)) or 'nothing'} (pass --metric with one of them)")
-            bad = {k: v for k, v in values.items() if not math.isfinite(v)}
+            fault = injected_fault(self.index, self.attempt)
+            if fault == "raise":
+                raise RuntimeError(f"injected fault ({FAULT_ENV}): trial {self.trial_id} raises at epoch {epoch}")
+            if fault == "nan":
+                values = {k: math.nan for k in values}
+            try:
+                find_metric(values, self.metric)  # 'epe' and 'val/epe' both find val/epe
+            except KeyError:
+                logged = ", ".join(sorted(values)) or "nothing"
+                raise TrialFailure(f"metric {self.metric!r} was not logged at epoch {epoch}; logged: {logged} "
+                                   "(pass --metric with one of them)") from None
+            sweep_metric = strip_namespace(self.metric)
+            bad = sorted((k for k, v in values.items() if not math.isfinite(v)),
+                         key=lambda k: (strip_namespace(k) != sweep_metric, k))  # the sweep's metric first
             if bad:
-                raise TrialFailure(f"{', '.join(f'{k}={v}' for k, v in bad.items())} at epoch {epoch}, "
-                                   f"step {step}: a diverged trial is failed, not scored")
+                more = f" (+{len(bad) - 2} more)" if len(bad) > 2 else ""
+                shown = ", ".join(f"{k}={values[k]}" for k in bad[:2]) + more
+                raise TrialFailure(f"{shown} at epoch {epoch}, step {step}: a diverged trial is failed, not scored")
             self.count += 1
             self.ledger.add_validation(self.trial_id, {"iteration": self.count, "epoch": epoch, "step": step,
                                                        **values})
-            if self.attempt == 1 and str(self.index) in os.environ.get(FAULT_KILL_ENV, "").split(","):
+            if fault == "kill":
                 os.kill(os.getpid(), signal.SIGKILL)
             try:
-                self.report({**values, "epoch": epoch + 1, "step": step, "trial_index": self.index})
+                # the sweep's metric under the name the scheduler and searcher were given ('epe' or 'val/epe')
+                self.report({**values, self.metric: metric_value(values, self.metric), "epoch": epoch + 1,
+                             "step": step, "trial_index": self.index})
             except SystemExit:  # the scheduler stopped us (ASHA/HyperBand)
                 self.stopped = True
                 raise
@@ -160,29 +203,37 @@ def run_trial(config: Mapping[str, Any], ctx: TrialContext, report: Callable[[Di
     previous = ledger.progress(trial_id)
     attempt = int(previous.get("attempt", 0)) + 1 if previous else 1  # Ray retry (--max-failures)
     ledger.start_trial(trial_id, index, params, attempt, node=node)
+    if previous and ctx.tracking_uri:
+        _end_earlier_runs(ctx, trial_id, attempt)
     if ctx.cpus_per_trial >= 1:
         import torch
         torch.set_num_threads(int(ctx.cpus_per_trial))  # one trial must not take every core of the node
+    tracker: Any = False
+    reporter = None
     try:
         spec = load_spec(trial_raw_spec(ctx.base_spec, params, str(trial_dir(ctx.run_dir, trial_id))),
                          action="train")
-        tracker: Any = False
         if ctx.tracking_uri:
-            tags = {TRIAL_TAG: trial_id, SWEEP_TAG: ctx.sweep_name, ATTEMPT_TAG: str(attempt), **ctx.extra_tags}
+            tags = {TRIAL_TAG: trial_id, SWEEP_TAG: ctx.sweep_name, ATTEMPT_TAG: str(attempt),
+                    SAMPLED_TAG: json.dumps(sorted(params)), **ctx.extra_tags}
             tracker = TaggingTracker(ctx.tracking_uri, tags,
                                         lambda run_id: ledger.update_progress(trial_id, run_id=run_id))
         reporter = _reporter_class()(trial_id, index, attempt, ledger, ctx.metric, report)
+        # the best checkpoint is the best by the sweep's metric and mode, not the trainer's default val/epe
         result = train(spec, tracker=tracker, parent_run_id=ctx.parent_run_id, experiment=ctx.experiment,
-                       run_name=trial_id, callbacks=[reporter])
+                       run_name=trial_id, callbacks=[reporter], monitor=ctx.metric, monitor_mode=ctx.mode)
         if reporter.count == 0:
             raise TrialFailure(f"trial {trial_id} finished without a validation, so {ctx.metric} is unknown; "
                                "set dataset.val_dataset and train.validation_interval <= train.num_epochs")
     except SystemExit:
-        # an early stop: leave at once (Ray waits for this thread before reusing the actor); the
-        # best checkpoint so far is on disk, the driver records the verdict
-        best = trial_dir(ctx.run_dir, trial_id) / "train" / "dn_model_best.safetensors"
-        ledger.update_progress(trial_id, outcome="stopped", ended=time.time(),
-                               checkpoint=str(best) if best.is_file() else None)
+        # a stop by the scheduler: leave at once (Ray waits for this thread before reusing the actor); the
+        # best checkpoint so far is on disk, the driver records the verdict. ASHA also stops every trial
+        # after its max_t-th validation: that trial trained its whole budget, so its run is FINISHED
+        full = bool(ctx.max_t) and reporter is not None and reporter.count >= ctx.max_t
+        ledger.update_progress(trial_id, outcome="completed" if full else "stopped", ended=time.time(),
+                               checkpoint=best_checkpoint_on_disk(ctx.run_dir, trial_id))
+        if full and tracker:
+            _mark_finished(tracker, ledger.progress(trial_id) or {}, trial_id)
         raise
     except BaseException as exc:
         reason = _failure_reason(exc)
@@ -195,11 +246,35 @@ def run_trial(config: Mapping[str, Any], ctx: TrialContext, report: Callable[[Di
     return ledger.trial(trial_id)
 
 
+def _mark_finished(tracker: MlflowTracker, progress: Mapping[str, Any], trial_id: str) -> None:
+    from stereo.tracking import RunHandle
+
+    if progress.get("run_id"):
+        try:  # the train action closed it KILLED a moment ago
+            tracker.end_run(RunHandle(progress["run_id"], "", trial_id), "FINISHED")
+        except Exception:  # noqa: BLE001 - the driver re-marks it too
+            pass
+
+
+def _end_earlier_runs(ctx: TrialContext, trial_id: str, attempt: int) -> None:
+    """A retry starts: an earlier attempt's MLflow run still RUNNING (its process was killed) ends FAILED,
+    so a trial never shows two live runs. The driver does the same when Ray reports the failure."""
+    from automl.verdicts import end_trial_runs  # it imports this module
+
+    try:
+        end_trial_runs(MlflowTracker(ctx.tracking_uri), ctx.experiment, {"trial_id": trial_id}, "FAILED",
+                       up_to_attempt=attempt - 1)
+    except Exception:  # noqa: BLE001 - bookkeeping of an old attempt must not fail the retry
+        pass
+
+
 def _failure_reason(exc: BaseException) -> str:
-    """The innermost meaningful one-liner: TrialFailure raised in a callback arrives wrapped by the action."""
-    seen = exc
+    """The innermost meaningful one-liner: a TrialFailure raised in a callback, or the original error,
+    arrives wrapped by the action's ActionError (whose ``__cause__`` it is)."""
+    seen, innermost = exc, exc
     while seen is not None:
         if isinstance(seen, TrialFailure):
             return str(seen)
+        innermost = seen
         seen = seen.__cause__ or seen.__context__
-    return _one_line(exc)
+    return _one_line(innermost)

@@ -34,6 +34,23 @@ def test_unknown_skill_is_bad_input(tmp_path, capsys):
 def test_resume_refuses_options_the_plan_decides(tmp_path, capsys):
     assert main(["run", "--resume", str(tmp_path), "--num-samples", "3"]) == 2
     assert "the saved launch.json decides num_samples" in capsys.readouterr().err
+    assert main(["run", "--resume", str(tmp_path), "--gpus-per-trial", "1"]) == 2
+    assert "the saved launch.json decides gpus_per_trial" in capsys.readouterr().err
+
+
+def test_override_of_a_searched_key_is_shown_fixed(tmp_path, capsys):
+    assert main(["run", "--skill", "tiny-demo", "--dry-run", "--output", str(tmp_path / "r"),
+                 "learning_rate=5e-4"]) == 0
+    out = capsys.readouterr().out
+    assert "train.optim.lr fixed at 5e-4 by your override; not searched" in out
+    assert "train.optim.lr=5e-4" in out and "decision     sweep" in out
+
+
+def test_request_phrases_reach_the_review(capsys):
+    assert main(["run", "--skill", "tiny-demo", "--request", "compare with plain training", "--dry-run"]) == 0
+    assert 'mentions "plain training" in a comparison, not as a request' in capsys.readouterr().out
+    assert main(["run", "--skill", "tiny-demo", "--request", "automl_policy: off", "--dry-run"]) == 0
+    assert "decision     plain (policy off)" in capsys.readouterr().out
 
 
 def test_policy_off_dry_run_is_plain(tmp_path, capsys):

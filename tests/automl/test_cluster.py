@@ -1,5 +1,6 @@
 """`--ray-address`: a sweep joins a running cluster (a head and a worker node started here on 127.0.0.1,
-one CPU each) and its two concurrent trials land on both nodes."""
+one CPU each) and its two concurrent trials land on both nodes; a node that cannot see the run folder
+(no shared filesystem) makes the sweep refuse to start, with the fix."""
 import json
 import os
 import shutil
@@ -99,3 +100,41 @@ def test_sweep_on_an_existing_cluster_uses_both_nodes(cluster, tmp_path):
     assert len({t["node"] for t in trials}) == 2, trials  # one trial per one-CPU node
     assert json.loads((run / "results.json").read_text())["progress"]["complete"] is True
     assert not (run / "ray").exists()  # joining a cluster starts no local Ray
+
+
+def _can_unshare_mounts() -> bool:
+    return shutil.which("unshare") is not None and subprocess.run(
+        ["unshare", "-m", "true"], capture_output=True).returncode == 0
+
+
+@pytest.mark.skipif(not _can_unshare_mounts(), reason="needs `unshare -m` (root or CAP_SYS_ADMIN) to give a "
+                                                      "node its own view of the filesystem")
+def test_a_node_that_cannot_see_the_run_folder_is_refused_with_the_fix(cluster, tmp_path):
+    # a third node whose mount namespace hides tmp_path behind an empty tmpfs: what a worker machine
+    # without the shared filesystem sees. Its trials would write the ledger where the driver never reads.
+    blind = subprocess.Popen(["unshare", "-m", "sh", "-c", f"mount -t tmpfs tmpfs {tmp_path} && exec {RAY} start "
+                              f"--address={cluster} --node-ip-address=127.0.0.1 --num-cpus=1 --block "
+                              "--disable-usage-stats"], stdout=open(tmp_path.parent / "blind.log", "w"),
+                             stderr=subprocess.STDOUT, start_new_session=True, env=ENV)
+    try:
+        deadline = time.time() + 90
+        while time.time() < deadline and "3.0 CPU" not in subprocess.run(
+                [RAY, "status", f"--address={cluster}"], capture_output=True, text=True, env=ENV).stdout:
+            assert blind.poll() is None, (tmp_path.parent / "blind.log").read_text()[-2000:]
+            time.sleep(1)
+        from stereo.data.synthetic import generate
+
+        tr = generate(tmp_path / "train", "fsd", n=2, height=32, width=64, max_disparity=24, seed=0)
+        run = tmp_path / "run"
+        out = subprocess.run([sys.executable, "-m", "automl.cli", "run", "--skill", "tiny-demo", "--output", str(run),
+                              "--ray-address", cluster, "--num-samples", "1",
+                              f"dataset.train_dataset.data_sources[0].data_file={tr}",
+                              f"dataset.val_dataset.data_sources[0].data_file={tr}",
+                              "dataset.train_dataset.data_sources[0].dataset_name=FSD",
+                              "dataset.val_dataset.data_sources[0].dataset_name=FSD"],
+                             env=ENV, capture_output=True, text=True, timeout=300)
+    finally:
+        _stop(blind)
+    assert out.returncode == 1, out.stdout[-2000:] + out.stderr[-2000:]
+    assert "cannot see the run folder" in out.stderr and "every node mounts at the same path" in out.stderr
+    assert Ledger(run).sweep()["state"] == "failed" and not Ledger(run).trials()  # nothing ran

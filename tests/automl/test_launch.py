@@ -1,9 +1,12 @@
 """automl/launch.py: the plan and its review, decided before anything runs (no Ray here)."""
 import json
+from pathlib import Path
 
 import pytest
 
 from automl.launch import LaunchError, LaunchPlan, build_plan, load_plan, review
+
+TAO_FFS = Path(__file__).resolve().parents[1] / "fixtures" / "tao_skill_ffs" / "tao-train-fast-foundation-stereo"
 
 
 def _data_overrides(root):
@@ -19,17 +22,19 @@ def _data_overrides(root):
 
 def test_tiny_demo_sweep_plan_and_review(tmp_path):
     plan = build_plan(skill="tiny-demo", output=str(tmp_path / "run"), num_samples=5, max_concurrent=2,
-                      overrides=_data_overrides(tmp_path) + ["learning_rate=5e-4", "num_epochs=4"])
+                      gpus_available=0, overrides=_data_overrides(tmp_path) + ["learning_rate=5e-4", "num_epochs=4"])
     assert plan.sweep and plan.spec_problems == []
     assert plan.overrides[-2:] == ["train.optim.lr=5e-4", "train.num_epochs=4"]  # shorthands expanded
     assert plan.base_spec["train"]["num_epochs"] == 4 and plan.base_spec["model"]["volume_dim"] == 8
     assert plan.metric == "val/epe" and plan.mode == "min" and plan.max_t == 4
-    assert list(plan.space["parameters"]) == ["train.optim.lr", "train.optim.lr_decay"]
+    # the user fixed the learning rate (learning_rate= is train.optim.lr): it is not searched, its value wins
+    assert list(plan.space["parameters"]) == ["train.optim.lr_decay"] and plan.fixed == {"train.optim.lr": "5e-4"}
     text = review(plan)
-    for needle in ("decision     sweep (policy auto)", "search_spaces/tiny_demo.yaml", "log-uniform [0.0001, 0.01]",
+    for needle in ("decision     sweep (policy auto)", "search_spaces/tiny_demo.yaml", "uniform [0.05, 1]",
+                   "note: train.optim.lr fixed at 5e-4 by your override; not searched",
                    "tpe: Optuna TPESampler", "Bayesian GP", "asha: ASHA", "max_t 4", "5 trial(s), at most 2 at a time",
-                   "1 CPU / 0 GPU per trial", f"output       {tmp_path / 'run'}", "mlflow.db",
-                   f"automl run --resume {tmp_path / 'run'}"):
+                   "1 CPU / 0 GPU per trial", "no GPU on this machine: trials train on CPU",
+                   f"output       {tmp_path / 'run'}", "mlflow.db", f"automl run --resume {tmp_path / 'run'}"):
         assert needle in text, needle
 
 
@@ -46,10 +51,8 @@ def test_template_placeholders_make_the_plan_not_ready(tmp_path):
     assert "NOT READY" in review(plan)
 
 
-@pytest.mark.shared
-def test_tao_skill_directory_works_unchanged(tao_skill_dir, tmp_path):
-    plan = build_plan(skill_dir=str(tao_skill_dir), output=str(tmp_path), algorithm="bayesian",
-                      scheduler="hyperband")
+def test_tao_skill_directory_works_unchanged(tmp_path):
+    plan = build_plan(skill_dir=str(TAO_FFS), output=str(tmp_path), algorithm="bayesian", scheduler="hyperband")
     assert plan.sweep and plan.search_space_file.endswith("fast_foundation_stereo.yaml")
     assert "train.optim.lr" in plan.space["parameters"]
     text = review(plan)
@@ -73,3 +76,6 @@ def test_plan_round_trips_through_launch_json(tmp_path):
     again = load_plan(tmp_path / "run")
     assert again.to_dict() == json.loads(json.dumps(plan.to_dict()))
     assert isinstance(again, LaunchPlan) and again.search_space().names == ("train.optim.lr", "train.optim.lr_decay")
+    fixed = build_plan(skill="tiny-demo", output=str(tmp_path / "fixed"), overrides=["train.optim.lr_decay=0.3"])
+    fixed.save()
+    assert load_plan(tmp_path / "fixed").search_space().names == ("train.optim.lr",)  # a resume searches the same

@@ -96,3 +96,36 @@ def test_a_corrupt_file_names_itself(tmp_path):
     (tmp_path / "ledger" / "trials" / "t0000.progress.json").write_text("{")
     with pytest.raises(LedgerError, match="t0000.progress.json: not valid JSON"):
         led.trial("t0000")
+
+
+def test_the_metric_is_found_in_either_namespace(tmp_path):
+    from automl.ledger import metric_value
+
+    assert metric_value({"val/epe": 2.0}, "epe") == 2.0 and metric_value({"epe": 3.0}, "val/epe") == 3.0
+    assert metric_value({"val/epe": float("nan")}, "epe") is None and metric_value({"val/d1": 1.0}, "epe") is None
+    led = Ledger(tmp_path, metric="epe", mode="max")
+    led.start_trial("t0000", 0, {"lr": 1e-3})
+    for i, v in enumerate([2.0, 3.0, 1.0], 1):
+        led.add_validation("t0000", {"iteration": i, "val/epe": v})
+    assert led.trial("t0000")["metric"] == 3.0 and led.trial("t0000")["metrics"] == {"val/epe": 3.0}
+
+
+def test_a_retry_keeps_the_earlier_run_ids_and_a_verdict_may_name_the_checkpoint(tmp_path):
+    led = Ledger(tmp_path)
+    led.start_trial("t0000", 0, {"lr": 1e-3})
+    led.update_progress("t0000", run_id="run-a")
+    led.start_trial("t0000", 0, {"lr": 1e-3}, attempt=2)
+    led.update_progress("t0000", run_id="run-b")
+    led.start_trial("t0000", 0, {"lr": 1e-3}, attempt=3)
+    assert led.trial("t0000")["earlier_run_ids"] == ["run-a", "run-b"] and led.trial("t0000")["attempt"] == 3
+    led.finalize("t0000", "completed", checkpoint="/found/on/disk.safetensors")
+    assert led.trial("t0000")["checkpoint"] == "/found/on/disk.safetensors"
+    led.update_progress("t0000", checkpoint="/own/record.safetensors")
+    assert led.trial("t0000")["checkpoint"] == "/own/record.safetensors"  # the trial's own record wins
+
+
+def test_elapsed_time_is_booked_in_the_sweep_file(tmp_path):
+    led = Ledger(tmp_path)
+    assert led.elapsed() == 0.0
+    led.update_sweep(state="running", elapsed_s=12.5)
+    assert Ledger(tmp_path).elapsed() == 12.5

@@ -4,6 +4,7 @@ from __future__ import annotations
 import io
 import json
 import math
+import os
 
 import pytest
 
@@ -88,7 +89,7 @@ def test_results_json_has_tao_shape_and_failed_trials_have_null_metric(tmp_path,
     assert data == report.results
     assert data["best"]["trial_id"] == "t0003" and data["best"]["metric"] == 1.25
     assert data["best"]["params"]["train.optim.optimizer"] == "SGD"
-    assert data["progress"] == {"completed": 4, "failed": 1, "stopped": 1, "running": 1, "total": 7,
+    assert data["progress"] == {"completed": 4, "failed": 1, "stopped": 1, "running": 1, "interrupted": 0, "total": 7,
                                 "best_metric": 1.25, "best_trial_id": "t0003", "algorithm": "tpe+asha",
                                 "complete": True, "metric": METRIC, "mode": "min"}
     hist = {h["trial_id"]: h for h in data["history"]}
@@ -112,7 +113,11 @@ def test_best_checkpoint_and_sidecar_are_placed_in_the_run_dir(tmp_path, trials,
     report, _ = _write(tmp_path, trials, space, best_spec)
     assert report.best_checkpoint == tmp_path / "sweep" / "best_checkpoint.safetensors"
     assert report.best_checkpoint.read_bytes() == b"weights"
-    assert (tmp_path / "sweep" / "best_checkpoint.json").read_text().startswith('{"model_type"')
+    # the pair keeps its names (a sidecar names its weights file); the link points at it
+    folder = tmp_path / "sweep" / "best_checkpoint"
+    assert sorted(p.name for p in folder.iterdir()) == ["dn_model_best.json", "dn_model_best.safetensors"]
+    assert (folder / "dn_model_best.json").read_text().startswith('{"model_type"')
+    assert os.readlink(report.best_checkpoint) == "best_checkpoint/dn_model_best.safetensors"
     assert report.results["best"]["checkpoint"] == str(report.best_checkpoint)
 
 
@@ -203,11 +208,38 @@ def test_rewrite_replaces_previous_report(tmp_path, trials, space, best_spec):
     assert report.results["progress"]["total"] == 7 and math.isclose(report.results["best"]["metric"], 1.25)
 
 
-def test_interrupted_trials_are_labelled_and_default_resume_command_names_the_run_dir(tmp_path, space):
-    trials = [_trial(0, metric=2.0), _trial(1, "stopped", metric=2.5, interrupted=True),
-              _trial(2, "stopped", interrupted=True)]
+def test_interrupted_trials_are_labelled_never_best_and_resume_names_the_run_dir(tmp_path, space):
+    # t0001 validated better than t0000 before the sweep was interrupted: it neither finished nor
+    # counts toward the budget, so it must not be named best (its checkpoint would be missing)
+    trials = [_trial(0, metric=2.0), _trial(1, "stopped", metric=0.5, interrupted=True),
+              _trial(2, "stopped", interrupted=True), _trial(3, "stopped", metric=1.5)]
     report = write_report(tmp_path / "s", trials, metric=METRIC, mode="min", space=space, best_spec=None,
                           complete=False, stream=None)
-    assert "interrupted (driver stopped)" in report.leaderboard
-    assert "interrupted before its first validation" in report.leaderboard
+    assert report.results["best"]["trial_id"] == "t0003"  # an early-stopped trial with a score may win
+    assert report.leaderboard.count("interrupted (sweep stopped); not counted") == 2
+    progress = report.results["progress"]
+    assert progress["interrupted"] == 2 and progress["stopped"] == 1 and "2 interrupted of 4" in report.leaderboard
+    assert [h["metric"] for h in report.results["history"]] == [2.0, None, None, 1.5]
     assert f"Resume it with: automl run --resume {tmp_path / 's'}" in report.leaderboard
+
+
+def test_a_linked_trial_checkpoint_is_resolved_and_a_new_best_replaces_the_old(tmp_path, space):
+    # the trainer's dn_model_best.safetensors links to the epoch's pair, whose sidecar names that file
+    train = tmp_path / "trials" / "t0000" / "train"
+    train.mkdir(parents=True)
+    for name, data in (("dn_model_best_epoch_001_step_00002.safetensors", b"w1"),
+                       ("dn_model_best_epoch_001_step_00002.json", b"{}"), ("other.safetensors", b"w2")):
+        (train / name).write_bytes(data)
+    os.symlink("dn_model_best_epoch_001_step_00002.safetensors", train / "dn_model_best.safetensors")
+    first = [_trial(0, metric=2.0, checkpoint=str(train / "dn_model_best.safetensors"))]
+    out = tmp_path / "sweep"
+    report = write_report(out, first, metric=METRIC, mode="min", space=space, best_spec=None, complete=True,
+                          stream=None)
+    assert sorted(p.name for p in (out / "best_checkpoint").iterdir()) == [
+        "dn_model_best_epoch_001_step_00002.json", "dn_model_best_epoch_001_step_00002.safetensors"]
+    assert report.best_checkpoint.read_bytes() == b"w1" and not report.warnings
+    second = first + [_trial(1, metric=1.0, checkpoint=str(train / "other.safetensors"))]
+    report = write_report(out, second, metric=METRIC, mode="min", space=space, best_spec=None, complete=True,
+                          stream=None)
+    assert [p.name for p in (out / "best_checkpoint").iterdir()] == ["other.safetensors"]
+    assert report.best_checkpoint.read_bytes() == b"w2" and not (out / ".best_checkpoint.tmp").exists()

@@ -15,12 +15,24 @@ from automl.skills import find_skill, load_skill
 from automl.space import SearchSpaceError
 
 REPO = Path(__file__).resolve().parents[2]
+TAO_FFS = Path(__file__).resolve().parents[1] / "fixtures" / "tao_skill_ffs" / "tao-train-fast-foundation-stereo"
+
+
+@pytest.fixture(scope="session")
+def tao_skill_dir() -> Path:
+    """TAO's real FFS skill from the committed copy (tests/fixtures/tao_skill_ffs): runs on a clean clone."""
+    return TAO_FFS
+
+
+@pytest.fixture(scope="session")
+def tao_schema() -> dict:
+    return json.loads((TAO_FFS / "schemas" / "train.schema.json").read_text())
+
 SHIPPED = {"fast_foundation_stereo": ("train.optim.lr", "train.optim.lr_decay"),
            "foundation_stereo": ("train.optim.lr", "train.optim.weight_decay"),
            "tiny_demo": ("train.optim.lr", "train.optim.lr_decay")}
 
 
-@pytest.mark.shared
 @pytest.mark.parametrize("name, expected", sorted(SHIPPED.items()))
 def test_shipped_search_spaces_fit_the_tao_schema(tao_schema, name, expected):
     parsed = load_search_space(search_space_path(name), tao_schema)
@@ -37,7 +49,6 @@ def test_shipped_search_spaces_fit_our_generated_schema(name):
     assert load_search_space(search_space_path(name), json.loads(ours.read_text())).space.names == SHIPPED[name]
 
 
-@pytest.mark.shared
 def test_ffs_lr_decay_is_never_zero(tao_schema):
     space = load_search_space(search_space_path("fast_foundation_stereo"), tao_schema).space
     assert space["train.optim.lr"] == FloatDist(1e-6, 1e-3, log=True)
@@ -49,7 +60,6 @@ def test_every_shipped_skill_finds_its_search_space():
     assert list_search_spaces() == sorted(SHIPPED)
 
 
-@pytest.mark.shared
 def test_tao_skill_finds_ours_through_its_model_type(tao_skill_dir):
     assert default_search_space_name(load_skill(tao_skill_dir)) == "fast_foundation_stereo"
 

@@ -11,6 +11,14 @@ import pytest
 from automl.skills import SKILLS_ROOT, SkillError, expand_shorthand, find_skill, list_skills, load_skill
 
 SHIPPED = ("fast-foundation-stereo", "foundation-stereo", "tiny-demo")
+TAO_FFS = Path(__file__).resolve().parents[1] / "fixtures" / "tao_skill_ffs" / "tao-train-fast-foundation-stereo"
+
+
+@pytest.fixture(scope="session")
+def tao_skill_dir() -> Path:
+    """TAO's real FFS skill from the committed copy (tests/fixtures/tao_skill_ffs): runs on a clean clone."""
+    return TAO_FFS
+
 
 
 def _tree_digest(root: Path) -> dict:
@@ -18,7 +26,6 @@ def _tree_digest(root: Path) -> dict:
             for p in sorted(root.rglob("*")) if p.is_file()}
 
 
-@pytest.mark.shared
 def test_loads_tao_ffs_skill_unchanged_and_writes_nothing(tao_skill_dir):
     before = _tree_digest(tao_skill_dir)
     skill = load_skill(tao_skill_dir)
@@ -35,7 +42,6 @@ def test_loads_tao_ffs_skill_unchanged_and_writes_nothing(tao_skill_dir):
     assert _tree_digest(tao_skill_dir) == before
 
 
-@pytest.mark.shared
 def test_tao_skill_copy_reports_missing_files(tao_skill_copy):
     (tao_skill_copy / "schemas" / "train.schema.json").unlink()
     skill = load_skill(tao_skill_copy)

@@ -2,12 +2,22 @@
 from __future__ import annotations
 
 import copy
+import json
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from automl.distributions import BoolDist, CategoricalDist, FloatDist, IntDist, PowerOfDist
 from automl.space import SearchSpace, SearchSpaceError, build_search_space, refusal_reason
+
+TAO_FFS = Path(__file__).resolve().parents[1] / "fixtures" / "tao_skill_ffs" / "tao-train-fast-foundation-stereo"
+
+
+@pytest.fixture(scope="session")
+def tao_schema() -> dict:
+    """TAO's real FFS train schema from the committed copy (tests/fixtures/tao_skill_ffs)."""
+    return json.loads((TAO_FFS / "schemas" / "train.schema.json").read_text())
 
 
 def _one(schema, name, override=None):
@@ -16,7 +26,6 @@ def _one(schema, name, override=None):
 
 
 # --- parameter selection ---------------------------------------------------------------------------
-@pytest.mark.shared
 def test_tao_schema_default_is_its_automl_default_parameters(tao_schema):
     space = build_search_space(tao_schema)
     # TAO's runner would search all 45 automl_enabled fields; the schema narrows to these two
@@ -27,7 +36,6 @@ def test_tao_schema_default_is_its_automl_default_parameters(tao_schema):
     assert all(cfg["train.optim.lr_decay"] > 0 for cfg in (space.sample(s) for s in range(200)))
 
 
-@pytest.mark.shared
 def test_without_default_list_every_flagged_field_except_refused_ones(tao_schema):
     schema = {k: v for k, v in tao_schema.items() if k != "automl_default_parameters"}
     space = build_search_space(schema)
@@ -202,7 +210,8 @@ def test_depends_on_orders_parents_first_and_holds_in_every_sample(dialect_schem
 def test_depends_on_unsearched_parent_uses_its_default(dialect_schema):
     space = build_search_space(dialect_schema, parameters=["train.optim.max_lr"])
     assert space["train.optim.max_lr"] == FloatDist(1e-4, 1e-2, log=True, low_open=True)
-    assert any("fixed at its default" in n for n in space.notes)
+    assert "train.optim.max_lr: '> train.optim.lr' applied with train.optim.lr fixed at 0.0001 (its default)" \
+        in space.notes
 
 
 def test_depends_on_cycle_and_bad_relation_raise(dialect_schema):
@@ -239,3 +248,100 @@ def test_search_space_is_frozen_and_checks_its_order():
 def test_sampling_is_reproducible(dialect_schema):
     space = build_search_space(dialect_schema, parameters=["train.optim.lr", "train.batch_size", "train.iters"])
     assert space.sample(3) == space.sample(np.random.default_rng(3))
+
+
+def test_depends_on_tao_math_cond_spelling_is_the_same_relation(dialect_schema):
+    optim = dialect_schema["properties"]["train"]["properties"]["optim"]["properties"]
+    optim["max_lr"].update(depends_on="train.optim.lr", math_cond="> depends_on")
+    space = build_search_space(dialect_schema, parameters=["train.optim.max_lr", "train.optim.lr"])
+    assert space.to_dict()["parameters"]["train.optim.max_lr"]["depends_on"] == ["> train.optim.lr"]
+    assert all(c["train.optim.max_lr"] > c["train.optim.lr"] for c in (space.sample(s) for s in range(50)))
+
+
+def test_depends_on_without_a_relation_in_a_tao_schema_only_orders(dialect_schema):
+    dialect_schema["properties"]["train"]["properties"]["steps"]["depends_on"] = "train.batch_size"
+    space = build_search_space(dialect_schema, parameters=["train.steps"])
+    assert space["train.steps"] == IntDist(1, 10000) and not space.relations
+    assert any("depends_on 'train.batch_size' with math_cond None carries no relation" in n for n in space.notes)
+
+
+# --- depends_on + math_cond "/ k": the derived value parent // k (TAO's third form) ------------------
+def _with_groups(schema, **leaf):
+    schema = copy.deepcopy(schema)
+    schema["properties"]["train"]["properties"]["groups"] = {
+        "type": "int", "default": 10, "minimum": 1, "maximum": 32, "depends_on": "train.crop", "math_cond": "/ 32",
+        "automl_enabled": True, **leaf}
+    return schema
+
+
+def test_derived_parameter_is_parent_floor_divided_by_k(dialect_schema):
+    space = build_search_space(_with_groups(dialect_schema), parameters=["train.groups", "train.crop"])
+    assert space.names == ("train.crop", "train.groups")  # the parent is drawn first
+    assert space["train.crop"] == IntDist(128, 672, step=32) and space["train.groups"] == IntDist(4, 21)
+    for seed in range(100):
+        cfg = space.sample(seed)
+        assert cfg["train.groups"] == cfg["train.crop"] // 32 and space.contains(cfg)
+    assert space.conditioned("train.groups", {"train.crop": 640}) == IntDist(20, 20)
+    assert space.to_dict()["parameters"]["train.groups"]["depends_on"] == ["= train.crop // 32"]
+    assert any(p.startswith("'train.groups' = 5 violates 'train.groups = train.crop // 32'")
+               for p in space.problems({"train.crop": 128, "train.groups": 5}))
+    assert any("derived, train.groups = train.crop // 32" in n for n in space.notes)
+
+
+@pytest.mark.parametrize("fixed, known, value, source", [
+    (None, None, 10, "its default"),                       # crop's schema default 320
+    (None, {"train.crop": 640}, 20, "the base spec"),
+    ({"train.crop": "512"}, {"train.crop": 640}, 16, "your override"),
+])
+def test_derived_parameter_of_an_unsearched_parent_is_one_value(dialect_schema, fixed, known, value, source):
+    space = build_search_space(_with_groups(dialect_schema), parameters=["train.groups"], fixed=fixed, known=known)
+    assert space["train.groups"] == IntDist(value, value) and not space.relations
+    assert space.sample(0) == {"train.groups": value}
+    assert any(f"train.crop is fixed at {value * 32} ({source})" in n for n in space.notes), space.notes
+
+
+@pytest.mark.parametrize("leaf, override, words", [
+    ({"maximum": 8}, None, r"train.groups = train.crop // 32 spans \[4, 21\] for train.crop in \[128, 672\], "
+                           r"outside train.groups's schema range \[1, 8\]; narrow the range of train.crop"),
+    ({"type": "float"}, None, "makes train.groups = train.crop // 32, which needs an int field"),
+    ({}, {"low": 2}, r"'parameters.train.groups'.low: train.groups is derived .* remove 'low'"),
+    ({"depends_on": "train.optim.lr"}, None, "divides an integer, but parent 'train.optim.lr' is float"),
+    ({"math_cond": "/ 0"}, None, "needs an integer k >= 1"),
+])
+def test_derived_parameter_errors_name_the_key(dialect_schema, leaf, override, words):
+    schema = _with_groups(dialect_schema, **leaf)
+    parents = ["train.optim.lr"] if leaf.get("depends_on") else ["train.crop"]
+    with pytest.raises(SearchSpaceError, match=words):
+        build_search_space(schema, parameters=parents + ["train.groups"],
+                           overrides={"train.groups": override} if override else None)
+
+
+# --- keys the user fixed on the command line -------------------------------------------------------
+def test_fixed_keys_leave_the_space_and_say_so(dialect_schema):
+    space = build_search_space(dialect_schema, fixed={"train.optim.lr": "5e-4"})
+    assert space.names == ("train.optim.lr_decay",)
+    assert "train.optim.lr fixed at 5e-4 by your override; not searched" in space.notes
+    with pytest.raises(SearchSpaceError, match=r"nothing left to search: your overrides fix every parameter "
+                                               r"\(train.optim.lr, train.optim.lr_decay\)"):
+        build_search_space(dialect_schema, fixed={"train.optim.lr": "5e-4", "train.optim.lr_decay": "0.5"})
+
+
+def test_a_fixed_parent_bounds_its_child_with_the_users_value(dialect_schema):
+    space = build_search_space(dialect_schema, parameters=["train.optim.lr", "train.optim.max_lr"],
+                               fixed={"train.optim.lr": "5e-4"})
+    assert space["train.optim.max_lr"] == FloatDist(5e-4, 1e-2, log=True, low_open=True)
+    assert any("train.optim.lr fixed at 0.0005 (your override)" in n for n in space.notes)
+
+
+def test_a_fixed_child_narrows_its_searched_parent(dialect_schema):
+    space = build_search_space(dialect_schema, parameters=["train.optim.lr", "train.optim.max_lr"],
+                               fixed={"train.optim.max_lr": "1e-3"})
+    assert space["train.optim.lr"] == FloatDist(1e-6, 1e-3, log=True, high_open=True)
+    assert "train.optim.lr: narrowed to keep 'train.optim.max_lr > train.optim.lr' with train.optim.max_lr fixed " \
+           "at 1e-3" in space.notes
+    with pytest.raises(SearchSpaceError, match="leaves no value of train.optim.lr to search"):
+        build_search_space(dialect_schema, parameters=["train.optim.lr", "train.optim.max_lr"],
+                           fixed={"train.optim.max_lr": "1e-7"})
+    derived = build_search_space(_with_groups(dialect_schema), parameters=["train.crop", "train.groups"],
+                                 fixed={"train.groups": 10})
+    assert derived["train.crop"] == IntDist(320, 320, step=32)  # 320 // 32 == 10, the only multiple of 32 left

@@ -9,8 +9,8 @@ from automl.distributions import BoolDist, CategoricalDist, FloatDist, IntDist, 
 from automl.ledger import Ledger
 from automl.launch import LaunchPlan
 from automl.space import Relation, SearchSpace
-from automl.sweep import DefineByRun, grid_points, optuna_distribution, prepare_study, ray_temp_dir
-from automl.trial import TrialContext, TrialFailure, run_trial, trial_raw_spec
+from automl.sweep import DefineByRun, grid_points, hyperband_brackets, optuna_distribution, prepare_study
+from automl.trial import FAULT_ENV, TrialContext, TrialFailure, run_trial, trial_raw_spec
 
 
 def test_open_bounds_become_the_nearest_closed_floats():
@@ -85,10 +85,21 @@ def test_grid_resume_enqueues_only_the_missing_points(tmp_path):
     assert trial.params["lr"] == pytest.approx(1e-3)
 
 
-def test_ray_temp_dir_is_short_enough_for_unix_sockets(tmp_path):
-    assert ray_temp_dir("/r") == ray_temp_dir("/r") and str(ray_temp_dir("/r")) == "/r/ray"
-    long = ray_temp_dir("/very/long/" + "x" * 80)
-    assert str(long).startswith("/tmp/sa-") and len(str(long)) <= 40
+def test_hyperband_brackets_follow_s_max():
+    assert hyperband_brackets(1, 1, 3) == 1  # one rung: plain ASHA
+    assert hyperband_brackets(9, 1, 3) == 3 and hyperband_brackets(8, 1, 2) == 4 and hyperband_brackets(4, 2, 2) == 2
+
+
+def test_prepare_study_reads_the_metric_in_either_namespace(tmp_path):
+    space = SearchSpace({"lr": FloatDist(1e-4, 1e-2, log=True)})
+    led = Ledger(tmp_path, metric="epe")
+    led.start_trial("t0000", 0, {"lr": 1e-3})
+    led.add_validation("t0000", {"iteration": 1, "val/epe": 3.0})
+    led.add_validation("t0000", {"iteration": 2, "val/epe": 2.0})
+    led.finalize("t0000", "completed")
+    storage, _ = prepare_study(_plan(tmp_path, metric="epe"), space, led)
+    trial = optuna.load_study(study_name="automl", storage=storage).trials[0]
+    assert trial.value == 2.0 and trial.intermediate_values == {1: 3.0, 2: 2.0}
 
 
 def test_sampled_values_land_in_the_trial_spec():
@@ -128,7 +139,7 @@ def test_a_trial_reports_every_validation(tmp_path, base_spec):
 
 def test_a_metric_that_is_never_logged_fails_the_trial(tmp_path, base_spec):
     ctx = TrialContext(run_dir=str(tmp_path), base_spec=base_spec, metric="val/nope")
-    with pytest.raises(TrialFailure, match="metric 'val/nope' was not logged"):
+    with pytest.raises(TrialFailure, match="val/nope.* is not a validation metric; use one of"):
         run_trial({"_index": 1, "train.optim.lr": 2e-3}, ctx, lambda m: None)
     assert "val/nope" in Ledger(tmp_path).progress("t0001")["error"]
 
@@ -148,3 +159,63 @@ def test_a_scheduler_stop_leaves_at_once(tmp_path, base_spec):
         run_trial({"_index": 3, "train.optim.lr": 2e-3}, ctx, stop)
     progress = Ledger(tmp_path).progress("t0003")
     assert progress["outcome"] == "stopped" and len(progress["history"]) == 1
+
+
+def test_the_metric_may_be_named_without_its_namespace(tmp_path, base_spec):
+    # deploy KPIs say 'epe', training logs 'val/epe': `--metric epe` is the same objective
+    reports = []
+    ctx = TrialContext(run_dir=str(tmp_path), base_spec=base_spec, metric="epe")
+    entry = run_trial({"_index": 4, "train.optim.lr": 2e-3}, ctx, reports.append)
+    assert all(r["epe"] == r["val/epe"] for r in reports)  # the scheduler finds the name it was given
+    assert entry["metric"] == min(r["val/epe"] for r in reports) and entry["status"] == "running"
+
+
+def test_the_best_checkpoint_follows_the_sweep_metric_and_mode(tmp_path, base_spec):
+    from stereo.models.checkpoints import read_checkpoint
+
+    ctx = TrialContext(run_dir=str(tmp_path), base_spec=base_spec, metric="epe", mode="max")
+    reports = []
+    entry = run_trial({"_index": 5, "train.optim.lr": 2e-3}, ctx, reports.append)
+    assert len({r["val/epe"] for r in reports}) == 2 and entry["metric"] == max(r["val/epe"] for r in reports)
+    meta = read_checkpoint(entry["checkpoint"]).meta["meta"]
+    assert meta["mode"] == "max" and meta["metrics"]["val/epe"] == pytest.approx(entry["metric"])  # the worst epe
+
+
+@pytest.mark.parametrize("fault, reason", [("raise", "injected fault"), ("nan", "val/epe=nan")])
+def test_an_injected_fault_fails_the_trial_with_its_reason(tmp_path, base_spec, monkeypatch, fault, reason):
+    monkeypatch.setenv(FAULT_ENV, f"6={fault}")
+    ctx = TrialContext(run_dir=str(tmp_path), base_spec=base_spec)
+    with pytest.raises(TrialFailure, match=reason):
+        run_trial({"_index": 6, "train.optim.lr": 2e-3}, ctx, lambda m: None)
+    progress = Ledger(tmp_path).progress("t0006")
+    assert progress["outcome"] == "failed" and reason in progress["error"]
+
+
+def test_a_first_attempt_only_fault_lets_the_retry_succeed(tmp_path, base_spec, monkeypatch):
+    monkeypatch.setenv(FAULT_ENV, "7=raise@1")
+    ctx = TrialContext(run_dir=str(tmp_path), base_spec=base_spec)
+    with pytest.raises(TrialFailure):
+        run_trial({"_index": 7, "train.optim.lr": 2e-3}, ctx, lambda m: None)
+    entry = run_trial({"_index": 7, "train.optim.lr": 2e-3}, ctx, lambda m: None)  # what Ray's retry does
+    assert entry["attempt"] == 2 and entry["metric"] is not None and entry["error"] is None
+
+
+def test_a_scheduler_stop_after_the_last_validation_is_a_completion(tmp_path, base_spec):
+    from stereo.tracking import MlflowTracker, default_tracking_uri, ensure_experiment
+
+    uri = default_tracking_uri(tmp_path)
+    ensure_experiment(uri, "depth_net")
+    seen = []
+
+    def stop_at_max_t(metrics):  # what ASHA does at max_t: the stop arrives out of the last report
+        seen.append(metrics)
+        if len(seen) == 2:
+            raise SystemExit(0)
+
+    ctx = TrialContext(run_dir=str(tmp_path), base_spec=base_spec, tracking_uri=uri, max_t=2)
+    with pytest.raises(SystemExit):
+        run_trial({"_index": 8, "train.optim.lr": 2e-3}, ctx, stop_at_max_t)
+    progress = Ledger(tmp_path).progress("t0008")
+    assert progress["outcome"] == "completed" and len(progress["history"]) == 2 and progress["checkpoint"]
+    run = MlflowTracker(uri).find_runs("depth_net", tags={"automl.trial_id": "t0008"})[0]
+    assert run.status == "FINISHED" and run.run_id == progress["run_id"]  # not the KILLED of a stop

@@ -1,5 +1,6 @@
 """End to end: a real sweep (Ray Tune + Optuna TPE + ASHA + MLflow) on the tiny-demo skill and synthetic
-data, one trial SIGKILLed by fault injection, the driver SIGKILLed mid-sweep, then `--resume`.
+data, one trial SIGKILLed by fault injection, the driver SIGKILLed mid-sweep, then `--resume`; then the
+report files it wrote and a real MLflow server serving its store over REST.
 
 One module-scoped run (two Ray starts in all) feeds every assertion.
 """
@@ -9,12 +10,14 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.parse
+import urllib.request
 
 import pytest
 import yaml
 
 from automl.ledger import Ledger
-from automl.sweep import ray_temp_dir
+from automl.ray_temp import ray_temp
 
 SAMPLES = 5
 
@@ -37,7 +40,7 @@ def swept(tmp_path_factory):
                  "dataset.val_dataset.data_sources[0].dataset_name=FSD",
                  "num_epochs=3", "max_steps=-1", "dataset.train_dataset.augmentation.crop_size=[32,64]",
                  "model.train_iters=1", "model.valid_iters=1", "train.seed=7"]
-    env = {**os.environ, "AUTOML_FAULT_KILL_TRIAL": "1"}
+    env = {**os.environ, "AUTOML_FAULT_TRIAL": "1=kill"}
     env.pop("MLFLOW_TRACKING_URI", None)
     first_log = root / "first.log"
     with open(first_log, "w") as log:
@@ -138,9 +141,86 @@ def test_mlflow_has_one_parent_and_one_child_per_trial(swept):
 
 
 def test_ray_temp_files_are_gone(swept):
-    assert not ray_temp_dir(swept["run"]).exists()
+    # the SIGKILLed first driver could not clean up: the resumed one removed its leftovers, then its own
+    temp = ray_temp(swept["run"])
+    assert not temp.files.exists() and (temp.link is None or not temp.link.is_symlink())
+    assert "ray" not in {p.name for p in swept["run"].iterdir()}
 
 
 def test_a_resumed_attempt_samples_new_points(swept):
     points = [tuple(sorted(t["params"].items())) for t in swept["ledger"].trials() if t["params"]]
     assert len(points) == len(set(points))
+
+
+# --- what the report wrote ---------------------------------------------------------------------------------
+def test_plots_are_real_png_files_and_inline_in_the_html(swept):
+    html = (swept["run"] / "report.html").read_text()
+    for name in ("history", "parallel", "importance"):
+        png = swept["run"] / "plots" / f"{name}.png"
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 5000, name
+    assert html.count("<svg") >= 3 and "Sweep complete" in html
+    assert all(t["trial_id"] in html for t in swept["ledger"].trials())
+
+
+def test_results_json_covers_every_trial(swept):
+    results = swept["results"]
+    assert {"best", "progress", "history"} <= set(results)
+    assert [h["trial_id"] for h in results["history"]] == [t["trial_id"] for t in swept["ledger"].trials()]
+    assert results["progress"]["total"] == len(results["history"]) and results["progress"]["failed"] >= 1
+    assert results["best"]["run_id"] and results["best"]["params"].keys() == {"train.optim.lr", "train.optim.lr_decay"}
+
+
+def test_the_best_checkpoint_and_spec_load(swept):
+    from stereo.config.load import load_spec
+    from stereo.models.checkpoints import read_checkpoint
+
+    best = swept["results"]["best"]
+    ckpt = read_checkpoint(best["checkpoint"])
+    assert best["checkpoint"] == str(swept["run"] / "best_checkpoint.safetensors") and len(ckpt.state_dict) > 10
+    spec = load_spec(str(swept["run"] / "best_spec.yaml"), action="train")
+    assert spec.train.optim.lr == pytest.approx(best["params"]["train.optim.lr"])
+    assert spec.results_dir == str(swept["run"] / "retrain")  # never the trial's folder (it would auto-resume)
+
+
+# --- a real MLflow server on the sweep's own store -----------------------------------------------------------
+def _rest(url, path, body=None, **query):
+    if body is None:
+        req = urllib.request.Request(f"{url}{path}?{urllib.parse.urlencode(query)}")
+    else:
+        req = urllib.request.Request(url + path, json.dumps(body).encode(), {"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=20) as resp:
+        return json.loads(resp.read())
+
+
+def test_a_real_mlflow_server_serves_every_trial_of_the_sweep(swept, tmp_path):
+    from automl.ui import start_server
+
+    server = start_server(str(swept["run"]), port=0, log_path=str(tmp_path / "ui.log"))
+    try:
+        url = server.url
+        exp = _rest(url, "/api/2.0/mlflow/experiments/get-by-name", experiment_name="depth_net")["experiment"]
+        runs = _rest(url, "/api/2.0/mlflow/runs/search", {"experiment_ids": [exp["experiment_id"]],
+                                                          "max_results": 200})["runs"]
+        parent = next(r for r in runs if {"key": "automl.kind", "value": "sweep"} in r["data"]["tags"])
+        files = _rest(url, "/api/2.0/mlflow/artifacts/list", run_id=parent["info"]["run_id"])["files"]
+        assert {"search_space.json", "report"} <= {f["path"] for f in files}
+        by_id = {r["info"]["run_id"]: r for r in runs}
+        for t in swept["ledger"].trials():
+            if t["run_id"] is None:
+                continue
+            run = by_id[t["run_id"]]  # every trial's run is served
+            tags = {x["key"]: x["value"] for x in run["data"]["tags"]}
+            params = {x["key"]: x["value"] for x in run["data"]["params"]}
+            metrics = {x["key"]: x["value"] for x in run["data"]["metrics"]}
+            assert tags["mlflow.parentRunId"] == parent["info"]["run_id"] and tags["automl.trial_id"] == t["trial_id"]
+            assert json.loads(tags["automl.sampled"]) == sorted(t["params"])
+            for key, value in t["params"].items():
+                assert float(params[key]) == pytest.approx(value), key
+            assert run["info"]["status"] in ("FINISHED", "FAILED", "KILLED")
+            if t["history"]:
+                assert metrics["val/epe"] == pytest.approx(t["history"][-1]["val/epe"])
+                hist = _rest(url, "/api/2.0/mlflow/metrics/get-history", run_id=t["run_id"], metric_key="val/epe")
+                assert len(hist["metrics"]) == len(t["history"])
+            assert not {"pid", "time_this_iter_s", "training_iteration", "done"} & set(metrics)
+    finally:
+        server.stop()

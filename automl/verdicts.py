@@ -1,0 +1,122 @@
+"""The driver's side of a trial's life: verdicts in the ledger, one console line per event, and the
+trial's MLflow runs closed. Ray-free: automl/sweep.py forwards Ray Tune's callback events here, and
+automl/driver.py uses :func:`end_trial_runs` for trials a dead or stopped driver left running.
+
+Why the driver closes runs at all: the trial process may be dead (SIGKILL, out of memory) or stopped
+mid-step by the scheduler, so its run would stay RUNNING; and a Ray retry (``--max-failures``) opens one
+run per attempt, of which only the last is the trial's. Every run of a finished trial ends in a
+terminal state: the verdict's run with its status, earlier attempts' FAILED and tagged ``retried``.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable, Dict, Mapping, Optional
+
+from automl.ledger import Ledger, finished_on_its_own
+from automl.trial import ATTEMPT_TAG, INDEX_KEY, TRIAL_TAG
+
+
+def trial_id_of(config: Mapping[str, Any]) -> str:
+    return f"t{int(config.get(INDEX_KEY, -1)):04d}"
+
+
+def sampled(config: Mapping[str, Any]) -> Dict[str, Any]:
+    return {k: v for k, v in config.items() if not str(k).startswith("_")}
+
+
+def finalize_finished(ledger: Ledger, trial_id: str, status: str) -> dict:
+    """A completed or early-stopped verdict, with the trial's best checkpoint found on disk when its own
+    record has none yet (Ray reports a stop before the trial thread writes it; a killed one never does)."""
+    from automl.trial import best_checkpoint_on_disk
+
+    recorded = (ledger.progress(trial_id) or {}).get("checkpoint")
+    found = None if recorded else best_checkpoint_on_disk(ledger.run_dir, trial_id)
+    return ledger.finalize(trial_id, status, checkpoint=found)
+
+
+def _attempt(run) -> int:
+    return int(run.tags.get(ATTEMPT_TAG, "1") or 1)
+
+
+def end_trial_runs(tracker, experiment: str, entry: Mapping[str, Any], status: str,
+                   tags: Optional[Mapping[str, str]] = None, *, up_to_attempt: Optional[int] = None) -> None:
+    """End the RUNNING runs of trial ``entry['trial_id']``.
+
+    Final (``up_to_attempt=None``): the verdict's run (``entry['run_id']``, else the latest attempt's) ends
+    with `status` (a completed trial's run reads FINISHED even if the scheduler's stop closed it KILLED)
+    and gets `tags`; the others end FAILED, tagged ``automl.status=retried``. A retry
+    (``up_to_attempt=n``): attempts up to n end FAILED and are tagged retried; the retry's run is left alone.
+    """
+    from stereo.tracking import RunHandle
+
+    runs = [r for r in tracker.find_runs(experiment, tags={TRIAL_TAG: entry["trial_id"]})
+            if up_to_attempt is None or _attempt(r) <= up_to_attempt]
+    newest = None
+    if up_to_attempt is None and runs:
+        ids = {r.run_id for r in runs}
+        newest = entry.get("run_id") if entry.get("run_id") in ids else max(runs, key=_attempt).run_id
+    for run in runs:
+        handle = RunHandle(run.run_id, run.experiment_id, run.name)
+        final = run.run_id == newest
+        if run.status == "RUNNING":
+            tracker.end_run(handle, status if final else "FAILED")
+        elif final and entry.get("status") == "completed" and run.status == "KILLED":
+            # stopped by the scheduler (or a Ctrl-C) after its last validation: the train action closed it
+            # KILLED, but the trial trained its whole budget
+            tracker.end_run(handle, "FINISHED")
+        if final:
+            tracker.set_tags(handle, dict(tags or {}))
+        elif run.tags.get("automl.status") is None:
+            tracker.set_tags(handle, {"automl.status": "retried"})
+
+
+class TrialEvents:
+    """What the driver does per trial event; `tick()` books the sweep's elapsed time (--time-budget)."""
+
+    def __init__(self, ledger: Ledger, *, metric: str, max_t: int, max_failures: int, experiment: str,
+                 tracker=None, printer: Callable[[str], None] = print, tick: Optional[Callable[[], None]] = None):
+        self.ledger, self.metric, self.max_t, self.max_failures = ledger, metric, max_t, max_failures
+        self.experiment, self.tracker, self.printer, self.tick = experiment, tracker, printer, tick or (lambda: None)
+
+    def started(self, config: Mapping[str, Any]) -> None:
+        shown = ", ".join(f"{k.split('.')[-1]}={v:.4g}" if isinstance(v, float) else f"{k.split('.')[-1]}={v}"
+                          for k, v in sampled(config).items())
+        self.printer(f"trial {trial_id_of(config)} started ({shown})")
+
+    def completed(self, config: Mapping[str, Any]) -> None:
+        """Ray says the trial ended without an error: it returned, or the scheduler stopped it (also at
+        max_t, when its budget is spent: that is complete)."""
+        tid = trial_id_of(config)
+        done = finished_on_its_own(self.ledger.progress(tid) or {}, self.max_t)
+        self._close(finalize_finished(self.ledger, tid, "completed" if done else "stopped"), "FINISHED")
+
+    def retrying(self, config: Mapping[str, Any], failures: int, died: str) -> None:
+        tid = trial_id_of(config)
+        progress = self.ledger.progress(tid) or {}
+        attempt = int(progress.get("attempt", 1))
+        self.printer(f"trial {tid} attempt {attempt} failed ({progress.get('error') or died}); retrying "
+                     f"({failures} of --max-failures {self.max_failures})")
+        self._end_runs({"trial_id": tid}, "FAILED", None, up_to_attempt=attempt)
+        self.tick()
+
+    def errored(self, config: Mapping[str, Any], died: str) -> None:
+        tid = trial_id_of(config)
+        reason = (self.ledger.progress(tid) or {}).get("error") or died
+        self._close(self.ledger.finalize(tid, "failed", error=reason, params=sampled(config)), "FAILED")
+
+    def _close(self, entry: Optional[dict], end_status: str) -> None:
+        self.tick()
+        if entry is None:
+            return
+        metric = "n/a" if entry["metric"] is None else f"{entry['metric']:.4g}"
+        self.printer(f"trial {entry['trial_id']} {entry['status']}: {self.metric}={metric} after {entry['epochs']} "
+                     f"validation(s)" + (f" ({entry['error']})" if entry["error"] else ""))
+        self._end_runs(entry, end_status, {"automl.status": entry["status"],
+                                           **({"automl.error": entry["error"]} if entry["error"] else {})})
+
+    def _end_runs(self, entry: Mapping[str, Any], status: str, tags, **kw) -> None:
+        if self.tracker is None:
+            return
+        try:
+            end_trial_runs(self.tracker, self.experiment, entry, status, tags, **kw)
+        except Exception as exc:  # noqa: BLE001 - tracking must never stop the sweep
+            self.printer(f"warning: could not update the MLflow runs of {entry['trial_id']}: {exc}")
