@@ -39,9 +39,13 @@ def reference_dir() -> Path:
     return REFERENCE
 
 
+#: byte-for-byte copy of ../shared's real TAO skill (Apache-2.0, see its README), so CI needs no ../shared
+TAO_SKILL_FIXTURE = REPO / "tests" / "fixtures" / "tao_skill_ffs" / "tao-train-fast-foundation-stereo"
+
+
 @pytest.fixture(scope="session")
-def tao_skill_dir(reference_dir: Path) -> Path:
-    return reference_dir / "tao-skill-bank" / "tao-train-fast-foundation-stereo"
+def tao_skill_dir() -> Path:
+    return TAO_SKILL_FIXTURE
 
 
 @pytest.fixture(autouse=True, scope="session")
