@@ -70,3 +70,24 @@ def tao_skill_copy(tao_skill_dir: Path, tmp_path: Path) -> Path:
     dest = tmp_path / tao_skill_dir.name
     shutil.copytree(tao_skill_dir, dest)
     return dest
+
+
+def tiny_sweep_overrides(root: Path, *, n_train: int = 2, n_val: int = 1, epochs: int = 1) -> list[str]:
+    """Synthetic FSD data under `root/data` and the `automl run` overrides that train tiny-demo on it at
+    32x64 with one GRU iteration: the cheapest real trial (a few seconds on one core)."""
+    from stereo.data.synthetic import generate
+
+    tr = generate(root / "data" / "train", "fsd", n=n_train, height=32, width=64, max_disparity=24, seed=0)
+    va = generate(root / "data" / "val", "fsd", n=n_val, height=32, width=64, max_disparity=24, seed=1)
+    return [f"dataset.train_dataset.data_sources[0].data_file={tr}",
+            "dataset.train_dataset.data_sources[0].dataset_name=FSD",
+            f"dataset.val_dataset.data_sources[0].data_file={va}",
+            "dataset.val_dataset.data_sources[0].dataset_name=FSD",
+            f"num_epochs={epochs}", "max_steps=-1", "dataset.train_dataset.augmentation.crop_size=[32,64]",
+            "model.train_iters=1", "model.valid_iters=1"]
+
+
+@pytest.fixture(scope="session")
+def sweep_overrides():
+    """`tiny_sweep_overrides` for module-scoped sweep fixtures (conftest helpers are not importable)."""
+    return tiny_sweep_overrides

@@ -17,23 +17,16 @@ from automl.ray_temp import ray_temp
 
 
 @pytest.fixture(scope="module")
-def failing(tmp_path_factory):
-    from stereo.data.synthetic import generate
-
+def failing(tmp_path_factory, sweep_overrides):
     root = tmp_path_factory.mktemp("failures")
-    tr = generate(root / "data" / "train", "fsd", n=2, height=32, width=64, max_disparity=24, seed=0)
-    va = generate(root / "data" / "val", "fsd", n=1, height=32, width=64, max_disparity=24, seed=1)
+    overrides = sweep_overrides(root)
     run = root / ("deep-" * 12) / "run"
     env = {**{k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"},
            "AUTOML_FAULT_TRIAL": "0=raise,1=nan,2=kill@1"}
     out = subprocess.run(
         [sys.executable, "-m", "automl.cli", "run", "--skill", "tiny-demo", "--output", str(run),
          "--num-samples", "3", "--max-concurrent", "2", "--scheduler", "none", "--metric", "epe",
-         "--max-failures", "1", f"dataset.train_dataset.data_sources[0].data_file={tr}",
-         "dataset.train_dataset.data_sources[0].dataset_name=FSD",
-         f"dataset.val_dataset.data_sources[0].data_file={va}", "dataset.val_dataset.data_sources[0].dataset_name=FSD",
-         "num_epochs=1", "max_steps=-1", "dataset.train_dataset.augmentation.crop_size=[32,64]",
-         "model.train_iters=1", "model.valid_iters=1"], env=env, capture_output=True, text=True, timeout=600)
+         "--max-failures", "1", *overrides], env=env, capture_output=True, text=True, timeout=600)
     from stereo.tracking import MlflowTracker, default_tracking_uri
 
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]

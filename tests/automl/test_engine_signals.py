@@ -50,22 +50,14 @@ def _interrupt(cmd, env, log, run, sig, ready):
 
 
 @pytest.fixture(scope="module")
-def resumed(tmp_path_factory):
-    from stereo.data.synthetic import generate
-
+def resumed(tmp_path_factory, sweep_overrides):
     root = tmp_path_factory.mktemp("signals")
-    tr = generate(root / "data" / "train", "fsd", n=2, height=32, width=64, max_disparity=24, seed=0)
-    va = generate(root / "data" / "val", "fsd", n=1, height=32, width=64, max_disparity=24, seed=1)
+    overrides = sweep_overrides(root, epochs=2)
     run = root / ("deep-" * 12) / "run"
     env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
     first = _interrupt(_cli("--skill", "tiny-demo", "--output", str(run), "--num-samples", str(SAMPLES),
                             "--max-concurrent", "2", "--scheduler", "none",
-                            f"dataset.train_dataset.data_sources[0].data_file={tr}",
-                            "dataset.train_dataset.data_sources[0].dataset_name=FSD",
-                            f"dataset.val_dataset.data_sources[0].data_file={va}",
-                            "dataset.val_dataset.data_sources[0].dataset_name=FSD", "num_epochs=2", "max_steps=-1",
-                            "dataset.train_dataset.augmentation.crop_size=[32,64]", "model.train_iters=1",
-                            "model.valid_iters=1"), env, root / "first.log", run, signal.SIGINT,
+                            *overrides), env, root / "first.log", run, signal.SIGINT,
                         lambda ledger: len(ledger.counted()) >= 1)
     known = {t["trial_id"] for t in Ledger(run).trials()}
     second = _interrupt(_cli("--resume", str(run)), env, root / "second.log", run, signal.SIGTERM,

@@ -27,19 +27,10 @@ def _cli(*args):
 
 
 @pytest.fixture(scope="module")
-def swept(tmp_path_factory):
-    from stereo.data.synthetic import generate
-
+def swept(tmp_path_factory, sweep_overrides):
     root = tmp_path_factory.mktemp("sweep")
-    tr = generate(root / "data" / "train", "fsd", n=4, height=32, width=64, max_disparity=24, seed=0)
-    va = generate(root / "data" / "val", "fsd", n=2, height=32, width=64, max_disparity=24, seed=1)
     run = root / "run"
-    overrides = [f"dataset.train_dataset.data_sources[0].data_file={tr}",
-                 "dataset.train_dataset.data_sources[0].dataset_name=FSD",
-                 f"dataset.val_dataset.data_sources[0].data_file={va}",
-                 "dataset.val_dataset.data_sources[0].dataset_name=FSD",
-                 "num_epochs=3", "max_steps=-1", "dataset.train_dataset.augmentation.crop_size=[32,64]",
-                 "model.train_iters=1", "model.valid_iters=1", "train.seed=7"]
+    overrides = [*sweep_overrides(root, n_train=4, n_val=2, epochs=3), "train.seed=7"]
     env = {**os.environ, "AUTOML_FAULT_TRIAL": "1=kill"}
     env.pop("MLFLOW_TRACKING_URI", None)
     first_log = root / "first.log"
