@@ -45,6 +45,8 @@ TAO_SKILL_FIXTURE = REPO / "tests" / "fixtures" / "tao_skill_ffs" / "tao-train-f
 
 @pytest.fixture(scope="session")
 def tao_skill_dir() -> Path:
+    assert (TAO_SKILL_FIXTURE / "references" / "skill_info.yaml").is_file(), (
+        f"{TAO_SKILL_FIXTURE} is incomplete; restore tests/fixtures/tao_skill_ffs from git")
     return TAO_SKILL_FIXTURE
 
 

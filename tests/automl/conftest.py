@@ -79,6 +79,8 @@ def tiny_sweep_overrides(root: Path, *, n_train: int = 2, n_val: int = 1, epochs
 
     tr = generate(root / "data" / "train", "fsd", n=n_train, height=32, width=64, max_disparity=24, seed=0)
     va = generate(root / "data" / "val", "fsd", n=n_val, height=32, width=64, max_disparity=24, seed=1)
+    for ann, n in ((tr, n_train), (va, n_val)):  # a sweep on a short annotation file would test nothing
+        assert len(Path(ann).read_text().splitlines()) == n, ann
     return [f"dataset.train_dataset.data_sources[0].data_file={tr}",
             "dataset.train_dataset.data_sources[0].dataset_name=FSD",
             f"dataset.val_dataset.data_sources[0].data_file={va}",

@@ -99,20 +99,19 @@ def test_size_mismatch_fails_when_built_with_file_line(synthetic_tree, tmp_path)
         get_dataset_class("Kitti")(ann)
 
 
-def test_unreadable_image_fails_when_built(synthetic_tree, tmp_path):
-    ann = _copy_tree(synthetic_tree("crestereo"), tmp_path)
-    (ann.parent / "crestereo/tree/000000_left.png").write_bytes(b"garbage")
-    with pytest.raises(DataError, match=r"crestereo\.txt:1: left image: .*000000_left\.png: not a readable "
-                                        r"image .*; check that the file is a complete PNG/JPEG"):
-        get_dataset_class("Crestereo")(ann)
-
-
-def test_corrupt_pfm_header_fails_when_built_with_file_line(synthetic_tree, tmp_path):
-    ann = _copy_tree(synthetic_tree("middlebury"), tmp_path)
-    (ann.parent / "trainingH/scene001/disp0GT.pfm").write_bytes(b"P6\n4 4\n255\n")
-    with pytest.raises(DataError, match=r"middlebury\.txt:2: disparity: .*scene001/disp0GT\.pfm: PFM magic is "
-                                        r"b'P6'.*this is not a PFM file"):
-        get_dataset_class("Middlebury")(ann)
+@pytest.mark.parametrize("layout, dataset, broken, content, message", [
+    ("crestereo", "Crestereo", "crestereo/tree/000000_left.png", b"garbage",
+     r"crestereo\.txt:1: left image: .*000000_left\.png: not a readable image .*; check that the file is a "
+     r"complete PNG/JPEG"),
+    ("middlebury", "Middlebury", "trainingH/scene001/disp0GT.pfm", b"P6\n4 4\n255\n",
+     r"middlebury\.txt:2: disparity: .*scene001/disp0GT\.pfm: PFM magic is b'P6'.*this is not a PFM file"),
+], ids=["unreadable_image", "corrupt_pfm_header"])
+def test_unreadable_file_fails_when_built_with_file_line(synthetic_tree, tmp_path, layout, dataset, broken,
+                                                         content, message):
+    ann = _copy_tree(synthetic_tree(layout), tmp_path)
+    (ann.parent / broken).write_bytes(content)
+    with pytest.raises(DataError, match=message):
+        get_dataset_class(dataset)(ann)
 
 
 def _truncate(path, keep=0.3):
