@@ -131,27 +131,116 @@ def test_real_server_serves_every_trial_and_stops_cleanly(tmp_path):
         os.killpg(server.proc.pid, 0)
 
 
-@pytest.mark.slow
-def test_cli_prints_url_and_ctrl_c_stops_the_server(tmp_path):
-    _uri, parent_id, trials = _fill_store(tmp_path)
-    port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "automl.ui", "--store", str(tmp_path), "--port", str(port),
-                             "--log", str(tmp_path / "ui.log")], cwd=REPO, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, env={**os.environ, "PYTHONPATH": str(REPO)})
-    out, deadline = "", time.monotonic() + 120
-    try:
+def _processes_with_token(token: str) -> list:
+    """Pids whose environment carries `token`: automl ui, its guard, the MLflow server and its workers."""
+    found, needle = [], f"AUTOML_UI_TEST_TOKEN={token}".encode()
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == os.getpid():
+            continue
+        try:
+            environ = Path(f"/proc/{entry}/environ").read_bytes()
+            state = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if state != "Z" and needle in environ.split(b"\0"):
+            found.append(int(entry))
+    return found
+
+
+def _wait_until(predicate, timeout: float, interval: float = 0.2) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(interval)
+    return predicate()
+
+
+@pytest.fixture
+def ui_cli(tmp_path):
+    """Start `automl ui` as a user would; the finalizer kills whatever of it is left, even on failure."""
+    token, started = os.urandom(8).hex(), []
+
+    def start(store: Path, port: int):
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "automl.cli", "ui", "--store", str(store), "--port", str(port)], cwd=REPO,
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            env={**os.environ, "PYTHONPATH": str(REPO), "AUTOML_UI_TEST_TOKEN": token})
+        started.append(proc)
+        out, deadline = "", time.monotonic() + 120
         while "MLflow UI: http" not in out and time.monotonic() < deadline and proc.poll() is None:
             if select.select([proc.stdout], [], [], 1.0)[0]:
                 out += proc.stdout.readline()
         assert f"MLflow UI: http://127.0.0.1:{port}" in out, out
-        _check_rest(f"http://127.0.0.1:{port}", parent_id, trials)
-        proc.send_signal(signal.SIGINT)  # what Ctrl-C delivers to the foreground process
-        rest, _ = proc.communicate(timeout=60)
-    finally:
+        return proc, out
+
+    start.processes = lambda: _processes_with_token(token)
+    yield start
+    for proc in started:
         if proc.poll() is None:
             proc.kill()
+        proc.wait(10)
+    leftovers = _processes_with_token(token)
+    for pid in leftovers:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+@pytest.mark.slow
+def test_cli_prints_url_and_ctrl_c_stops_the_server(tmp_path, ui_cli):
+    _uri, parent_id, trials = _fill_store(tmp_path)
+    port = free_port()
+    proc, out = ui_cli(tmp_path, port)
+    assert len(ui_cli.processes()) >= 3  # automl ui, its guard, the server (and its worker)
+    # the server log lives next to the store, not under a predictable temp name
+    assert f"server log: {tmp_path / 'ui' / f'automl-ui-{port}.log'}" in out
+    _check_rest(f"http://127.0.0.1:{port}", parent_id, trials)
+    proc.send_signal(signal.SIGINT)  # what Ctrl-C delivers to the foreground process
+    rest, _ = proc.communicate(timeout=60)
     assert proc.returncode == 0 and "Stopped." in rest
+    assert _wait_until(lambda: not ui_cli.processes(), 10), ui_cli.processes()
     assert not port_in_use("127.0.0.1", port)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP, signal.SIGKILL], ids=lambda s: s.name)
+def test_no_server_outlives_automl_ui(tmp_path, ui_cli, sig):
+    """A supervisor's SIGTERM, a closed terminal's SIGHUP, or a SIGKILL nobody can catch: the whole server
+    (guard, mlflow server, uvicorn worker) is gone within seconds and the port is free."""
+    (tmp_path / "mlflow.db").write_bytes(b"")
+    port = free_port()
+    proc, _ = ui_cli(tmp_path, port)
+    assert port_in_use("127.0.0.1", port) and len(ui_cli.processes()) >= 3
+    proc.send_signal(sig)
+    proc.communicate(timeout=60)
+    assert proc.returncode == (-sig if sig == signal.SIGKILL else 0)
+    assert _wait_until(lambda: not ui_cli.processes(), 15), f"left behind: {ui_cli.processes()}"
+    assert _wait_until(lambda: not port_in_use("127.0.0.1", port), 5)
+
+
+def test_log_never_follows_a_planted_symlink(tmp_path):
+    from automl.ui import UiInputError, open_log
+
+    victim = tmp_path / "victim.txt"
+    victim.write_text("keep me")
+    planted = tmp_path / "ui" / "automl-ui-5000.log"
+    planted.parent.mkdir()
+    planted.symlink_to(victim)
+    with pytest.raises(UiInputError, match="symlink"):
+        open_log(planted)
+    assert victim.read_text() == "keep me"
+
+
+def test_bad_store_exits_2_and_public_host_warns(tmp_path, capsys):
+    from automl.ui import main
+
+    assert main(["--store", str(tmp_path / "missing")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "no such file or folder" in err
+    assert main(["--store", str(tmp_path / "missing"), "--host", "0.0.0.0"]) == 2
+    assert "warning: --host 0.0.0.0 exposes the UI" in capsys.readouterr().err
 
 
 def test_busy_port_is_refused_with_a_fix(tmp_path):
