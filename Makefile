@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: setup test demo bench lint schemas clean
+.PHONY: setup test test-shuffled demo bench lint schemas clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -19,6 +19,11 @@ setup: $(STAMP)
 
 test: setup
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# the suite in a seeded random order (modules shuffled, tests shuffled inside each): SEED=n repeats one
+SEED ?= $(shell date +%s)
+test-shuffled: setup
+	$(BIN)/python -m pytest -p random_order --random-order --random-order-seed=$(SEED) $(PYTEST_ARGS)
 
 demo: setup
 	$(BIN)/python -m automl.demo
