@@ -26,19 +26,29 @@ from typing import List, Optional, Sequence
 POLL_S = 0.25
 GRACE_S = 5.0
 _PR_SET_PDEATHSIG = 1
+_PR_SET_CHILD_SUBREAPER = 36
 
 
-def set_parent_death_signal(sig: int = signal.SIGTERM) -> bool:
-    """Ask Linux to send `sig` to this process when its parent dies; False where unsupported."""
+def _prctl(option: int, value: int) -> bool:
     try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        return libc.prctl(_PR_SET_PDEATHSIG, int(sig), 0, 0, 0) == 0
+        return ctypes.CDLL(None, use_errno=True).prctl(option, value, 0, 0, 0) == 0
     except (OSError, AttributeError):
         return False
 
 
-def group_members(pgid: int) -> List[int]:
-    """Pids in process group `pgid` (from /proc; empty where /proc is absent)."""
+def set_parent_death_signal(sig: int = signal.SIGTERM) -> bool:
+    """Ask Linux to send `sig` to this process when its parent dies; False where unsupported."""
+    return _prctl(_PR_SET_PDEATHSIG, int(sig))
+
+
+def become_subreaper() -> bool:
+    """Orphaned descendants (a uvicorn worker whose server died) become our children, so we reap them:
+    a container's PID 1 may never reap, and an unreaped zombie keeps the process group alive."""
+    return _prctl(_PR_SET_CHILD_SUBREAPER, 1)
+
+
+def group_members(pgid: int, zombies: bool = False) -> List[int]:
+    """Pids in process group `pgid` (from /proc; empty where /proc is absent), zombies only if asked."""
     pids = []
     try:
         entries = os.listdir("/proc")
@@ -54,7 +64,7 @@ def group_members(pgid: int) -> List[int]:
             continue
         # field 5 is the pgid; the command name (field 2) may hold spaces, so split after its ')'
         fields = stat[stat.rfind(")") + 2:].split()
-        if len(fields) > 2 and fields[0] != "Z" and int(fields[2]) == pgid:
+        if len(fields) > 2 and (zombies or fields[0] != "Z") and int(fields[2]) == pgid:
             pids.append(int(entry))
     return pids
 
@@ -69,7 +79,7 @@ def take_down(pgid: int, *, keep: Optional[int] = None, grace: float = GRACE_S) 
             except (ProcessLookupError, PermissionError):
                 pass
         deadline = time.monotonic() + wait
-        while time.monotonic() < deadline and [p for p in group_members(pgid) if p != keep]:
+        while time.monotonic() < deadline and [p for p in group_members(pgid, zombies=True) if p != keep]:
             _reap()
             time.sleep(0.05)
 
@@ -91,6 +101,7 @@ def run(owner: int, argv: Sequence[str]) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(sig, _on_signal)
     set_parent_death_signal(signal.SIGTERM)
+    become_subreaper()
     if os.getppid() != owner:  # the owner died before the death signal was armed
         return 0
     server = subprocess.Popen(list(argv), stdin=subprocess.DEVNULL)  # stays in our process group
