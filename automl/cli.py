@@ -87,6 +87,10 @@ def _run_parser(sub) -> argparse.ArgumentParser:
     g.add_argument("--resume", metavar="DIR", help="continue the sweep in DIR (its launch.json decides "
                                                    "everything; only --ray-address may change)")
     g.add_argument("--dry-run", action="store_true", help="print the launch review and stop")
+    g.add_argument("--no-probe", action="store_true",
+                   help="skip the memory/time probe (one trial's first training steps in a subprocess, cached "
+                        "per spec shape); without it the review cannot check --max-concurrent against memory "
+                        "or estimate the duration")
     return p
 
 
@@ -137,6 +141,12 @@ def cmd_run(args: argparse.Namespace) -> int:
         from automl.sweep import preflight  # Ray/Optuna stay unimported until a sweep is certain
 
         problems = preflight(plan)
+        if not (plan.spec_problems or problems or args.resume or args.no_probe):
+            from automl.probe import measure
+
+            print("automl run: probing one trial's memory and time (a few training steps in a subprocess; "
+                  "cached per spec shape, --no-probe skips it) ...", flush=True)
+            measure(plan)
     print(review(plan, problems), flush=True)
     if plan.spec_problems or problems:
         first = (plan.spec_problems + problems)[0]

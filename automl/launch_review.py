@@ -116,4 +116,12 @@ def _sweep_lines(plan: Any) -> list:
     where = plan.ray_address or f"embedded Ray on this machine ({os.cpu_count()} CPUs)"
     lines.append(f"  resources    {plan.cpus_per_trial:g} CPU / {plan.gpus_per_trial:g} GPU per trial; {where}")
     lines += [f"{_INDENT}{n}" for n in getattr(plan, "resource_notes", ())]
+    probe = getattr(plan, "probe", None)
+    if probe:
+        from automl.probe import review_lines
+
+        found = review_lines(probe)
+        lines += [f"  probe        {found[0]}"] + [f"{_INDENT}{n}" for n in found[1:]]
+    elif getattr(plan, "trial_shape", None):
+        lines.append("  probe        not run (--no-probe, or the spec is not ready): memory and duration unknown")
     return lines

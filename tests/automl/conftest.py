@@ -92,6 +92,21 @@ def tiny_sweep_overrides(root: Path, *, n_train: int = 2, n_val: int = 1, epochs
             "train.optim.lr_steps=[1]"]
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _probe_cache(tmp_path_factory):
+    """The memory/time probe's cache (automl/probe.py) lives in this session's temp folder, never in the
+    user's ~/.cache; sweeps of one shape share it, so the probe runs once per shape per session."""
+    import os
+
+    before = os.environ.get("AUTOML_PROBE_CACHE")
+    os.environ["AUTOML_PROBE_CACHE"] = str(tmp_path_factory.mktemp("probe-cache"))
+    yield
+    if before is None:
+        os.environ.pop("AUTOML_PROBE_CACHE", None)
+    else:
+        os.environ["AUTOML_PROBE_CACHE"] = before
+
+
 @pytest.fixture(scope="session")
 def sweep_overrides():
     """`tiny_sweep_overrides` for module-scoped sweep fixtures (conftest helpers are not importable)."""

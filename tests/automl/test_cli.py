@@ -14,7 +14,7 @@ def test_help_explains_the_run(capsys):
 
 
 def test_dry_run_prints_the_review_and_starts_nothing(tmp_path, capsys, sweep_overrides):
-    assert main(["run", "--skill", "tiny-demo", "--dry-run", "--output", str(tmp_path / "r"),
+    assert main(["run", "--skill", "tiny-demo", "--dry-run", "--no-probe", "--output", str(tmp_path / "r"),
                  *sweep_overrides(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert "launch review" in out and "decision     sweep" in out and "NOT READY" not in out
@@ -50,7 +50,7 @@ def test_resume_refuses_options_the_plan_decides(tmp_path, capsys):
 
 def test_override_of_a_searched_key_is_shown_fixed(tmp_path, capsys, sweep_overrides):
     assert main(["run", "--skill", "tiny-demo", "--dry-run", "--output", str(tmp_path / "r"),
-                 *sweep_overrides(tmp_path, n_train=4), "learning_rate=5e-4"]) == 0
+                 "--no-probe", *sweep_overrides(tmp_path, n_train=4), "learning_rate=5e-4"]) == 0
     out = capsys.readouterr().out
     assert "train.optim.lr fixed at 5e-4 by your override; not searched" in out
     assert "train.optim.lr=5e-4" in out and "decision     sweep" in out
@@ -59,10 +59,10 @@ def test_override_of_a_searched_key_is_shown_fixed(tmp_path, capsys, sweep_overr
 def test_request_phrases_reach_the_review(tmp_path, capsys, sweep_overrides):
     data = sweep_overrides(tmp_path)
     assert main(["run", "--skill", "tiny-demo", "--request", "compare with plain training", "--dry-run",
-                 "--output", str(tmp_path / "r"), *data]) == 0
+                 "--no-probe", "--output", str(tmp_path / "r"), *data]) == 0
     assert 'mentions "plain training" in a comparison, not as a request' in capsys.readouterr().out
     assert main(["run", "--skill", "tiny-demo", "--request", "automl_policy: off", "--dry-run",
-                 "--output", str(tmp_path / "r"), *data]) == 0
+                 "--no-probe", "--output", str(tmp_path / "r"), *data]) == 0
     assert "decision     plain (policy off)" in capsys.readouterr().out
 
 
