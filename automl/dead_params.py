@@ -130,7 +130,8 @@ def _schedule_rule(name: str, optim: Any, total: int, searched: Mapping[str, Map
             return "train.optim.lr_decay is 1.0: a milestone multiplies the lr by 1", None
         return None, None
     if scheduler == "StepLR":
-        if name == "train.optim.lr_decay" and "train.optim.lr_step_size" not in names and int(optim.lr_step_size) > last:
+        period = int(optim.lr_step_size)
+        if name == "train.optim.lr_decay" and "train.optim.lr_step_size" not in names and period > last:
             return (f"StepLR period train.optim.lr_step_size={optim.lr_step_size} is longer than this run "
                     f"({total} optimizer steps), so the lr is never multiplied by lr_decay; set "
                     f"train.optim.lr_step_size below {total} to search it"), None

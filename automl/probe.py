@@ -211,12 +211,12 @@ def review_lines(probe: Dict[str, Any]) -> List[str]:
     if probe.get("device") == "cuda":
         mem += f", {probe['peak_device_bytes'] / GIB:.2f} GB GPU memory (torch reserved)"
     lines = [f"{mem}; {probe['seconds_per_step']:.3f} s per training step (crop {probe['crop']}, batch "
-             f"{probe['batch']}, {probe['device']}, {probe['threads']} thread(s)); {probe['val_seconds_per_batch']:.3f} "
-             f"s per validation batch; {where}"]
+             f"{probe['batch']}, {probe['device']}, {probe['threads']} thread(s)); "
+             f"{probe['val_seconds_per_batch']:.3f} s per validation batch; {where}"]
     lines += list(probe.get("notes", ()))
     if "estimate_s" in probe:
-        lines.append(f"estimate: at most {_duration(probe['estimate_s'])} for the sweep ({_duration(probe['per_trial_s'])} "
-                     "per full trial; early-stopped trials take less)")
+        lines.append(f"estimate: at most {_duration(probe['estimate_s'])} for the sweep "
+                     f"({_duration(probe['per_trial_s'])} per full trial; early-stopped trials take less)")
     return lines
 
 

@@ -47,7 +47,8 @@ class TrialShape:
         per = f" per process x {self.processes}" if self.processes > 1 else ""
         return (f"{self.train_samples} training sample(s) / batch {self.batch_size}{per} = {self.steps_per_epoch} "
                 f"step(s) per epoch; {self.total_steps} optimizer step(s) in {self.epochs} epoch(s); "
-                f"{len(vals)} validation(s) on {self.val_samples} sample(s)" + (f", at step(s) {shown}" if vals else ""))
+                f"{len(vals)} validation(s) on {self.val_samples} sample(s)"
+                + (f", at step(s) {shown}" if vals else ""))
 
 
 def count_split(spec: Any, split: str) -> Tuple[int, List[str]]:

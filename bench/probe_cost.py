@@ -23,8 +23,10 @@ def _overrides(root: Path, crop: tuple, tiny: bool) -> list:
     h, w = crop
     tr = generate(root / "train", "fsd", n=4, height=h, width=w, max_disparity=24, seed=0)
     va = generate(root / "val", "fsd", n=1, height=h, width=w, max_disparity=24, seed=1)
-    out = [f"dataset.train_dataset.data_sources[0].data_file={tr}", "dataset.train_dataset.data_sources[0].dataset_name=FSD",
-           f"dataset.val_dataset.data_sources[0].data_file={va}", "dataset.val_dataset.data_sources[0].dataset_name=FSD",
+    out = [f"dataset.train_dataset.data_sources[0].data_file={tr}",
+           "dataset.train_dataset.data_sources[0].dataset_name=FSD",
+           f"dataset.val_dataset.data_sources[0].data_file={va}",
+           "dataset.val_dataset.data_sources[0].dataset_name=FSD",
            f"dataset.train_dataset.augmentation.crop_size=[{h},{w}]"]
     return out + (["model.train_iters=1", "model.valid_iters=1"] if tiny else [])
 

@@ -2,7 +2,6 @@
 per spec shape; the concurrency and duration the sweep plans from it."""
 from __future__ import annotations
 
-from pathlib import Path
 
 import pytest
 
