@@ -38,28 +38,30 @@ def _listening_sockets() -> dict:
     return found
 
 
-def _tree(root: int) -> dict:
-    """{pid: command name} of `root` and every process below it."""
+def _ray_processes(root: int, marker: str) -> dict:
+    """{pid: command name} of `root`, every process below it, and any process whose command line names
+    `marker` (the sweep's Ray session folder: catches a Ray daemon re-parented to init)."""
     parents = {}
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
             text = stat.read_text()
+            cmdline = (stat.parent / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
         except OSError:
             continue
         name = text[text.index("(") + 1:text.rindex(")")]
-        parents[int(stat.parent.name)] = (int(text[text.rindex(")") + 2:].split()[1]), name)
-    tree, todo = {}, [root]
+        parents[int(stat.parent.name)] = (int(text[text.rindex(")") + 2:].split()[1]), name, marker in cmdline)
+    found, todo = {}, [root] + [p for p, (_, _, named) in parents.items() if named]
     while todo:
         pid = todo.pop()
-        tree[pid] = parents.get(pid, (0, "?"))[1]
-        todo += [p for p, (pp, _) in parents.items() if pp == pid and p not in tree]
-    return tree
+        found[pid] = parents.get(pid, (0, "?", False))[1]
+        todo += [p for p, (pp, _, _) in parents.items() if pp == pid and p not in found]
+    return found
 
 
-def _listeners_of(root: int) -> set:
+def _listeners_of(root: int, marker: str) -> set:
     sockets = _listening_sockets()
     out = set()
-    for pid, name in _tree(root).items():
+    for pid, name in _ray_processes(root, marker).items():
         for fd in Path(f"/proc/{pid}/fd").glob("*") if Path(f"/proc/{pid}/fd").is_dir() else ():
             try:
                 target = os.readlink(fd)
@@ -84,11 +86,14 @@ def unscored(tmp_path_factory, sweep_overrides):
                              "--num-samples", "2", "--max-concurrent", "1", "--no-probe", *overrides],
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             start_new_session=True)
+    from automl.ray_temp import ray_temp
+
+    marker = str(ray_temp(run).address)
     seen = set()
     try:
         deadline = time.time() + 600
         while proc.poll() is None and time.time() < deadline:
-            seen |= _listeners_of(proc.pid)  # snapshots while Ray runs: GCS, raylet, workers, the driver
+            seen |= _listeners_of(proc.pid, marker)  # snapshots while Ray runs: GCS, raylet, workers, the driver
             time.sleep(0.2)
         out, err = proc.communicate(timeout=60)
     finally:
