@@ -24,6 +24,13 @@ comparisons are not requests); else auto. auto/on sweep when the skill has autom
 schemas/train.schema.json and references/spec_template_train.yaml; otherwise one plain training run, and
 the review says why (a skill without its template then needs --spec).
 
+Pre-flight (also with --dry-run, which exits 2 when the review says NOT READY): the spec is validated,
+its data files are checked, one trial is planned (steps, validations) and a sweep that could never score
+a trial is refused with the fix; searched keys that cannot change this run are dead and leave the search
+(--keep-dead-params keeps them); a short probe measures one trial's peak memory and seconds per step
+(cached per spec shape; --no-probe skips it), lowers --max-concurrent to what fits in memory and
+estimates the duration. A sweep in which no trial was scored exits 1 and says why.
+
 Sweep: Ray Tune with an Optuna searcher and an early-stopping scheduler. The search space comes from
 search_spaces/<model>.yaml (or the schema's automl_default_parameters); its metric/mode are the defaults.
 Each trial trains with the train action; its spec is the base spec (template + skill key_defaults + your
