@@ -182,6 +182,10 @@ def _why_nothing_scored(trials, run_dir: str) -> str:
     if any(t.get("metric") is not None and t.get("status") in ("completed", "stopped") for t in counted):
         return ""
     failed = [t for t in counted if t.get("status") == "failed"]
+    if not failed:
+        return (f"no trial was scored ({len(counted)} finished without a score), so the sweep has no best; a "
+                f"--time-budget that ends before the first validation does this: raise it (see {run_dir}/"
+                "leaderboard.txt)")
     first = f"; first failure {failed[0]['trial_id']}: {failed[0].get('error') or '?'}" if failed else ""
     return (f"no trial was scored ({len(failed)} of {len(counted)} failed{first}), so the sweep has no best; "
             f"fix that cause and run again (every trial's reason: {run_dir}/leaderboard.txt)")
