@@ -24,6 +24,13 @@ comparisons are not requests); else auto. auto/on sweep when the skill has autom
 schemas/train.schema.json and references/spec_template_train.yaml; otherwise one plain training run, and
 the review says why (a skill without its template then needs --spec).
 
+Pre-flight (also with --dry-run, which exits 2 when the review says NOT READY): the spec is validated,
+its data files are checked, one trial is planned (steps, validations) and a sweep that could never score
+a trial is refused with the fix; searched keys that cannot change this run are dead and leave the search
+(--keep-dead-params keeps them); a short probe measures one trial's peak memory and seconds per step
+(cached per spec shape; --no-probe skips it), lowers --max-concurrent to what fits in memory and
+estimates the duration. A sweep in which no trial was scored exits 1 and says why.
+
 Sweep: Ray Tune with an Optuna searcher and an early-stopping scheduler. The search space comes from
 search_spaces/<model>.yaml (or the schema's automl_default_parameters); its metric/mode are the defaults.
 Each trial trains with the train action; its spec is the base spec (template + skill key_defaults + your
@@ -55,6 +62,10 @@ def _run_parser(sub) -> argparse.ArgumentParser:
     g.add_argument("--search-space", help="search_spaces/<name>.yaml name or a YAML path (default: the skill's)")
     g.add_argument("--metric", help="objective reported by validation (default: the search-space file's, val/epe)")
     g.add_argument("--mode", choices=("min", "max"), help="minimise or maximise --metric (default: the file's)")
+    g.add_argument("--keep-dead-params", action="store_true",
+                   help="search keys the pre-flight finds dead (they cannot change this run, e.g. lr_decay "
+                        "whose MultiStepLR milestones lie beyond the last step); by default they leave the space "
+                        "and the review and the parent MLflow run say why")
     g = p.add_argument_group("how it is searched")
     g.add_argument("--algorithm", choices=tuple(ALGORITHMS), default="tpe",
                    help="; ".join(f"{k}: {v}" for k, v in ALGORITHMS.items()) + " (default tpe)")
@@ -83,6 +94,10 @@ def _run_parser(sub) -> argparse.ArgumentParser:
     g.add_argument("--resume", metavar="DIR", help="continue the sweep in DIR (its launch.json decides "
                                                    "everything; only --ray-address may change)")
     g.add_argument("--dry-run", action="store_true", help="print the launch review and stop")
+    g.add_argument("--no-probe", action="store_true",
+                   help="skip the memory/time probe (one trial's first training steps in a subprocess, cached "
+                        "per spec shape); without it the review cannot check --max-concurrent against memory "
+                        "or estimate the duration")
     return p
 
 
@@ -121,7 +136,7 @@ def plan_from_args(args: argparse.Namespace) -> LaunchPlan:
                       max_failures=args.max_failures, metric=args.metric, mode=args.mode, output=args.output,
                       ray_address=args.ray_address, tracking_uri=args.tracking_uri, experiment=args.experiment,
                       seed=args.seed, grace_period=args.grace_period, reduction_factor=args.reduction_factor,
-                      grid_points=args.grid_points)
+                      grid_points=args.grid_points, keep_dead_params=args.keep_dead_params)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -133,12 +148,18 @@ def cmd_run(args: argparse.Namespace) -> int:
         from automl.sweep import preflight  # Ray/Optuna stay unimported until a sweep is certain
 
         problems = preflight(plan)
+        if not (plan.spec_problems or problems or args.resume or args.no_probe):
+            from automl.probe import measure
+
+            print("automl run: probing one trial's memory and time (a few training steps in a subprocess; "
+                  "cached per spec shape, --no-probe skips it) ...", flush=True)
+            measure(plan)
     print(review(plan, problems), flush=True)
-    if args.dry_run:
-        return EXIT_OK
     if plan.spec_problems or problems:
         first = (plan.spec_problems + problems)[0]
-        raise LaunchError(f"not launching: {first} (see the review above)")
+        raise LaunchError(f"{'NOT READY' if args.dry_run else 'not launching'}: {first} (see the review above)")
+    if args.dry_run:
+        return EXIT_OK
     if not plan.sweep:
         result = run_plain(plan)
         print(f"plain training {result.status}: best {result.best_metrics}; checkpoint {result.best_checkpoint}")
@@ -146,7 +167,28 @@ def cmd_run(args: argparse.Namespace) -> int:
     from automl.driver import run_sweep
 
     outcome = run_sweep(plan)
-    return EXIT_OK if outcome["state"] == "completed" else EXIT_INTERRUPTED
+    if outcome["state"] != "completed":
+        return EXIT_INTERRUPTED
+    unscored = _why_nothing_scored(outcome["trials"], plan.run_dir)
+    if unscored:
+        print(f"automl: error: {unscored}", file=sys.stderr)
+        return EXIT_FAILED
+    return EXIT_OK
+
+
+def _why_nothing_scored(trials, run_dir: str) -> str:
+    """'' when at least one trial was scored; else one line saying why none was."""
+    counted = [t for t in trials if not t.get("interrupted")]
+    if any(t.get("metric") is not None and t.get("status") in ("completed", "stopped") for t in counted):
+        return ""
+    failed = [t for t in counted if t.get("status") == "failed"]
+    if not failed:
+        return (f"no trial was scored ({len(counted)} finished without a score), so the sweep has no best; a "
+                f"--time-budget that ends before the first validation does this: raise it (see {run_dir}/"
+                "leaderboard.txt)")
+    first = f"; first failure {failed[0]['trial_id']}: {failed[0].get('error') or '?'}" if failed else ""
+    return (f"no trial was scored ({len(failed)} of {len(counted)} failed{first}), so the sweep has no best; "
+            f"fix that cause and run again (every trial's reason: {run_dir}/leaderboard.txt)")
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

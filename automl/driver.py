@@ -24,6 +24,7 @@ import time
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional
 
+from automl.dead_params import mlflow_tags
 from automl.launch import LaunchPlan
 from automl.ledger import Ledger, finished_on_its_own
 from automl.space import SearchSpace
@@ -113,7 +114,7 @@ def _parent_run(plan: LaunchPlan, tracker, ledger: Ledger, space: SearchSpace):
             "automl.scheduler": plan.scheduler, "automl.search_space": _space_tag(space),
             "automl.budget": f"{plan.num_samples} trials, {plan.max_concurrent} concurrent, time budget "
                              f"{plan.time_budget_s or 'none'}", "automl.run_dir": plan.run_dir,
-            "automl.skill": plan.skill_name}
+            "automl.skill": plan.skill_name, **mlflow_tags(plan.dead, plan.keep_dead_params)}
     run = tracker.start_run(f"sweep {Path(plan.run_dir).name}", experiment=plan.experiment, tags=tags)
     tracker.log_params(run, {"metric": plan.metric, "mode": plan.mode, "algorithm": plan.algorithm,
                              "scheduler": plan.scheduler, "num_samples": plan.num_samples,

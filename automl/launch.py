@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 import os
 import time
 from dataclasses import dataclass, field
@@ -81,6 +80,13 @@ class LaunchPlan:
     resource_notes: List[str] = field(default_factory=list)  # how GPUs per trial were decided
     ray_address: Optional[str] = None
     fixed: Dict[str, str] = field(default_factory=dict)  # searched keys the user's overrides fixed -> value text
+    # pre-flight (automl/trial_shape.py, automl/dead_params.py, automl/probe.py)
+    trial_shape: Dict[str, Any] = field(default_factory=dict)  # TrialShape.to_dict() of one trial
+    dead: Dict[str, str] = field(default_factory=dict)  # searched keys that cannot change this run -> why
+    caveats: Dict[str, str] = field(default_factory=dict)  # live searched keys with a caveat -> the caveat
+    checked: List[str] = field(default_factory=list)  # every key the dead-parameter check judged
+    keep_dead_params: bool = False
+    probe: Dict[str, Any] = field(default_factory=dict)  # the memory/time probe's measurement and plan
     created: float = field(default_factory=time.time)
 
     @property
@@ -106,13 +112,33 @@ class LaunchPlan:
     def search_space(self) -> SearchSpace:
         """Rebuilt from the skill's schema and the search-space file (SearchSpace holds read-only views)."""
         schema = self.skill().load_schema("train")
-        context = {"fixed": self.fixed, "known": dotted_values(self.base_spec)}
+        known = dotted_values(self.base_spec)
+        context = {"fixed": {**self.fixed, **self.dead_fixed(known)}, "known": known}
         if self.search_space_file:
-            return load_search_space(self.search_space_file, schema, **context).space
-        return build_search_space(schema, **context)
+            space = load_search_space(self.search_space_file, schema, **context).space
+        else:
+            space = build_search_space(schema, **context)
+        return _relabel_dead(space, self.dead_fixed(known), self.dead)
+
+    def dead_fixed(self, known: Optional[Dict[str, Any]] = None) -> Dict[str, str]:
+        """Dead keys that leave the space (none with --keep-dead-params), at their base-spec value."""
+        if self.keep_dead_params:
+            return {}
+        known = dotted_values(self.base_spec) if known is None else known
+        return {n: str(known.get(n, "its default")) for n in self.dead}
 
     def resume_command(self) -> str:
         return RESUME_COMMAND.format(run_dir=self.run_dir)
+
+
+def _relabel_dead(space: SearchSpace, dead_fixed: Dict[str, str], dead: Dict[str, str]) -> SearchSpace:
+    """The space's notes call a removed dead key what it is, not a user override."""
+    if not dead_fixed:
+        return space
+    notes = [n for n in space.notes if not any(n.startswith(f"{k} fixed at ") for k in dead_fixed)]
+    notes += [f"{k} left out of the search, dead: {dead[k]} (--keep-dead-params searches it anyway)"
+              for k in dead_fixed]
+    return dataclasses.replace(space, notes=tuple(notes))
 
 
 def load_plan(run_dir: str | os.PathLike) -> LaunchPlan:
@@ -222,11 +248,15 @@ def build_plan(*, skill: Optional[str] = None, skill_dir: Optional[str] = None, 
                metric: Optional[str] = None, mode: Optional[str] = None, output: Optional[str] = None,
                ray_address: Optional[str] = None, tracking_uri: Optional[str] = None,
                experiment: str = "depth_net", seed: int = 0, grace_period: int = 1, reduction_factor: int = 3,
-               grid_points: int = 3, gpus_available: Optional[int] = None) -> LaunchPlan:
+               grid_points: int = 3, gpus_available: Optional[int] = None,
+               keep_dead_params: bool = False) -> LaunchPlan:
     """Resolve the policy and everything a run needs; raises :class:`LaunchError` on bad options.
 
     `gpus_per_trial` None derives it from ``train.num_gpus`` (automl/resources.py); `gpus_available`
-    None counts this machine's GPUs.
+    None counts this machine's GPUs. Pre-flight: the data files are checked and one trial is planned
+    (automl/trial_shape.py); a sweep that could never score a trial is NOT READY; searched keys that
+    cannot change this run are dead and leave the space unless `keep_dead_params`
+    (automl/dead_params.py). Problems land in ``plan.spec_problems`` (the review lists them).
     """
     if bool(skill) == bool(skill_dir):
         raise LaunchError("pass exactly one of --skill NAME or --skill-dir DIR (e.g. --skill tiny-demo)")
@@ -254,6 +284,12 @@ def build_plan(*, skill: Optional[str] = None, skill_dir: Optional[str] = None, 
     run_dir = run_dir.expanduser().resolve()
     source, raw, overridden, missing = _base_spec(the_skill, spec, expanded)
     problems, resolved = ([missing], None) if missing else _spec_problems(raw, run_dir)
+    shape = None
+    if resolved is not None:
+        from automl.trial_shape import plan_trial
+
+        shape, data_problems = plan_trial(resolved)
+        problems = problems + data_problems
     from stereo.tracking import check_tracking_uri, default_tracking_uri
 
     uri = check_tracking_uri(tracking_uri) if tracking_uri else default_tracking_uri(run_dir)
@@ -269,7 +305,8 @@ def build_plan(*, skill: Optional[str] = None, skill_dir: Optional[str] = None, 
                       grid_points=int(grid_points), seed=int(seed), num_samples=int(num_samples),
                       max_concurrent=int(max_concurrent), time_budget_s=time_budget_s,
                       max_failures=int(max_failures), cpus_per_trial=float(cpus_per_trial),
-                      gpus_per_trial=float(gpus_per_trial or 0.0), ray_address=ray_address)
+                      gpus_per_trial=float(gpus_per_trial or 0.0), ray_address=ray_address,
+                      keep_dead_params=bool(keep_dead_params), trial_shape=shape.to_dict() if shape else {})
     if not plan.sweep:
         return plan
     if "train.results_dir" in overridden:
@@ -281,10 +318,27 @@ def build_plan(*, skill: Optional[str] = None, skill_dir: Optional[str] = None, 
     parsed, space = _search_space(the_skill, schema, search_space, {}, known)
     plan.fixed = {n: overridden[n] for n in space.names if n in overridden}
     if plan.fixed and len(plan.fixed) == len(space):
-        _nothing_to_search(plan, decision)
+        _nothing_to_search(plan, decision, ", ".join(f"{n} fixed at {v}" for n, v in plan.fixed.items()),
+                           "your overrides fix every searched parameter", plain="with your values")
         return plan
     if plan.fixed:
         parsed, space = _search_space(the_skill, schema, search_space, plan.fixed, known)
+    if shape is not None:
+        from automl.dead_params import check_dead
+        from automl.trial_shape import scoring_problems
+
+        plan.spec_problems += scoring_problems(resolved, shape)
+        plan.checked = list(space.names)
+        plan.dead, plan.caveats = check_dead(resolved, shape.total_steps, space.to_dict()["parameters"])
+        if plan.dead and not plan.keep_dead_params:
+            if len(plan.dead) == len(space):
+                _nothing_to_search(plan, decision, "; ".join(f"{n}: {why}" for n, why in plan.dead.items()),
+                                   "every searched parameter is dead in this run (it cannot change the result)",
+                                   fix="--keep-dead-params to sweep them anyway")
+                return plan
+            dead_fixed = plan.dead_fixed(known)
+            parsed, space = _search_space(the_skill, schema, search_space, {**plan.fixed, **dead_fixed}, known)
+            space = _relabel_dead(space, dead_fixed, plan.dead)
     plan.space = space.to_dict()
     if parsed is not None:
         plan.search_space_file = str(parsed.path)
@@ -312,23 +366,24 @@ def build_plan(*, skill: Optional[str] = None, skill_dir: Optional[str] = None, 
                                        "trial(s) fit on the GPUs at once; the others wait")
         else:
             plan.max_concurrent = max(1, gpus.max_concurrent)
-    if resolved is not None:
+    if shape is not None and shape.validation_steps:
+        plan.max_t = len(shape.validation_steps)  # validations a full trial runs (max_steps may cut epochs)
+    elif resolved is not None:
         epochs = int(resolved.train.num_epochs)
-        plan.max_t = max(1, math.ceil(epochs / max(1, int(resolved.train.validation_interval))))
+        plan.max_t = max(1, epochs // max(1, int(resolved.train.validation_interval)))
     return plan
 
 
-def _nothing_to_search(plan: LaunchPlan, decision: PolicyDecision) -> None:
-    """Every searched parameter is fixed by an override: plain training (auto) or an error (on)."""
-    listing = ", ".join(f"{n} fixed at {v}" for n, v in plan.fixed.items())
+def _nothing_to_search(plan: LaunchPlan, decision: PolicyDecision, listing: str, what: str,
+                       fix: str = "drop one of those overrides", plain: str = "") -> None:
+    """Every searched parameter is fixed by an override or dead: plain training (auto) or an error (on)."""
     if decision.policy_used == "on":
-        raise LaunchError(f"AutoML is on, but your overrides fix every searched parameter ({listing}), so there is "
-                          "nothing to search; drop one of those overrides, pass --search-space with other "
-                          "parameters, or use --policy off for one plain training run")
+        raise LaunchError(f"AutoML is on, but {what} ({listing}), so there is nothing to search; {fix}, pass "
+                          "--search-space with other parameters, or use --policy off for one plain training run")
     plan.decision = {**plan.decision, "mode": "plain",
                      "reasons": list(plan.decision["reasons"]) + [
-                         f"your overrides fix every searched parameter ({listing}), so there is nothing to "
-                         "search: one plain training run with your values"]}
+                         f"{what} ({listing}), so there is nothing to search: one plain training run"
+                         + (f" {plain}" if plain else "")]}
 
 
 def run_plain(plan: LaunchPlan):

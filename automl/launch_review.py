@@ -68,6 +68,11 @@ def review(plan: Any, problems: Sequence[str] = ()) -> str:
     if plan.spec_problems:
         lines.append("  spec         NOT READY, fix before launching:")
         lines += [f"{_INDENT}{p}" for p in plan.spec_problems]
+    shape = getattr(plan, "trial_shape", None)
+    if shape:
+        from automl.trial_shape import TrialShape
+
+        lines.append(f"  {'per trial' if plan.sweep else 'training':<12} {TrialShape.from_dict(shape).describe()}")
     if plan.sweep:
         lines += _sweep_lines(plan)
     else:
@@ -83,7 +88,14 @@ def _sweep_lines(plan: Any) -> list:
     lines = [f"  search space {plan.search_space_file or 'schema automl_default_parameters'}"]
     width = max((len(n) for n in plan.space.get("parameters", {})), default=0)
     lines += [f"{_INDENT}{n:<{width}}  {_fmt_dist(dist)}" for n, dist in plan.space["parameters"].items()]
-    lines += [f"{_INDENT}note: {n}" for n in plan.space.get("notes", ())]
+    lines += [f"{_INDENT}note: {n}" for n in plan.space.get("notes", ())
+              if not any(n.startswith(f"{k} left out of the search, dead") for k in getattr(plan, "dead", {}))]
+    checked = getattr(plan, "checked", ())
+    if checked:
+        from automl.dead_params import describe
+
+        lines.append("  dead params  can each searched key change this run? (automl/dead_params.py)")
+        lines += [f"{_INDENT}{line}" for line in describe(plan.dead, plan.caveats, checked, plan.keep_dead_params)]
     lines.append(f"  objective    {plan.metric} ({plan.mode}), the best validation of each trial; a failed "
                  "trial is 'failed', never a number")
     algo = f"{plan.algorithm}: {ALGORITHMS[plan.algorithm]}, seed {plan.seed}"
@@ -104,4 +116,12 @@ def _sweep_lines(plan: Any) -> list:
     where = plan.ray_address or f"embedded Ray on this machine ({os.cpu_count()} CPUs)"
     lines.append(f"  resources    {plan.cpus_per_trial:g} CPU / {plan.gpus_per_trial:g} GPU per trial; {where}")
     lines += [f"{_INDENT}{n}" for n in getattr(plan, "resource_notes", ())]
+    probe = getattr(plan, "probe", None)
+    if probe:
+        from automl.probe import review_lines
+
+        found = review_lines(probe)
+        lines += [f"  probe        {found[0]}"] + [f"{_INDENT}{n}" for n in found[1:]]
+    elif getattr(plan, "trial_shape", None):
+        lines.append("  probe        not run (--no-probe, or the spec is not ready): memory and duration unknown")
     return lines

@@ -184,9 +184,13 @@ def ray_session(plan: LaunchPlan, *, log_to_driver: bool = False) -> Iterator[No
 
     Embedded: num_cpus/num_gpus from this machine, no dashboard, session files in ``<run_dir>/ray``
     (automl/ray_temp.py: a short symlink keeps the socket paths legal), removed afterwards; what dead
-    drivers left behind is removed first. Joined: every node must see the run folder (see
-    :func:`check_shared_run_dir`).
+    drivers left behind is removed first; every Ray server (GCS, raylet, workers, the driver's core
+    worker, the runtime-env agent) listens on 127.0.0.1 only (:func:`_loopback_only`). Joined: every
+    node must see the run folder (see :func:`check_shared_run_dir`); the cluster's own addresses stay.
     """
+    saved_switch = os.environ.get(_RAY_CLUSTER_ENV)
+    if not plan.ray_address:
+        os.environ[_RAY_CLUSTER_ENV] = "0"  # before Ray's constants are read (see _loopback_only)
     import ray
 
     # a stopped trial's thread still saves its checkpoint and closes its MLflow run before its actor can be
@@ -204,9 +208,10 @@ def ray_session(plan: LaunchPlan, *, log_to_driver: bool = False) -> Iterator[No
     old_term = None
     try:
         if temp is not None:
-            ray.init(num_cpus=os.cpu_count() or 1, include_dashboard=False, _temp_dir=str(temp.address),
-                     log_to_driver=log_to_driver, configure_logging=False,
-                     _system_config={"enable_metrics_collection": False})
+            with _loopback_only():
+                ray.init(num_cpus=os.cpu_count() or 1, include_dashboard=False, _temp_dir=str(temp.address),
+                         log_to_driver=log_to_driver, configure_logging=False,
+                         _system_config={"enable_metrics_collection": False})
         else:
             check_shared_run_dir(plan.run_dir)
         if threading.current_thread() is threading.main_thread():
@@ -220,6 +225,31 @@ def ray_session(plan: LaunchPlan, *, log_to_driver: bool = False) -> Iterator[No
         ray.shutdown()
         if temp is not None:
             ray_temp.release(temp)
+        if saved_switch is None:
+            os.environ.pop(_RAY_CLUSTER_ENV, None)
+        else:
+            os.environ[_RAY_CLUSTER_ENV] = saved_switch
+
+
+#: Ray's switch for "this node may join a cluster"; off, the node's IP is 127.0.0.1 and every server
+#: binds there (ray._private.services.get_node_ip_address). ``_node_ip_address="127.0.0.1"`` alone does
+#: not do it: ray.init replaces a loopback address with the machine's external one.
+_RAY_CLUSTER_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
+
+
+@contextlib.contextmanager
+def _loopback_only() -> Iterator[None]:
+    """An embedded Ray is a one-machine run: its node IP is 127.0.0.1, so nothing listens on the network.
+    The environment variable reaches the processes Ray starts; the constant is also set in case Ray was
+    imported before the variable was (e.g. by an earlier sweep in this process)."""
+    from ray._private import ray_constants
+
+    before = ray_constants.ENABLE_RAY_CLUSTER
+    ray_constants.ENABLE_RAY_CLUSTER = False
+    try:
+        yield
+    finally:
+        ray_constants.ENABLE_RAY_CLUSTER = before
 
 
 def _sigterm_as_sigint(signum, frame) -> None:

@@ -1,20 +1,29 @@
 """MLflow implementation of :class:`~stereo.tracking.base.Tracker` — the only module that imports mlflow.
 
 Facts this relies on (MLflow 3.x): the default backend is SQLite (the ``file:`` store raises unless
-``MLFLOW_ALLOW_FILE_STORE`` is set); a fresh SQLite DB migrates its schema on first use, and two processes
-doing that at once crash (``duplicate column name``), so :func:`ensure_experiment` must run in the parent
-process before any worker logs; relative URIs break when a worker changes cwd (Ray does), so URIs are
-made absolute; nesting across processes uses the ``mlflow.parentRunId`` tag. We use ``MlflowClient``
+``MLFLOW_ALLOW_FILE_STORE`` is set); a fresh SQLite DB creates and migrates its schema on first use, and
+two processes doing that at once crash (``duplicate column name: step``, ``table alembic_version already
+exists``) and can leave the DB unopenable. So every process opens a SQLite store for the first time
+under an exclusive file lock (``<db>.lock``, :func:`_store_lock`): the first one creates the schema,
+the others wait and then find it complete. Two sweeps, their trials and `automl ui` may share one new
+store. MLflow's INFO lines about it ("Creating initial MLflow database tables...", "Updating database
+tables") never reach a console: those loggers are held at WARNING. Relative URIs break when a worker
+changes cwd (Ray does), so URIs are made absolute; nesting across processes uses the
+``mlflow.parentRunId`` tag. We use ``MlflowClient``
 (explicit run ids) rather than the fluent API, whose hidden active-run stack is per process.
 
 ``mlflow`` is imported lazily, so importing this module costs nothing until a tracker is used.
 """
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import logging
 import os
 import re
+import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -67,13 +76,48 @@ def _experiment_location(root: Path | None, name: str) -> str | None:
     return (root / safe).as_uri()
 
 
+#: MLflow loggers whose INFO lines describe store creation/migration: kept at WARNING so that a
+#: `depth_net` or `automl` console never shows them (alembic's own logger as well)
+QUIET_LOGGERS = ("mlflow.store", "mlflow.tracking", "alembic")
+_READY: set[str] = set()  # SQLite URIs whose schema this process has opened under the lock
+_READY_GUARD = threading.Lock()
+
+
+def quiet_mlflow_logs() -> None:
+    for name in QUIET_LOGGERS:
+        logger = logging.getLogger(name)
+        if logger.getEffectiveLevel() < logging.WARNING:
+            logger.setLevel(logging.WARNING)
+
+
+@contextlib.contextmanager
+def _store_lock(db: Path) -> Iterator[None]:
+    """Exclusive lock on ``<db>.lock``: only one process at a time may create or migrate the schema."""
+    lock = db.with_name(db.name + ".lock")
+    with open(lock, "a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
 def _client(uri: str):
     from mlflow import MlflowClient  # lazy: ~1.5 s import, and only this module may import mlflow
 
+    quiet_mlflow_logs()
     db = _sqlite_path(uri)
-    if db is not None:
-        db.parent.mkdir(parents=True, exist_ok=True)
-    return MlflowClient(tracking_uri=uri)
+    if db is None:
+        return MlflowClient(tracking_uri=uri)
+    db.parent.mkdir(parents=True, exist_ok=True)
+    with _READY_GUARD:
+        if uri in _READY:
+            return MlflowClient(tracking_uri=uri)
+        with _store_lock(db):
+            client = MlflowClient(tracking_uri=uri)
+            client.search_experiments(max_results=1)  # opens the store: creates/migrates the schema now
+        _READY.add(uri)
+        return client
 
 
 def _get_or_create_experiment(client, uri: str, name: str) -> str:

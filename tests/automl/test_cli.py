@@ -13,10 +13,20 @@ def test_help_explains_the_run(capsys):
         assert needle in out, needle
 
 
-def test_dry_run_prints_the_review_and_starts_nothing(tmp_path, capsys):
-    assert main(["run", "--skill", "tiny-demo", "--dry-run", "--output", str(tmp_path / "r")]) == 0
+def test_dry_run_prints_the_review_and_starts_nothing(tmp_path, capsys, sweep_overrides):
+    assert main(["run", "--skill", "tiny-demo", "--dry-run", "--no-probe", "--output", str(tmp_path / "r"),
+                 *sweep_overrides(tmp_path)]) == 0
     out = capsys.readouterr().out
-    assert "launch review" in out and "decision     sweep" in out
+    assert "launch review" in out and "decision     sweep" in out and "NOT READY" not in out
+    assert not (tmp_path / "r").exists()
+
+
+def test_dry_run_of_a_spec_that_is_not_ready_exits_2(tmp_path, capsys):
+    assert main(["run", "--skill", "tiny-demo", "--dry-run", "--output", str(tmp_path / "r")]) == 2
+    captured = capsys.readouterr()
+    assert "NOT READY" in captured.out
+    err = captured.err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("automl: error: NOT READY:") and "<train_annotations>" in err[0]
     assert not (tmp_path / "r").exists()
 
 
@@ -38,23 +48,27 @@ def test_resume_refuses_options_the_plan_decides(tmp_path, capsys):
     assert "the saved launch.json decides gpus_per_trial" in capsys.readouterr().err
 
 
-def test_override_of_a_searched_key_is_shown_fixed(tmp_path, capsys):
+def test_override_of_a_searched_key_is_shown_fixed(tmp_path, capsys, sweep_overrides):
     assert main(["run", "--skill", "tiny-demo", "--dry-run", "--output", str(tmp_path / "r"),
-                 "learning_rate=5e-4"]) == 0
+                 "--no-probe", *sweep_overrides(tmp_path, n_train=4), "learning_rate=5e-4"]) == 0
     out = capsys.readouterr().out
     assert "train.optim.lr fixed at 5e-4 by your override; not searched" in out
     assert "train.optim.lr=5e-4" in out and "decision     sweep" in out
 
 
-def test_request_phrases_reach_the_review(capsys):
-    assert main(["run", "--skill", "tiny-demo", "--request", "compare with plain training", "--dry-run"]) == 0
+def test_request_phrases_reach_the_review(tmp_path, capsys, sweep_overrides):
+    data = sweep_overrides(tmp_path)
+    assert main(["run", "--skill", "tiny-demo", "--request", "compare with plain training", "--dry-run",
+                 "--no-probe", "--output", str(tmp_path / "r"), *data]) == 0
     assert 'mentions "plain training" in a comparison, not as a request' in capsys.readouterr().out
-    assert main(["run", "--skill", "tiny-demo", "--request", "automl_policy: off", "--dry-run"]) == 0
+    assert main(["run", "--skill", "tiny-demo", "--request", "automl_policy: off", "--dry-run",
+                 "--no-probe", "--output", str(tmp_path / "r"), *data]) == 0
     assert "decision     plain (policy off)" in capsys.readouterr().out
 
 
-def test_policy_off_dry_run_is_plain(tmp_path, capsys):
-    assert main(["run", "--skill", "tiny-demo", "--policy", "off", "--dry-run", "--output", str(tmp_path)]) == 0
+def test_policy_off_dry_run_is_plain(tmp_path, capsys, sweep_overrides):
+    assert main(["run", "--skill", "tiny-demo", "--policy", "off", "--dry-run", "--output", str(tmp_path),
+                 *sweep_overrides(tmp_path)]) == 0
     assert "plain (policy off)" in capsys.readouterr().out
 
 

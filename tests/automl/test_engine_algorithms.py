@@ -31,14 +31,16 @@ def data(tmp_path_factory):
     from stereo.data.synthetic import generate
 
     root = tmp_path_factory.mktemp("algorithms")
-    tr = generate(root / "train", "fsd", n=2, height=32, width=64, max_disparity=24, seed=0)
+    # 4 pairs, batch 2: 2 steps an epoch, so the milestone at step 1 makes lr_decay live (automl/dead_params.py)
+    tr = generate(root / "train", "fsd", n=4, height=32, width=64, max_disparity=24, seed=0)
     va = generate(root / "val", "fsd", n=1, height=32, width=64, max_disparity=24, seed=1)
     (root / "lr_only.yaml").write_text(LR_ONLY)
     return root, [f"dataset.train_dataset.data_sources[0].data_file={tr}",
                   "dataset.train_dataset.data_sources[0].dataset_name=FSD",
                   f"dataset.val_dataset.data_sources[0].data_file={va}",
                   "dataset.val_dataset.data_sources[0].dataset_name=FSD", "max_steps=-1",
-                  "dataset.train_dataset.augmentation.crop_size=[32,64]", "model.train_iters=1", "model.valid_iters=1"]
+                  "dataset.train_dataset.augmentation.crop_size=[32,64]", "model.train_iters=1", "model.valid_iters=1",
+                  "train.optim.lr_steps=[1]"]
 
 
 @pytest.fixture(scope="module", params=list(SWEEPS))

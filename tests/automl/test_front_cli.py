@@ -33,8 +33,9 @@ def test_dry_run_reaches_the_policy(tmp_path, capsys, missing, with_spec):
     if with_spec:
         shutil.copy(TAO_FFS / TEMPLATE, spec)
         args += ["--spec", str(spec)]
-    assert main(args) == 0
+    assert main(args) == 2  # the template's placeholders or no base spec: NOT READY (the review still says all)
     out = capsys.readouterr().out
+    assert "NOT READY" in out
     assert "decision     plain (policy auto)" in out and NOT_RUNNABLE.format(missing) in out
     assert f"fix: python -m stereo.config.jsonschema --skill-dir {skill}" in out
     assert "one plain training run (train action), no Ray" in out
@@ -53,7 +54,7 @@ def test_dry_run_reaches_the_policy(tmp_path, capsys, missing, with_spec):
 
 def test_both_files_missing_name_both(tmp_path, capsys):
     skill = _skill_without(tmp_path, SCHEMA, TEMPLATE)
-    assert main(["run", "--skill-dir", str(skill), "--policy", "on", "--dry-run"]) == 0
+    assert main(["run", "--skill-dir", str(skill), "--policy", "on", "--dry-run"]) == 2  # no base spec
     out = capsys.readouterr().out
     assert "decision     plain (policy on)" in out and NOT_RUNNABLE.format(f"{SCHEMA}, {TEMPLATE}") in out
 

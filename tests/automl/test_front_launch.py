@@ -169,7 +169,8 @@ def test_dry_run_and_plan_leave_the_skill_untouched(tmp_path, capsys, skill_dir)
     before = _digest(skill_dir)
     build_plan(skill_dir=str(skill_dir), output=str(tmp_path / "plan"), overrides=["learning_rate=1e-4"])
     build_plan(skill_dir=str(skill_dir), output=str(tmp_path / "plan"), policy="off")
-    assert main(["run", "--skill-dir", str(skill_dir), "--dry-run", "--output", str(tmp_path / "dry")]) == 0
+    # the template's placeholders are not filled in: NOT READY, exit 2, and still nothing written
+    assert main(["run", "--skill-dir", str(skill_dir), "--dry-run", "--output", str(tmp_path / "dry")]) == 2
     assert "launch review" in capsys.readouterr().out
     assert _digest(skill_dir) == before
     assert not (tmp_path / "dry").exists()
@@ -180,6 +181,6 @@ def test_plan_of_a_skill_without_template_leaves_it_untouched(tmp_path, capsys):
     shutil.copytree(TAO_FFS, skill)
     (skill / "references" / "spec_template_train.yaml").unlink()
     before = _digest(skill)
-    assert main(["run", "--skill-dir", str(skill), "--dry-run"]) == 0
+    assert main(["run", "--skill-dir", str(skill), "--dry-run"]) == 2  # NOT READY: no base spec
     assert "not runnable until schemas are generated" in capsys.readouterr().out
     assert _digest(skill) == before and sorted(_digest(skill)) == sorted(before)

@@ -12,12 +12,13 @@ TAO_FFS = Path(__file__).resolve().parents[1] / "fixtures" / "tao_skill_ffs" / "
 def _data_overrides(root):
     from stereo.data.synthetic import generate
 
-    tr = generate(root / "train", "fsd", n=2, height=32, width=64, max_disparity=24, seed=0)
+    tr = generate(root / "train", "fsd", n=4, height=32, width=64, max_disparity=24, seed=0)
     va = generate(root / "val", "fsd", n=1, height=32, width=64, max_disparity=24, seed=1)
     return [f"dataset.train_dataset.data_sources[0].data_file={tr}",
             "dataset.train_dataset.data_sources[0].dataset_name=FSD",
             f"dataset.val_dataset.data_sources[0].data_file={va}",
-            "dataset.val_dataset.data_sources[0].dataset_name=FSD"]
+            "dataset.val_dataset.data_sources[0].dataset_name=FSD",
+            "train.optim.lr_steps=[1]"]  # a milestone inside these short runs keeps lr_decay live
 
 
 def test_tiny_demo_sweep_plan_and_review(tmp_path):
@@ -25,6 +26,7 @@ def test_tiny_demo_sweep_plan_and_review(tmp_path):
                       gpus_available=0, overrides=_data_overrides(tmp_path) + ["learning_rate=5e-4", "num_epochs=4"])
     assert plan.sweep and plan.spec_problems == []
     assert plan.overrides[-2:] == ["train.optim.lr=5e-4", "train.num_epochs=4"]  # shorthands expanded
+    assert plan.trial_shape["steps_per_epoch"] == 2 and plan.trial_shape["validation_steps"] == [2, 4, 6, 8]
     assert plan.base_spec["train"]["num_epochs"] == 4 and plan.base_spec["model"]["volume_dim"] == 8
     assert plan.metric == "val/epe" and plan.mode == "min" and plan.max_t == 4
     # the user fixed the learning rate (learning_rate= is train.optim.lr): it is not searched, its value wins
