@@ -81,13 +81,14 @@ def atomic_symlink(link: Path, target_name: str) -> None:
 
 
 def write_weights(path: Path, state_dict: Mapping[str, torch.Tensor], *, config: dict | None,
-                  meta: dict) -> list[Path]:
-    """`<stem>.safetensors` + `<stem>.json` (sidecar first, weights last, each atomic), then `<stem>.pth`."""
+                  meta: dict, legacy: Mapping[str, torch.Tensor] | None = None) -> list[Path]:
+    """`<stem>.safetensors` + `<stem>.json` (sidecar first, weights last, each atomic), then `<stem>.pth`
+    (with the `legacy` tensors TAO's loader expects, see stereo.models.checkpoints.tao_pth)."""
     from stereo.models.checkpoints.sidecar_format import checkpoint_paths, save_checkpoint
     from stereo.models.checkpoints.tao_pth import save_pth
 
     save_checkpoint(path, dict(state_dict), config=config or {}, meta=meta)
-    pth = save_pth(path.with_suffix(PTH_SUFFIX), state_dict, config=config or {}, meta=meta)
+    pth = save_pth(path.with_suffix(PTH_SUFFIX), state_dict, config=config or {}, meta=meta, legacy=legacy)
     return [*checkpoint_paths(path), pth]
 
 
@@ -237,7 +238,8 @@ class TaoCheckpoint(Callback):
         resume = self.train_dir / (stem + RESUME_SUFFIX)
         if trainer.is_global_zero:
             write_weights(self.train_dir / (stem + WEIGHTS_SUFFIX), _model_state(pl_module),
-                          config=self.model_config, meta=self._meta(trainer, _val_metrics(trainer)))
+                          config=self.model_config, meta=self._meta(trainer, _val_metrics(trainer)),
+                          legacy=_legacy(pl_module))
         tmp = self.train_dir / f".{resume.name}.tmp"  # the same name on every rank; only rank 0 writes
         trainer.save_checkpoint(tmp, weights_only=False)  # collective (ends with a barrier)
         if not trainer.is_global_zero:
@@ -253,7 +255,8 @@ class TaoCheckpoint(Callback):
     def _publish_best(self, trainer, pl_module) -> None:
         stem = self._unique_best_stem(checkpoint_stem(trainer.current_epoch, trainer.global_step))
         write_weights(self.train_dir / (stem + WEIGHTS_SUFFIX), _model_state(pl_module), config=self.model_config,
-                      meta={**self._meta(trainer, self.best_metrics), "monitor": self.monitor, "mode": self.mode})
+                      meta={**self._meta(trainer, self.best_metrics), "monitor": self.monitor, "mode": self.mode},
+                      legacy=_legacy(pl_module))
         self._link_best(stem)
         if self.best_name and self.best_name.startswith(BEST + "_"):
             self._superseded.append(self.best_name)
@@ -333,3 +336,9 @@ def _val_metrics(trainer) -> dict[str, float]:
 def _model_state(pl_module) -> dict[str, torch.Tensor]:
     """The network's own state dict (no `model.` prefix), detached and on the CPU."""
     return {k: v.detach().cpu().contiguous() for k, v in pl_module.model.state_dict().items()}
+
+
+def _legacy(pl_module) -> dict[str, torch.Tensor]:
+    from stereo.models.checkpoints.tao_pth import legacy_tensors
+
+    return legacy_tensors(pl_module.model)

@@ -11,7 +11,9 @@ values only (no pickled classes, nothing that `weights_only=True` refuses):
                        "tensors_sha256": "<hex>"}}
 
 Integrity: `tensors_sha256` hashes every entry of `state_dict` (name, dtype, shape, bytes) in key order.
-It travels inside the file, so a `.pth` copied on its own is still checked: `read_checkpoint` recomputes
+FFS files also hold the never-executed legacy tensors (zeros) that TAO's strict loader expects
+(:func:`legacy_tensors`); TAO's `dx` buffer is left out (TAO's loader allows it to be missing).
+The hash travels inside the file, so a `.pth` copied on its own is still checked: `read_checkpoint` recomputes
 it and refuses a file whose tensors changed (:func:`verify_pth`). The file is written atomically
 (temp + fsync + rename); the JSON sidecar of the same stem (written first by the training layout) holds
 the same model config for tools that should not unpickle anything.
@@ -62,10 +64,26 @@ def to_tao_names(state_dict: Mapping[str, torch.Tensor], model_type: str) -> tup
     return dict(state_dict), "ours"
 
 
+def legacy_tensors(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """Zero tensors for the never-executed legacy modules that FFS checkpoints (research pickle, TAO) carry
+    and our FFS does not register (stereo.models.ffs.dead_keys): with them a `.pth` has every key TAO's
+    strict loader expects. No forward reads them, so their values do not matter. {} for other models."""
+    if not (hasattr(model, "ignored_keys") and hasattr(model, "widths") and hasattr(model, "feature")):
+        return {}
+    from stereo.models.ffs.dead_keys import legacy_key_shapes
+
+    shapes = legacy_key_shapes(model.widths.volume_dim, tuple(model.feature.d_out), tuple(model.cfg.hidden_dims),
+                               model.cfg.max_disparity)
+    return {k: torch.zeros(shape, dtype=torch.int64 if k.endswith("num_batches_tracked") else torch.float32)
+            for k, shape in shapes}
+
+
 def build_pth(state_dict: Mapping[str, torch.Tensor], *, config: Mapping[str, Any],
-              meta: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """The dict written to a `.pth` (see the module docstring) from our network's state dict."""
-    renamed, naming = to_tao_names(dict(state_dict), str(config.get("model_type", "")))
+              meta: Mapping[str, Any] | None = None,
+              legacy: Mapping[str, torch.Tensor] | None = None) -> dict[str, Any]:
+    """The dict written to a `.pth` (see the module docstring) from our network's state dict (plus the
+    `legacy` tensors of :func:`legacy_tensors`)."""
+    renamed, naming = to_tao_names({**dict(legacy or {}), **dict(state_dict)}, str(config.get("model_type", "")))
     tensors = {MODEL_PREFIX + k: v.detach().cpu().contiguous() for k, v in renamed.items()}
     meta = dict(meta or {})
     return {"state_dict": tensors, "epoch": int(meta.get("epoch", 0)), "global_step": int(meta.get("step", 0)),
@@ -75,14 +93,14 @@ def build_pth(state_dict: Mapping[str, torch.Tensor], *, config: Mapping[str, An
 
 
 def save_pth(path: str | os.PathLike, state_dict: Mapping[str, torch.Tensor], *, config: Mapping[str, Any],
-             meta: Mapping[str, Any] | None = None) -> Path:
+             meta: Mapping[str, Any] | None = None, legacy: Mapping[str, torch.Tensor] | None = None) -> Path:
     """Write `path` (a `.pth`) atomically; returns it."""
     from stereo.atomic_io import atomic_path
 
     path = Path(path)
     if path.suffix != PTH_SUFFIX:
         raise CheckpointError(f"{path}: TAO-style weights are written as '<name>{PTH_SUFFIX}'")
-    obj = build_pth(state_dict, config=config, meta=meta)
+    obj = build_pth(state_dict, config=config, meta=meta, legacy=legacy)
     with atomic_path(path) as tmp:
         torch.save(obj, tmp)
     return path
