@@ -118,6 +118,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
     action = ACTIONS[args.action]
+    if args.action != "validate":  # first line before any heavy import (validate's stdout is the spec)
+        from stereo.progress import announce
+
+        announce(args.action, args.experiment_spec, args.overrides)
     try:
         return _run(args, action)
     except Exception as exc:  # the CLI boundary: one clear line, never a traceback unless asked

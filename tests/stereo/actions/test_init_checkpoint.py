@@ -15,7 +15,9 @@ from stereo.models.checkpoints import read_checkpoint, read_sidecar
 def test_cli_writes_the_published_layout_that_every_reader_takes(tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
     assert main(["init-checkpoint", "preset=ffs_tiny", "output=ckpt/tiny.pth", "seed=3"]) == 0
-    out = json.loads(capsys.readouterr().out)
+    first, _, result = capsys.readouterr().out.partition("\n")
+    assert first == "depth_net init-checkpoint: spec (key=value pairs only), results_dir ckpt/init-checkpoint"
+    out = json.loads(result)
     assert out["status"] == "SUCCESS" and out["model_type"] == "FastFoundationStereo"
     ckpt = tmp_path / "ckpt"
     assert sorted(p.name for p in ckpt.iterdir() if p.is_file()) == ["mlflow.db", "tiny.json", "tiny.pth",
@@ -61,6 +63,6 @@ def test_bp2_pth_has_every_key_and_shape_of_the_tao_manifest(tmp_path, reference
         rows = {r["key"]: r for r in csv.DictReader(fh, delimiter="\t")}
     state = torch.load(tmp_path / "bp2.pth", weights_only=True)["state_dict"]
     got = {k.removeprefix("model."): tuple(v.shape) for k, v in state.items()}
-    want = {k: () if r["shape"] in ("", "scalar") else tuple(int(d) for d in r["shape"].split("x")) for k, r in rows.items()
-            if k != "dx"}
+    want = {k: () if r["shape"] in ("", "scalar") else tuple(int(d) for d in r["shape"].split("x"))
+            for k, r in rows.items() if k != "dx"}
     assert got == want
