@@ -4,7 +4,8 @@
   CLI has parsed its arguments — before torch, Lightning or MLflow are imported (they take seconds to load), so a
   user knows at once which spec and folder the run uses. It reads only the YAML (and the overrides).
 * :func:`progress` wraps every loop over data (evaluate, inference, deploy evaluate / inference) in a tqdm
-  bar on stdout: count / total, rate and ETA.
+  bar on stdout: count / total, rate and ETA; :func:`note` announces long single steps (export's trace and
+  ONNX Runtime check, a TensorRT build).
 
 Both go to **stdout**, with the action's result (JSON) last; stderr is kept for warnings and the one line
 per problem that a failing run prints.
@@ -73,6 +74,12 @@ def progress(items: Iterable[T], *, total: int | None, desc: str, unit: str = "i
         for item in items:
             yield item
             bar.update(1)
+
+
+def note(message: str) -> None:
+    """One progress line on stdout for a long single step (tracing, the ONNX Runtime check, an engine build)."""
+    if os.environ.get(PROGRESS_ENV, "1") != "0":
+        print(message, file=sys.stdout, flush=True)
 
 
 class ProgressBar:

@@ -111,3 +111,18 @@ def test_drift_reference_checkpoint_wins_over_the_graph(tmp_path, data):
     small = {**BP2, "gru_hidden": 48}
     raw = {"evaluate": {"trt_engine": _onnx(tmp_path), "checkpoint": _ckpt(tmp_path, config=small)}}
     assert _load(raw, data, "evaluate").model.gru_hidden == 48  # the eager model must match its weights
+
+
+def test_cli_contradiction_is_one_line_and_exit_2(tmp_path, data, capsys):
+    import yaml
+
+    from stereo.cli import main
+
+    raw = {**_deploy_spec(_onnx(tmp_path), volume_dim=32), "dataset": {**data, "max_disparity": 192},
+           "results_dir": str(tmp_path / "r")}
+    spec = tmp_path / "deploy.yaml"
+    spec.write_text(yaml.safe_dump(raw, sort_keys=False))
+    assert main(["evaluate", "-e", str(spec)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"{spec}:") and "model.volume_dim: contradicts" in err[0]
+    assert not (tmp_path / "r").exists()  # refused before anything ran
