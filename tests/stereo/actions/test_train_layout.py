@@ -141,6 +141,17 @@ def test_pth_links_are_tao_style_weights_only_files(trained, tmp_path):
         read_checkpoint(tampered)
 
 
+def test_tao_resume_path_to_the_pth_means_its_resume_state(trained):
+    """TAO's skill sets train.resume_training_checkpoint_path to <results_dir>/train/dn_model_latest.pth."""
+    from stereo.training.resume import check_resume_state, resolve_resume_path
+
+    raw, _ = trained
+    train_dir = Path(raw["results_dir"]) / "train"
+    resume = resolve_resume_path(str(train_dir / "dn_model_latest.pth"), train_dir)
+    assert resume == train_dir / "dn_model_latest.ckpt" and resume.resolve().name == "model_epoch_001_step_00008.ckpt"
+    check_resume_state(resume)
+
+
 def test_unknown_monitor_or_mode_is_bad_input(tmp_path, data):
     for kwargs, match in (({"monitor": "val/eep"}, "not a validation metric"),
                           ({"monitor_mode": "lowest"}, "monitor_mode='lowest'")):
