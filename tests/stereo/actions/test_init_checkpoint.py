@@ -66,3 +66,25 @@ def test_bp2_pth_has_every_key_and_shape_of_the_tao_manifest(tmp_path, reference
     want = {k: () if r["shape"] in ("", "scalar") else tuple(int(d) for d in r["shape"].split("x"))
             for k, r in rows.items() if k != "dx"}
     assert got == want
+
+
+def test_model_block_of_a_spec(tmp_path):
+    """model_spec=: the network a depth_net spec describes (here a tiny FFS), loadable by that spec's actions."""
+    import dataclasses
+
+    import yaml
+
+    from stereo.actions.init_checkpoint import init_checkpoint
+    from stereo.config.init_checkpoint import InitCheckpointConfig
+    from stereo.training.weights import load_weights
+
+    model = {**dataclasses.asdict(preset_config("ffs_tiny")), "classifier_mid": 6}
+    spec = tmp_path / "train.yaml"
+    spec.write_text(yaml.safe_dump({"model": model}))
+    res = init_checkpoint(InitCheckpointConfig(output=str(tmp_path / "m"), model_spec=str(spec)), tracker=False)
+    assert res.status == "SUCCESS" and [p.rsplit("/", 1)[-1] for p in res.files] == ["m.safetensors", "m.json",
+                                                                                      "m.pth"]
+    assert read_sidecar(tmp_path / "m.json")["config"]["classifier_mid"] == 6
+    for name in ("m.pth", "m.safetensors"):
+        load_weights(build_model(preset_config("ffs_tiny", classifier_mid=6)), tmp_path / name,
+                     model_type="FastFoundationStereo")
