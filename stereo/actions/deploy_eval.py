@@ -148,11 +148,17 @@ def _fitted_batches(loader, runner, requested, sizes) -> Iterator[list[tuple[dic
         yield pending
 
 
-def _size_policy(runner, section, key: str):
-    from stereo.deploy.size_policy import SizeMismatchError, SizeMismatches
+def _size_policy(runner, section, key: str, ctx: ActionContext | None = None):
+    from stereo.deploy.size_policy import SizeMismatchError, SizeMismatches, ignored_request
 
+    requested = _requested(section)
+    ignored = ignored_request(runner.shape, requested, key.split(".")[0])
+    if ignored:  # e.g. TAO's deploy template asks for 480x736 while the graph was exported at another size
+        log.warning("%s", ignored)
+        if ctx is not None:
+            ctx.status.write("RUNNING", ignored, verbosity="WARNING")
     try:
-        return SizeMismatches(runner.shape, section.on_size_mismatch, key, pinned=_requested(section) is not None)
+        return SizeMismatches(runner.shape, section.on_size_mismatch, key, pinned=requested is not None)
     except SizeMismatchError as exc:
         raise BadInputError(str(exc)) from exc
 
@@ -230,7 +236,7 @@ def _evaluate(spec, ctx: ActionContext, target: Path, reference: str | None, dev
     metrics, pyt = StereoMetrics(data_cfg.max_disparity), StereoMetrics(data_cfg.max_disparity)
     drift = DriftReport()
     modes: dict[str, int] = {}
-    sizes = _size_policy(runner, cfg, "evaluate.on_size_mismatch")
+    sizes = _size_policy(runner, cfg, "evaluate.on_size_mismatch", ctx)
     with _bar(loader, f"evaluate ({runner.kind})") as bar:
         for group in _fitted_batches(loader, runner, _requested(cfg), sizes):
             if any("disp" not in item for item, _ in group):
@@ -305,7 +311,7 @@ def _infer(spec, ctx: ActionContext, target: Path, device: str):
     loader = build_dataloader(data_cfg.infer_dataset, "infer", data_cfg.max_disparity, shuffle=False, drop_last=False)
     outputs: dict[str, list[str]] = {}
     problems: dict[str, str] = {}
-    sizes = _size_policy(runner, cfg, "inference.on_size_mismatch")
+    sizes = _size_policy(runner, cfg, "inference.on_size_mismatch", ctx)
     with _bar(loader, f"inference ({runner.kind})") as bar:
         for group in _fitted_batches(loader, runner, _requested(cfg), sizes):
             pred, _ = _run(runner, group)

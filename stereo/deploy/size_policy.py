@@ -28,6 +28,15 @@ SIZE_POLICIES = ("resize", "pad", "error")
 DEFAULT_POLICY = "resize"
 
 
+def ignored_request(engine: EngineShape, requested: HW | None, section: str) -> str | None:
+    """The warning for `<section>.input_height/width` that a static graph cannot honour (None if fine)."""
+    if engine.hw is None or requested is None or tuple(requested) == tuple(engine.hw):
+        return None
+    return (f"{section}.input_height/input_width ask for {_hw(requested)} but the graph is static at "
+            f"{_hw(engine.hw)}: the graph's size is used; re-export at {_hw(requested)} (export.input_height/"
+            f"width) or set {section}.input_height/input_width to {engine.hw[0]}/{engine.hw[1]}")
+
+
 class SizeMismatchError(ValueError):
     """An image does not fit the graph under the chosen policy; the message carries the fix."""
 

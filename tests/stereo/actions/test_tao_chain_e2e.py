@@ -142,6 +142,10 @@ def test_nvidia_ffs_templates_chain_from_train_to_deploy(tmp_path, capsys, monke
     done = _finished(jobs["deploy"], "evaluate")
     assert scored["kpi"]["epe"] == pytest.approx(done["status"]["kpi"]["epe"])
     assert scored["kpi"]["size_mismatch_images"] == 0.0  # 64x128 images, 64x128 graph: nothing fitted
+    warned = [s["message"] for s in read_status(jobs["deploy"] / "evaluate") if s.get("verbosity") == "WARNING"]
+    assert warned == ["evaluate.input_height/input_width ask for 480x736 but the graph is static at 64x128: the "
+                      "graph's size is used; re-export at 480x736 (export.input_height/width) or set "
+                      "evaluate.input_height/input_width to 64/128"]  # the template's size vs the CPU-budget graph
     # the graph of dn_model_best scores what PyTorch scored with dn_model_latest (the same step here)
     assert scored["kpi"]["epe"] == pytest.approx(pyt_epe, abs=1e-2)
     resolved = (jobs["deploy"] / "evaluate" / "experiment.yaml").read_text()

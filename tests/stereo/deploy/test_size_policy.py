@@ -11,7 +11,7 @@ from stereo.config.errors import SpecError
 from stereo.config.load import load_spec
 from stereo.data.synthetic import generate
 from stereo.deploy.engine_io import EngineShape, plan_fit
-from stereo.deploy.size_policy import SizeMismatches, SizeMismatchError
+from stereo.deploy.size_policy import SizeMismatches, SizeMismatchError, ignored_request
 from stereo.models import preset_config
 
 
@@ -44,6 +44,10 @@ def test_policy_counts_and_refuses():
     assert SizeMismatches(static, "pad").check(plan_fit((60, 100), (64, 128))) is not None
     with pytest.raises(SizeMismatchError, match="set evaluate.on_size_mismatch: pad or resize"):
         SizeMismatches(static, "error").check(plan_fit((60, 100), (64, 128)))
+    assert ignored_request(static, (480, 736), "evaluate").startswith(
+        "evaluate.input_height/input_width ask for 480x736 but the graph is static at 64x128")
+    assert ignored_request(static, (64, 128), "evaluate") is None
+    assert ignored_request(EngineShape(), (480, 736), "evaluate") is None  # a dynamic graph takes it
     dynamic = SizeMismatches(EngineShape(), "error")  # rounding up to a multiple of 32 is the network's own pad
     assert dynamic.check(plan_fit((60, 100), (64, 128))) is None and dynamic.summary() is None
 
