@@ -77,11 +77,12 @@ def read_checkpoint(path: str | os.PathLike, *, verify: bool = True) -> Checkpoi
         raise CheckpointFormatError(f"{path}: not a checkpoint: neither safetensors, a torch zip archive nor "
                                     f"a torch pickle.{hint}")
     obj, loader = _load_torch(path, kind)
-    ours = verify_pth(obj, path)  # our TAO-style .pth carries its own tensors hash and model config
+    ours = verify_pth(obj, path, check=verify)  # our TAO-style .pth carries its tensors hash and model config
     state_dict, fmt, meta = _interpret(obj, path)
     meta["loader"] = loader
     if ours is not None:
-        meta.update({"config": ours.get("config", {}), "meta": ours.get("meta", {}), "verified": "tensors_sha256"})
+        meta.update({"config": ours.get("config", {}), "meta": ours.get("meta", {}),
+                     "verified": "tensors_sha256" if verify else "no (verify=False)"})
     return Checkpoint(state_dict=state_dict, format=fmt, meta=meta)
 
 
