@@ -245,11 +245,12 @@ class TaoCheckpoint(Callback):
         if not trainer.is_global_zero:
             return resume
         _fsync_replace(tmp, resume)
-        for suffix in (WEIGHTS_SUFFIX, SIDECAR_SUFFIX, PTH_SUFFIX, RESUME_SUFFIX):
+        for suffix in (WEIGHTS_SUFFIX, SIDECAR_SUFFIX, RESUME_SUFFIX):
             atomic_symlink(self.train_dir / (LATEST + suffix), stem + suffix)
         for name in self._superseded:  # the newest .ckpt no longer names them
             _remove_pair(self.train_dir / name)
         self._superseded = []
+        atomic_symlink(self.train_dir / (LATEST + PTH_SUFFIX), stem + PTH_SUFFIX)  # TAO's chaining name
         return resume
 
     def _publish_best(self, trainer, pl_module) -> None:
