@@ -122,6 +122,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         from stereo.progress import announce
 
         announce(args.action, args.experiment_spec, args.overrides)
+    if args.experiment_spec is None:  # init-checkpoint from key=value pairs alone
+        args.experiment_spec = {}
     try:
         return _run(args, action)
     except Exception as exc:  # the CLI boundary: one clear line, never a traceback unless asked
@@ -137,7 +139,7 @@ def _run(args: argparse.Namespace, action: Action) -> int:
     spec_type = action.spec_type
     if check and check in ACTIONS and ACTIONS[check].spec_type != EXPERIMENT_SPEC:
         spec_type = ACTIONS[check].spec_type
-    resolved = resolve_spec(args.experiment_spec or {}, args.overrides, spec_type=_import(spec_type, "spec type"),
+    resolved = resolve_spec(args.experiment_spec, args.overrides, spec_type=_import(spec_type, "spec type"),
                             action=check)
     for warning in resolved.warnings:
         print(warning.render(), file=sys.stderr)
