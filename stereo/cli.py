@@ -53,6 +53,12 @@ ACTIONS: Dict[str, Action] = {
     "export": Action("stereo.actions.export:export", "Export a checkpoint to ONNX (left_image/right_image RGB "
                      "0..255 -> disparity; static, dynamic batch or dynamic H/W for FFS) with a JSON sidecar; "
                      "checked against PyTorch under ONNX Runtime."),
+    "init-checkpoint": Action("stereo.actions.init_checkpoint:init_checkpoint", "Write a randomly initialised "
+                              "checkpoint of a registered model (preset=ffs_bp2 by default, or model_spec=<a "
+                              "depth_net spec>) for dry runs: <output>.pth (TAO-style) + .safetensors + .json, the "
+                              "layout train publishes. Takes key=value pairs (output=..., preset=..., seed=...) "
+                              "and optionally -e with a flat spec of those keys.",
+                              spec_type="stereo.config.init_checkpoint:InitCheckpointConfig"),
     "gen_trt_engine": Action("stereo.actions.gen_trt_engine:gen_trt_engine", "Build a TensorRT engine from the "
                              "exported ONNX (GPU host + the stereo-automl[tensorrt] extra); precision and "
                              "min/opt/max profiles are checked before the build."),
@@ -93,7 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
     for name, action in ACTIONS.items():
         p = sub.add_parser(name, help=action.help, description=textwrap.fill(action.help, 100), epilog=EPILOG,
                            formatter_class=argparse.RawDescriptionHelpFormatter)
-        p.add_argument("-e", "--experiment_spec", required=True, metavar="SPEC.yaml",
+        p.add_argument("-e", "--experiment_spec", required=name != "init-checkpoint", metavar="SPEC.yaml",
                        help="the spec file: the flat convert spec for convert, else the TAO depth_net "
                             "layout (docs/spec_reference.md)")
         p.add_argument("overrides", nargs="*", metavar="key=value", help="spec overrides (see below)")
@@ -112,6 +118,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
     action = ACTIONS[args.action]
+    if args.action != "validate":  # first line before any heavy import (validate's stdout is the spec)
+        from stereo.progress import announce
+
+        announce(args.action, args.experiment_spec, args.overrides)
+    if args.experiment_spec is None:  # init-checkpoint from key=value pairs alone
+        args.experiment_spec = {}
     try:
         return _run(args, action)
     except Exception as exc:  # the CLI boundary: one clear line, never a traceback unless asked

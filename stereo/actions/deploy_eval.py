@@ -11,7 +11,8 @@ deploy's plain names (`epe`, `bp1`, …, `*_pooled`); stereo.metrics.find_metric
 
 Shapes: each image is fitted to the graph's input (stereo.deploy.engine_io: pad when it fits, else shrink
 keeping the aspect ratio, then pad); metrics are in that frame, GT scaled by the width ratio; inference
-outputs are mapped back to the native size.
+outputs are mapped back to the native size. `<action>.on_size_mismatch` (resize | pad | error) decides
+what is allowed, and every fitted image is counted and reported (stereo.deploy.size_policy).
 
 Drift: with `evaluate.trt_engine` *and* a PyTorch `evaluate.checkpoint`, the eager model runs on the very
 same fitted inputs (with the graph's baked `valid_iters`); per-image drift goes to `drift_per_sample.csv`,
@@ -94,7 +95,8 @@ def evaluate(spec: Any, *, tracker: Any = None, parent_run_id: str | None = None
                                               experiment)
     def summarize(res: EvalResult) -> ActionResult:
         files = [Path("per_sample_metrics.csv"), Path("results.json")] + ([Path(DRIFT_FILE)] if reference else [])
-        return ActionResult("SUCCESS", res.kpi, f"Evaluated {res.counts['images']} images with {target.name}.",
+        warn = f" Warning: {res.message}" if res.message else ""
+        return ActionResult("SUCCESS", res.kpi, f"Evaluated {res.counts['images']} images with {target.name}.{warn}",
                             files)
 
     return run_spec_action(ACTION, spec, lambda ctx: _evaluate(spec, ctx, target, reference, device), summarize,
@@ -117,9 +119,11 @@ def _open(target: Path, device: str, section: Any):
         raise BadInputError(str(exc)) from exc
 
 
-def _fitted_batches(loader, runner, requested) -> Iterator[list[tuple[dict, Any]]]:
-    """Samples cropped to their own size, fitted to the graph, grouped by target size into call batches."""
+def _fitted_batches(loader, runner, requested, sizes) -> Iterator[list[tuple[dict, Any]]]:
+    """Samples cropped to their own size, fitted to the graph, grouped by target size into call batches.
+    `sizes` (stereo.deploy.size_policy.SizeMismatches) applies `on_size_mismatch` to each and counts them."""
     from stereo.deploy.engine_io import plan_fit, target_shape
+    from stereo.deploy.size_policy import SizeMismatchError
 
     size = runner.shape.batch_for(getattr(loader, "batch_size", 1) or 1)
     pending: list[tuple[dict, Any]] = []
@@ -131,14 +135,50 @@ def _fitted_batches(loader, runner, requested) -> Iterator[list[tuple[dict, Any]
                 item["disp"], item["valid"] = batch["disp"][i, :, :h, :w], batch["valid"][i, :, :h, :w]
             try:
                 fit = plan_fit((h, w), target_shape((h, w), runner.shape, requested))
-            except ValueError as exc:
+                first = sizes.check(fit, str(meta.get("name", "")))
+            except (ValueError, SizeMismatchError) as exc:
                 raise BadInputError(str(exc)) from exc
+            if first:
+                log.warning("%s", first)
             if pending and (pending[0][1].target_hw != fit.target_hw or len(pending) == size):
                 yield pending
                 pending = []
             pending.append((item, fit))
     if pending:
         yield pending
+
+
+def _size_policy(runner, section, key: str, ctx: ActionContext | None = None):
+    from stereo.deploy.size_policy import SizeMismatchError, SizeMismatches, ignored_request
+
+    requested = _requested(section)
+    ignored = ignored_request(runner.shape, requested, key.split(".")[0])
+    if ignored:  # e.g. TAO's deploy template asks for 480x736 while the graph was exported at another size
+        log.warning("%s", ignored)
+        if ctx is not None:
+            ctx.status.write("RUNNING", ignored, verbosity="WARNING")
+    try:
+        return SizeMismatches(runner.shape, section.on_size_mismatch, key, pinned=requested is not None)
+    except SizeMismatchError as exc:
+        raise BadInputError(str(exc)) from exc
+
+
+def _report_sizes(ctx: ActionContext, sizes) -> str:
+    """The end-of-run mismatch line on the console, in status.json and as an MLflow tag ('' when none)."""
+    line = sizes.summary()
+    if not line:
+        return ""
+    log.warning("%s", line)
+    ctx.status.write("RUNNING", line, kpi=sizes.kpi(), verbosity="WARNING")
+    if ctx.tracker is not None and ctx.run is not None:
+        ctx.tracker.set_tags(ctx.run, {"size_mismatch": line})
+    return line
+
+
+def _bar(loader, desc: str):
+    from stereo.progress import ProgressBar
+
+    return ProgressBar(total=len(loader.dataset) if hasattr(loader, "dataset") else None, desc=desc)
 
 
 def _run(runner, group, model=None, iters=None):
@@ -196,28 +236,33 @@ def _evaluate(spec, ctx: ActionContext, target: Path, reference: str | None, dev
     metrics, pyt = StereoMetrics(data_cfg.max_disparity), StereoMetrics(data_cfg.max_disparity)
     drift = DriftReport()
     modes: dict[str, int] = {}
-    for group in _fitted_batches(loader, runner, _requested(cfg)):
-        if any("disp" not in item for item, _ in group):
-            raise BadInputError(f"dataset.test_dataset sample {group[0][0]['meta']['name']!r} has no disparity: "
-                                "evaluate needs 3- or 4-column annotation files; use depth_net inference for "
-                                "2-column files.")
-        pred, ref = _run(runner, group, model, iters)
-        for i, (item, fit) in enumerate(group):
-            name = item["meta"]["name"]
-            modes[fit.mode] = modes.get(fit.mode, 0) + 1
-            p = crop_prediction(pred[i], fit)
-            gt, valid = ground_truth_in_engine_frame(item["disp"], item["valid"], fit)
-            metrics.update(p[None], gt[None], valid[None], names=[name])
-            if ref is not None:
-                r = crop_prediction(ref[i], fit)
-                pyt.update(r[None], gt[None], valid[None], names=[name])
-                drift.update(name, r, p)
+    sizes = _size_policy(runner, cfg, "evaluate.on_size_mismatch", ctx)
+    with _bar(loader, f"evaluate ({runner.kind})") as bar:
+        for group in _fitted_batches(loader, runner, _requested(cfg), sizes):
+            if any("disp" not in item for item, _ in group):
+                raise BadInputError(f"dataset.test_dataset sample {group[0][0]['meta']['name']!r} has no disparity: "
+                                    "evaluate needs 3- or 4-column annotation files; use depth_net inference for "
+                                    "2-column files.")
+            pred, ref = _run(runner, group, model, iters)
+            for i, (item, fit) in enumerate(group):
+                name = item["meta"]["name"]
+                modes[fit.mode] = modes.get(fit.mode, 0) + 1
+                p = crop_prediction(pred[i], fit)
+                gt, valid = ground_truth_in_engine_frame(item["disp"], item["valid"], fit)
+                metrics.update(p[None], gt[None], valid[None], names=[name])
+                if ref is not None:
+                    r = crop_prediction(ref[i], fit)
+                    pyt.update(r[None], gt[None], valid[None], names=[name])
+                    drift.update(name, r, p)
+            bar.update(len(group))
     values, counts = metrics.compute(), metrics.counts()
-    kpi = dict(values)
+    kpi = {**values, **sizes.kpi()}
+    mismatch = _report_sizes(ctx, sizes)
     summary = {"per_image_mean": {k: values[k] for k in metrics.metric_names},
                "pixel_pooled": {k: values[k + "_pooled"] for k in metrics.metric_names},
                "counts": counts, "max_disparity": data_cfg.max_disparity, "source": str(target),
-               "runtime": runner.describe(), "fit_modes": modes,
+               "runtime": runner.describe(), "fit_modes": modes, "on_size_mismatch": cfg.on_size_mismatch,
+               "size_mismatch": mismatch or None,
                "frame": "engine (GT resized with the image and scaled by new_w/orig_w; padding never scored)"}
     if model is not None:
         pv = pyt.compute()
@@ -233,7 +278,7 @@ def _evaluate(spec, ctx: ActionContext, target: Path, reference: str | None, dev
     atomic_write_json(ctx.dir / "results.json", summary)
     for name in ("per_sample_metrics.csv", "results.json") + ((DRIFT_FILE,) if model is not None else ()):
         ctx.log_artifact(ctx.dir / name)
-    return EvalResult("RUNNING", values, rows, counts, str(ctx.dir), kpi)
+    return EvalResult("RUNNING", values, rows, counts, str(ctx.dir), kpi, message=mismatch)
 
 
 def inference(spec: Any, *, tracker: Any = None, parent_run_id: str | None = None,
@@ -266,13 +311,18 @@ def _infer(spec, ctx: ActionContext, target: Path, device: str):
     loader = build_dataloader(data_cfg.infer_dataset, "infer", data_cfg.max_disparity, shuffle=False, drop_last=False)
     outputs: dict[str, list[str]] = {}
     problems: dict[str, str] = {}
-    for group in _fitted_batches(loader, runner, _requested(cfg)):
-        pred, _ = _run(runner, group)
-        for i, (item, fit) in enumerate(group):
-            disp = to_native(pred[i], fit)[0].numpy().astype(np.float32)
-            write_prediction(ctx.dir, cfg, item, disp, outputs)
-            if (why := prediction_problem(disp)) is not None:
-                problems[str(item["meta"]["name"])] = why
+    sizes = _size_policy(runner, cfg, "inference.on_size_mismatch", ctx)
+    with _bar(loader, f"inference ({runner.kind})") as bar:
+        for group in _fitted_batches(loader, runner, _requested(cfg), sizes):
+            pred, _ = _run(runner, group)
+            for i, (item, fit) in enumerate(group):
+                disp = to_native(pred[i], fit)[0].numpy().astype(np.float32)
+                write_prediction(ctx.dir, cfg, item, disp, outputs)
+                if (why := prediction_problem(disp)) is not None:
+                    problems[str(item["meta"]["name"])] = why
+            bar.update(len(group))
     for path in sorted(ctx.dir.glob("*_vis.png"))[:8]:
         ctx.log_artifact(path, "visuals")
-    return InferResult("RUNNING", outputs, str(ctx.dir), len(outputs), problems=problems)
+    mismatch = _report_sizes(ctx, sizes)
+    return InferResult("RUNNING", outputs, str(ctx.dir), len(outputs), message=mismatch, kpi=sizes.kpi(),
+                       problems=problems)

@@ -87,7 +87,10 @@ def _evaluate(spec, ctx: ActionContext) -> EvalResult:
         if ctx.tracker is not None and ctx.run is not None:
             ctx.tracker.set_tags(ctx.run, {"checkpoint_sha256": meta["sha256"], "checkpoint": str(cfg.checkpoint)})
 
-    for item in samples(loader, model, device if model is not None else None):
+    from stereo.progress import progress
+
+    items = samples(loader, model, device if model is not None else None)
+    for item in progress(items, total=len(loader.dataset), desc="evaluate"):
         if "disp" not in item:
             raise BadInputError(f"dataset.test_dataset sample {item['meta']['name']!r} has no disparity: "
                                 "evaluate needs 3- or 4-column annotation files (left right disparity [mask]); "

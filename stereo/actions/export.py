@@ -68,6 +68,7 @@ def _export(spec, ctx: ActionContext) -> ExportResult:
     import torch
 
     from stereo.deploy.export import ExportError, check_export_request, export_onnx
+    from stereo.progress import note
     from stereo.training.inference_loop import load_model
 
     cfg = spec.export
@@ -80,10 +81,13 @@ def _export(spec, ctx: ActionContext) -> ExportResult:
     device = "cpu" if cfg.on_cpu or not torch.cuda.is_available() else f"cuda:{cfg.gpu_id}"
     # the graph is always fp32: autocast would bake fp16 casts into it
     model_cfg = dataclasses.replace(spec.model, mixed_precision=False)
+    note(f"export: loading {cfg.checkpoint}")
     model, meta = load_model(model_cfg, cfg.checkpoint, what="export.checkpoint", device=torch.device(device))
     iters = baked_iterations(cfg, spec.model)
-    ctx.status.write("RUNNING", f"Tracing {spec.model.model_type} at {cfg.input_height}x{cfg.input_width} on "
-                     f"{device} with {iters} GRU iterations.")
+    step = (f"Tracing {spec.model.model_type} at {cfg.input_height}x{cfg.input_width} on {device} with {iters} GRU "
+            "iterations, then checking the graph with ONNX Runtime (CPU) against PyTorch.")
+    ctx.status.write("RUNNING", step)
+    note(f"export: {step}")
     try:
         info = export_onnx(model, spec.model, onnx_file, height=cfg.input_height, width=cfg.input_width,
                            batch_size=cfg.batch_size, dynamic_hw=cfg.dynamic_hw, valid_iters=cfg.valid_iters,
@@ -95,6 +99,8 @@ def _export(spec, ctx: ActionContext) -> ExportResult:
         ctx.tracker.set_tags(ctx.run, {"checkpoint_sha256": meta["sha256"], "checkpoint": str(cfg.checkpoint),
                                        "onnx_sha256": info.sidecar["onnx_sha256"], "shape_mode": info.shape_mode})
         ctx.log_artifact(info.sidecar_file, "onnx")
+    note(f"export: wrote {info.onnx_file} ({info.seconds:.1f} s); ONNX Runtime vs PyTorch max |diff| "
+         f"{info.max_abs_diff} px")
     kpi = {"export_seconds": info.seconds, "valid_iters": float(info.sidecar["valid_iters"])}
     if info.max_abs_diff is not None:
         kpi["onnx_max_abs_diff"] = info.max_abs_diff

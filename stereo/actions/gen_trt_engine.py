@@ -72,8 +72,11 @@ def _build(spec, ctx: ActionContext) -> EngineResult:
         raise BadInputError(str(exc)) from exc
     engine_file = (resolve_output(cfg.trt_engine, ctx.dir) if cfg.trt_engine
                    else ctx.dir / f"{onnx_file.stem}.{plan.data_type}.engine")
-    ctx.status.write("RUNNING", f"Building a {plan.data_type} TensorRT engine from {onnx_file.name} on "
-                     f"GPU {cfg.gpu_id}.")
+    step = f"Building a {plan.data_type} TensorRT engine from {onnx_file.name} on GPU {cfg.gpu_id} (minutes)."
+    ctx.status.write("RUNNING", step)
+    from stereo.progress import note
+
+    note(f"gen_trt_engine: {step}")
     try:
         info = build_engine(plan, engine_file, verbose=cfg.verbose, gpu_index=cfg.gpu_id)
     except EngineRequestError as exc:

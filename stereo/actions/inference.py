@@ -49,7 +49,7 @@ def summarize_inference(res: InferResult) -> ActionResult:
     """SUCCESS needs at least one written prediction and every prediction finite and non-empty (shared
     with the deploy path)."""
     files = [Path(f) for fs in res.outputs.values() for f in fs]
-    kpi = {"num_images": float(res.count), "num_unusable": float(len(res.problems))}
+    kpi = {**res.kpi, "num_images": float(res.count), "num_unusable": float(len(res.problems))}
     if not files:
         return ActionResult("FAILURE", kpi, "no input images", files)
     if res.problems:
@@ -59,7 +59,8 @@ def summarize_inference(res: InferResult) -> ActionResult:
                             f"{shown}{more}. The network returned NaN/inf: for an fp16 engine rebuild it in "
                             "fp32 (or keep the overflowing layers in fp32 with tensorrt.layers_precision); for a "
                             "checkpoint, check that its weights are finite", files)
-    return ActionResult("SUCCESS", kpi, f"Wrote predictions for {res.count} images.", files)
+    warn = f" Warning: {res.message}" if res.message else ""  # e.g. images fitted to a static graph
+    return ActionResult("SUCCESS", kpi, f"Wrote predictions for {res.count} images.{warn}", files)
 
 
 def prediction_problem(disp: np.ndarray) -> str | None:
@@ -113,7 +114,9 @@ def _infer(spec, ctx: ActionContext) -> InferResult:
                               drop_last=False)
     outputs: dict[str, list[str]] = {}
     problems: dict[str, str] = {}
-    for item in samples(loader, model, device):
+    from stereo.progress import progress
+
+    for item in progress(samples(loader, model, device), total=len(loader.dataset), desc="inference"):
         pred = item["pred"][0].numpy().astype(np.float32)
         write_prediction(ctx.dir, cfg, item, pred, outputs)
         if (why := prediction_problem(pred)) is not None:

@@ -11,6 +11,16 @@ from typing import List, Optional
 from stereo.config.fields import spec_field
 
 TRT_DATA_TYPES = ("fp32", "fp16", "bf16")
+SIZE_POLICIES = ("resize", "pad", "error")  # stereo.deploy.size_policy
+
+
+def _on_size_mismatch():
+    return spec_field("resize", enum=SIZE_POLICIES, description="(ours) Deploy path (ONNX / TensorRT): an "
+                      "image whose size differs from the graph's input. resize: pad a smaller image, shrink a "
+                      "larger one keeping the aspect ratio then pad; pad: pad only, a larger image is an error; "
+                      "error: any other size is an error (exit 2). Whatever is done is counted and reported "
+                      "(console, status.json, MLflow).",
+                      tao_note="TAO's deploy resizes (stretches) every image to the engine size silently.")
 
 
 def _size(description: str):
@@ -35,6 +45,7 @@ class EvaluateConfig:
                                              "input height for dynamic engines; None: native resolution.")
     native_padded: bool = spec_field(False, description="Accepted for TAO compatibility; unused (inputs are "
                                      "always padded to a multiple of 32 and unpadded).")
+    on_size_mismatch: str = _on_size_mismatch()
     predictions_dir: str = spec_field("", description="(ours) Score precomputed disparity maps (.pfm/.npy/"
                                       "16-bit .png in KITTI's /256 encoding, named like the inference "
                                       "outputs) instead of running a network. Holes (0 in PNG, NaN/inf) are "
@@ -63,6 +74,7 @@ class InferenceConfig:
                                     tao_note="TAO honours it on the PyTorch path only; ours on every path.")
     save_raw_npy: bool = spec_field(False, description="Also write the raw float disparity as .npy.",
                                     tao_note="TAO honours it on the deploy path only; ours on every path.")
+    on_size_mismatch: str = _on_size_mismatch()
 
 
 @dataclass

@@ -22,6 +22,7 @@ from omegaconf.errors import OmegaConfBaseException
 from stereo.atomic_io import atomic_write_text
 from stereo.config.coerce import check_raw
 from stereo.config.errors import Problem, SpecError, missing_value
+from stereo.config.model_source import fill_model_block
 from stereo.config.source_lines import line_of, parse_key, read_yaml_with_lines, render_key
 from stereo.config.spec import ExperimentSpec
 from stereo.config.validate import check_cross_fields, check_fields
@@ -63,8 +64,11 @@ def resolve_spec(source: Source, overrides: Sequence[str] = (), *, spec_type: ty
     overridden: Set[str] = set()
     for text in overrides:
         problems += _apply_override(raw, text, overridden)
+    filled = fill_model_block(raw, action) if spec_type is ExperimentSpec else None
     checked = check_raw(raw, spec_type)
-    problems += checked.problems
+    problems += checked.problems + (filled.problems if filled else [])
+    if filled:  # taken from the checkpoint/ONNX sidecar, not written by the user
+        checked.explicit -= filled.keys
     try:
         spec = OmegaConf.to_object(OmegaConf.merge(_structured_defaults(spec_type), checked.data))
     except OmegaConfBaseException as exc:  # the walker should prevent this; report it the same way

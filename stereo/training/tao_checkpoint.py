@@ -1,18 +1,21 @@
 """`TaoCheckpoint`: TAO's checkpoint layout in `<results_dir>/train/`, crash-consistent at every instant.
 
     model_epoch_{EEE}_step_{SSSSS}.safetensors + .json   weights pair (our format, SHA-256 in the sidecar)
+    model_epoch_{EEE}_step_{SSSSS}.pth                   the same weights, TAO-style (TAO names, `model.`
+                                                         prefix, torch.load(weights_only=True); tensors
+                                                         hash inside, see stereo.models.checkpoints.tao_pth)
     model_epoch_{EEE}_step_{SSSSS}.ckpt                  Lightning resume state (optimizer, loops, RNG, ...)
-    dn_model_latest.{safetensors,json,ckpt}  -> the newest of the above (relative symlinks)
-    dn_model_best_epoch_{EEE}_step_{SSSSS}.safetensors + .json   the best weights by `monitor` / `mode`
-    dn_model_best.{safetensors,json}         -> that pair (or the last model_epoch pair when no
+    dn_model_latest.{safetensors,json,pth,ckpt}  -> the newest of the above (relative symlinks)
+    dn_model_best_epoch_{EEE}_step_{SSSSS}.{safetensors,json,pth}   the best weights by `monitor` / `mode`
+    dn_model_best.{safetensors,json,pth}     -> those (or the last model_epoch files when no
                                                 validation ever ran)
 
 Invariant: every published name resolves to a complete, verifiable pair, whenever the process dies.
 
 * A pair is written sidecar first, weights last, each atomically (stereo.models.checkpoints): a weights
   file never exists without the sidecar that hashes it; an orphan sidecar is removed at the next setup.
-* `save()` writes the weights pair, then the resume `.ckpt` (so a `.ckpt` always has its weights), then
-  moves the `dn_model_latest` links, each by one atomic rename.
+* `save()` writes the weights pair, then the `.pth`, then the resume `.ckpt` (so a `.ckpt` always has its
+  weights), then moves the `dn_model_latest` links, each by one atomic rename.
 * The best pair gets a name of its own; only when it is complete do the `dn_model_best` links flip to it.
   Readers follow the `.safetensors` link and take the sidecar beside its target, so the two links
   moving one after the other can never mix two checkpoints. The pair it replaced is deleted after the
@@ -43,6 +46,7 @@ from stereo.training.resume import (
 )
 
 SIDECAR_SUFFIX = ".json"
+PTH_SUFFIX = ".pth"  # TAO's checkpoint suffix: what the TAO skill chains into the next action
 MONITOR_MODES = ("min", "max")
 MONITOR_NAMESPACE = "val/"
 
@@ -77,12 +81,28 @@ def atomic_symlink(link: Path, target_name: str) -> None:
 
 
 def write_weights(path: Path, state_dict: Mapping[str, torch.Tensor], *, config: dict | None,
-                  meta: dict) -> list[Path]:
-    """`<stem>.safetensors` + `<stem>.json` (sidecar first, weights last, each atomic)."""
+                  meta: dict, legacy: Mapping[str, torch.Tensor] | None = None) -> list[Path]:
+    """`<stem>.safetensors` + `<stem>.json` (sidecar first, weights last, each atomic), then `<stem>.pth`
+    (with the `legacy` tensors TAO's loader expects, see stereo.models.checkpoints.tao_pth)."""
     from stereo.models.checkpoints.sidecar_format import checkpoint_paths, save_checkpoint
+    from stereo.models.checkpoints.tao_pth import save_pth
 
     save_checkpoint(path, dict(state_dict), config=config or {}, meta=meta)
-    return list(checkpoint_paths(path))
+    pth = save_pth(path.with_suffix(PTH_SUFFIX), state_dict, config=config or {}, meta=meta, legacy=legacy)
+    return [*checkpoint_paths(path), pth]
+
+
+def ensure_pth(weights: Path) -> Path:
+    """`<stem>.pth` beside the safetensors `weights`, written from them when missing (a pair written by an
+    older version, or a crash between the pair and its .pth)."""
+    from stereo.models.checkpoints import read_checkpoint
+    from stereo.models.checkpoints.tao_pth import save_pth
+
+    pth = weights.with_suffix(PTH_SUFFIX)
+    if not pth.is_file():
+        ckpt = read_checkpoint(weights)
+        save_pth(pth, ckpt.state_dict, config=ckpt.meta.get("config") or {}, meta=ckpt.meta.get("meta") or {})
+    return pth
 
 
 def is_complete_pair(weights: Path) -> bool:
@@ -104,7 +124,7 @@ def remove_incomplete_pairs(train_dir: Path) -> list[Path]:
     removed = []
     for prefix in ("model_epoch_", BEST + "_"):
         for path in sorted(train_dir.glob(f"{prefix}*")):
-            if path.is_symlink() or path.suffix not in (WEIGHTS_SUFFIX, SIDECAR_SUFFIX):
+            if path.is_symlink() or path.suffix not in (WEIGHTS_SUFFIX, SIDECAR_SUFFIX, PTH_SUFFIX):
                 continue
             weights = path.with_suffix(WEIGHTS_SUFFIX)
             if not is_complete_pair(weights):
@@ -114,7 +134,7 @@ def remove_incomplete_pairs(train_dir: Path) -> list[Path]:
 
 
 def _remove_pair(weights: Path) -> None:
-    for path in (weights, weights.with_suffix(SIDECAR_SUFFIX)):
+    for path in (weights, weights.with_suffix(SIDECAR_SUFFIX), weights.with_suffix(PTH_SUFFIX)):
         path.unlink(missing_ok=True)
 
 
@@ -218,7 +238,8 @@ class TaoCheckpoint(Callback):
         resume = self.train_dir / (stem + RESUME_SUFFIX)
         if trainer.is_global_zero:
             write_weights(self.train_dir / (stem + WEIGHTS_SUFFIX), _model_state(pl_module),
-                          config=self.model_config, meta=self._meta(trainer, _val_metrics(trainer)))
+                          config=self.model_config, meta=self._meta(trainer, _val_metrics(trainer)),
+                          legacy=_legacy(pl_module))
         tmp = self.train_dir / f".{resume.name}.tmp"  # the same name on every rank; only rank 0 writes
         trainer.save_checkpoint(tmp, weights_only=False)  # collective (ends with a barrier)
         if not trainer.is_global_zero:
@@ -229,12 +250,14 @@ class TaoCheckpoint(Callback):
         for name in self._superseded:  # the newest .ckpt no longer names them
             _remove_pair(self.train_dir / name)
         self._superseded = []
+        atomic_symlink(self.train_dir / (LATEST + PTH_SUFFIX), stem + PTH_SUFFIX)  # TAO's chaining name
         return resume
 
     def _publish_best(self, trainer, pl_module) -> None:
         stem = self._unique_best_stem(checkpoint_stem(trainer.current_epoch, trainer.global_step))
         write_weights(self.train_dir / (stem + WEIGHTS_SUFFIX), _model_state(pl_module), config=self.model_config,
-                      meta={**self._meta(trainer, self.best_metrics), "monitor": self.monitor, "mode": self.mode})
+                      meta={**self._meta(trainer, self.best_metrics), "monitor": self.monitor, "mode": self.mode},
+                      legacy=_legacy(pl_module))
         self._link_best(stem)
         if self.best_name and self.best_name.startswith(BEST + "_"):
             self._superseded.append(self.best_name)
@@ -253,6 +276,8 @@ class TaoCheckpoint(Callback):
 
     def _link_best(self, stem: str) -> None:
         # the .safetensors link decides what loads (readers take the sidecar beside its target); flip it last
+        ensure_pth(self.train_dir / (stem + WEIGHTS_SUFFIX))
+        atomic_symlink(self.train_dir / (BEST + PTH_SUFFIX), stem + PTH_SUFFIX)
         atomic_symlink(self.train_dir / (BEST + SIDECAR_SUFFIX), stem + SIDECAR_SUFFIX)
         atomic_symlink(self.train_dir / (BEST + WEIGHTS_SUFFIX), stem + WEIGHTS_SUFFIX)
 
@@ -269,7 +294,7 @@ class TaoCheckpoint(Callback):
         if best is not None:
             self._link_best(best.name[: -len(WEIGHTS_SUFFIX)])
         else:
-            for suffix in (WEIGHTS_SUFFIX, SIDECAR_SUFFIX):
+            for suffix in (WEIGHTS_SUFFIX, SIDECAR_SUFFIX, PTH_SUFFIX):
                 (self.train_dir / (BEST + suffix)).unlink(missing_ok=True)
         self._superseded = []
 
@@ -312,3 +337,9 @@ def _val_metrics(trainer) -> dict[str, float]:
 def _model_state(pl_module) -> dict[str, torch.Tensor]:
     """The network's own state dict (no `model.` prefix), detached and on the CPU."""
     return {k: v.detach().cpu().contiguous() for k, v in pl_module.model.state_dict().items()}
+
+
+def _legacy(pl_module) -> dict[str, torch.Tensor]:
+    from stereo.models.checkpoints.tao_pth import legacy_tensors
+
+    return legacy_tensors(pl_module.model)

@@ -151,7 +151,9 @@ def test_convert_runs_as_an_action(tmp_path, capsys):
     assert main(["convert", "-e", str(path)]) == 0, capsys.readouterr().err
     lines = (out_dir / "test.txt").read_text().splitlines()
     assert sorted(len(line.split(" ")) for line in lines) == [2, 2]
-    printed = json.loads(capsys.readouterr().out)
+    first, _, result = capsys.readouterr().out.partition("\n")  # the first line, then the result as JSON
+    assert first == f"depth_net convert: spec {path}, results_dir {out_dir}"
+    printed = json.loads(result)
     assert printed["status"] == "SUCCESS" and printed["counts"] == {"test": 2}
     assert printed["files"] == {"test": str(out_dir / "test.txt")}
     status = [json.loads(line) for line in (out_dir / "convert" / "status.json").read_text().splitlines()]

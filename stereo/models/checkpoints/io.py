@@ -39,10 +39,12 @@ from stereo.models.checkpoints.sidecar_format import (
     is_sidecar,
     read_sidecar,
 )
+from stereo.models.checkpoints.tao_pth import verify_pth
 
 FORMATS = ("stereo", "safetensors", "lightning", "nvlabs", "state_dict", "research_pickle")
 # Lightning/TAO bookkeeping that is never model weights; kept out of `meta`
-_BULKY_KEYS = {"state_dict", "model", "optimizer", "optimizer_states", "lr_schedulers", "callbacks", "loops",
+_BULKY_KEYS = {"state_dict", "model", "stereo_automl", "optimizer", "optimizer_states", "lr_schedulers",
+               "callbacks", "loops",
                "scaler", "ema", "model_ema"}
 
 
@@ -75,8 +77,12 @@ def read_checkpoint(path: str | os.PathLike, *, verify: bool = True) -> Checkpoi
         raise CheckpointFormatError(f"{path}: not a checkpoint: neither safetensors, a torch zip archive nor "
                                     f"a torch pickle.{hint}")
     obj, loader = _load_torch(path, kind)
+    ours = verify_pth(obj, path, check=verify)  # our TAO-style .pth carries its tensors hash and model config
     state_dict, fmt, meta = _interpret(obj, path)
     meta["loader"] = loader
+    if ours is not None:
+        meta.update({"config": ours.get("config", {}), "meta": ours.get("meta", {}),
+                     "verified": "tensors_sha256" if verify else "no (verify=False)"})
     return Checkpoint(state_dict=state_dict, format=fmt, meta=meta)
 
 

@@ -10,7 +10,7 @@ from stereo.actions.runner import ActionError
 from stereo.config.load import load_spec
 from stereo.data.synthetic import generate
 from stereo.models import preset_config
-from stereo.models.checkpoints import read_checkpoint, read_sidecar, save_checkpoint
+from stereo.models.checkpoints import checkpoint_sha256, read_checkpoint, read_sidecar, save_checkpoint
 
 
 @pytest.fixture(scope="module")
@@ -60,8 +60,10 @@ def test_layout_has_one_best_pair_behind_the_links(trained):
     assert result.best_checkpoint == str(best) and best.is_symlink()
     target = best.resolve()
     assert target.name.startswith("dn_model_best_epoch_") and target.parent == train_dir
-    assert _best_pairs(train_dir) == [target.with_suffix(".json").name, target.name]
+    assert _best_pairs(train_dir) == [target.with_suffix(".json").name, target.with_suffix(".pth").name,
+                                      target.name]
     assert (train_dir / "dn_model_best.json").resolve() == target.with_suffix(".json")
+    assert (train_dir / "dn_model_best.pth").resolve() == target.with_suffix(".pth")
     assert (train_dir / "dn_model_latest.safetensors").resolve().name == "model_epoch_001_step_00008.safetensors"
     meta = read_checkpoint(best).meta["meta"]  # verified: sha256 of the target
     assert meta["monitor"] == "val/epe" and meta["mode"] == "min"
@@ -70,25 +72,26 @@ def test_layout_has_one_best_pair_behind_the_links(trained):
         assert read_checkpoint(ckpt.with_suffix(".safetensors")).format == "stereo"
 
 
-@pytest.mark.parametrize("link", ["dn_model_best", "dn_model_latest"])
+@pytest.mark.parametrize("link", ["dn_model_best.safetensors", "dn_model_latest.safetensors", "dn_model_best.pth",
+                                  "dn_model_latest.pth"])
 def test_every_action_loads_the_published_links(trained, tmp_path, link):
     from stereo.actions.evaluate import evaluate
     from stereo.actions.export import export
     from stereo.actions.inference import inference
 
     raw, result = trained
-    path = str(Path(raw["results_dir"]) / "train" / f"{link}.safetensors")
+    path = str(Path(raw["results_dir"]) / "train" / link)
     raw = {**raw, "results_dir": str(tmp_path / "results"), "evaluate": {"checkpoint": path},
            "inference": {"checkpoint": path}, "export": {"checkpoint": path, "onnx_file": "m.onnx", "input_height": 64,
                                                          "input_width": 128, "valid_iters": 2}}
     ev = evaluate(load_spec(raw), tracker=False)
     assert ev.status == "SUCCESS"
-    if link == "dn_model_best":  # the link loads exactly the weights validation scored
+    if link.startswith("dn_model_best"):  # the link loads exactly the weights validation scored
         assert ev.metrics["epe"] == pytest.approx(result.best_metrics["val/epe"], rel=1e-5)
     assert inference(load_spec(raw), tracker=False).status == "SUCCESS"
     exported = export(load_spec(raw), tracker=False)
     side = json.loads(Path(exported.sidecar_file).read_text())
-    assert side["source_checkpoint"]["sha256"] == read_sidecar(path)["sha256"]
+    assert side["source_checkpoint"]["sha256"] == checkpoint_sha256(Path(path).resolve())
     raw["train"] = {**raw["train"], "pretrained_model_path": path, "max_steps": 1}
     assert _train(raw).status == "SUCCESS"
 
@@ -102,7 +105,51 @@ def test_best_follows_the_monitored_metric_and_mode(tmp_path, data, monitor, mod
     assert result.best_metrics[key] == pick(values)
     meta = read_sidecar(result.best_checkpoint)["meta"]
     assert meta["monitor"] == key and meta["mode"] == mode and meta["metrics"][key] == pytest.approx(pick(values))
-    assert len(_best_pairs(tmp_path / "results" / "train")) == 2  # one pair: .json + .safetensors
+    assert len(_best_pairs(tmp_path / "results" / "train")) == 3  # one set: .json + .pth + .safetensors
+
+
+def test_pth_links_are_tao_style_weights_only_files(trained, tmp_path):
+    """What a TAO user's script does with the chained names: torch.load(weights_only=True), TAO's keys."""
+    import torch
+
+    from stereo.models import build_model
+    from stereo.models.checkpoints import CheckpointFormatError
+    from stereo.models.checkpoints.remap_ffs import tao_to_upstream
+
+    raw, result = trained
+    train_dir = Path(raw["results_dir"]) / "train"
+    for name in ("dn_model_latest", "dn_model_best"):
+        pth = train_dir / f"{name}.pth"
+        assert pth.is_symlink() and pth.resolve().with_suffix(".safetensors") == (
+            train_dir / f"{name}.safetensors").resolve()
+        obj = torch.load(pth, map_location="cpu", weights_only=True)
+        assert all(k.startswith("model.") for k in obj["state_dict"])
+        assert any(".downsample_layers." in k for k in obj["state_dict"])  # TAO 7 names, not ours
+        assert obj["stereo_automl"]["config"]["model_type"] == "FastFoundationStereo"
+        ours = read_checkpoint(pth.resolve().with_suffix(".safetensors")).state_dict
+        renamed = tao_to_upstream({k[len("model."):]: v for k, v in obj["state_dict"].items()})
+        model = build_model(preset_config("ffs_tiny"))
+        assert set(renamed) - set(ours) == set(model.ignored_keys()) - {"dx"}  # TAO's never-executed modules
+        assert all(torch.equal(renamed[k], ours[k]) for k in ours)
+        model.load_upstream_state_dict(renamed)  # strict
+    assert obj["epoch"] == read_sidecar(train_dir / "dn_model_best.json")["meta"]["epoch"]
+
+    tampered = tmp_path / "copied.pth"  # a copy travels with its own hash: a changed tensor is refused
+    obj["state_dict"][next(iter(obj["state_dict"]))].add_(1.0)
+    torch.save(obj, tampered)
+    with pytest.raises(CheckpointFormatError, match="tensors hash"):
+        read_checkpoint(tampered)
+
+
+def test_tao_resume_path_to_the_pth_means_its_resume_state(trained):
+    """TAO's skill sets train.resume_training_checkpoint_path to <results_dir>/train/dn_model_latest.pth."""
+    from stereo.training.resume import check_resume_state, resolve_resume_path
+
+    raw, _ = trained
+    train_dir = Path(raw["results_dir"]) / "train"
+    resume = resolve_resume_path(str(train_dir / "dn_model_latest.pth"), train_dir)
+    assert resume == train_dir / "dn_model_latest.ckpt" and resume.resolve().name == "model_epoch_001_step_00008.ckpt"
+    check_resume_state(resume)
 
 
 def test_unknown_monitor_or_mode_is_bad_input(tmp_path, data):
@@ -147,6 +194,6 @@ def test_rerun_removes_what_a_killed_run_left(tmp_path, data):
     assert not {"dn_model_best_epoch_009_step_00040.safetensors", "model_epoch_005_step_00020.json",
                 "model_epoch_006_step_00024.safetensors", ".model_epoch_001_step_00008.ckpt.tmp"} & names
     best = _best_pairs(train_dir)
-    assert len(best) == 2 and Path(second.best_checkpoint).resolve().name in best
+    assert len(best) == 3 and Path(second.best_checkpoint).resolve().name in best
     assert kept in best or second.best_metrics["val/epe"] < first.best_metrics["val/epe"]
     assert read_checkpoint(second.best_checkpoint).format == "stereo"
