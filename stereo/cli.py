@@ -164,12 +164,11 @@ def _report(action: str, exc: BaseException) -> int:
         for line in _lines(exc):
             print(line, file=sys.stderr)
         return EXIT_BAD_INPUT
+    from stereo.errors import exit_code_of
+
     message = " ".join(str(exc).split()) or type(exc).__name__
     print(f"depth_net {action}: {type(exc).__name__}: {message}", file=sys.stderr)
-    code = getattr(exc, "exit_code", None)  # stereo.actions.runner.ActionError knows its category
-    if code in (EXIT_FAILURE, EXIT_BAD_INPUT):
-        return code
-    return EXIT_BAD_INPUT if isinstance(exc, FileNotFoundError) else EXIT_FAILURE
+    return exit_code_of(exc)  # by type: stereo.errors.BadInputError & co. are 2, the rest 1
 
 
 def _lines(exc: Any) -> List[str]:

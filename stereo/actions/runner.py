@@ -5,8 +5,13 @@ action function must return an :class:`ActionResult` whose declared outputs exis
 whose KPIs are all finite numbers; otherwise the action is a FAILURE with the reason (TAO reports
 "finished successfully" after a NaN loss or with no predictions written).
 
-Exit codes for the CLI (:func:`exit_code`): 0 success (or skipped), 2 bad input (a wrong spec value, a
-missing file: BadInputError, SpecError, FileNotFoundError), 1 any other failure.
+Exit codes for the CLI (:func:`exit_code`): 0 success (or skipped), 2 bad input (stereo.errors.BadInputError
+and its subclasses SpecError, DataError; CheckpointError; FileNotFoundError), 1 any other failure. The
+mapping is by exception type (stereo.errors.exit_code_of).
+
+The tracker (MLflow store) is opened only after the action's pre-flight (stereo.actions.preflight) passed,
+so bad input never creates a store; a run a killed process left RUNNING is ended KILLED when the same
+action starts again in the same folder (:func:`close_abandoned_runs`).
 """
 from __future__ import annotations
 
@@ -22,21 +27,17 @@ from typing import Any
 
 from stereo.actions.layout import EXPERIMENT_FILE, action_dir, save_experiment_yaml
 from stereo.actions.status import STATUS_FILE, StatusLogger
+from stereo.errors import EXIT_BAD_INPUT, EXIT_FAILURE, BadInputError, StereoError, exit_code_of
 from stereo.tracking.base import RunHandle, Tracker
 
 DEFAULT_EXPERIMENT = "depth_net"
 GIT_COMMIT_TAG = "mlflow.source.git.commit"  # the tag MLflow's UI shows as the source version
-EXIT_SUCCESS, EXIT_FAILURE, EXIT_BAD_INPUT = 0, 1, 2
+EXIT_SUCCESS = 0
+__all__ = ["BadInputError", "ActionError", "ActionResult", "ActionContext", "run_action", "run_spec_action",
+           "exit_code", "categorize", "EXIT_SUCCESS", "EXIT_FAILURE", "EXIT_BAD_INPUT"]
 
 
-class BadInputError(ValueError):
-    """The user's input is wrong (spec value, missing data file, bad checkpoint); exit code 2.
-
-    Config errors named ``SpecError`` are treated the same without having to subclass this.
-    """
-
-
-class ActionError(RuntimeError):
+class ActionError(StereoError, RuntimeError):
     """An action failed; ``str()`` is the one line the CLI prints. The original is the ``__cause__``."""
 
     def __init__(self, action: str, category: str, message: str, exit_code: int = EXIT_FAILURE,
@@ -91,15 +92,15 @@ def git_revision() -> str:
 
 
 def is_bad_input(exc: BaseException) -> bool:
-    return isinstance(exc, BadInputError) or any(c.__name__ == "SpecError" for c in type(exc).__mro__)
+    return not isinstance(exc, ActionError) and exit_code_of(exc) == EXIT_BAD_INPUT
 
 
 def categorize(exc: BaseException) -> tuple[str, int]:
-    """(category, exit code) of an exception raised by an action."""
+    """(category, exit code) of an exception raised by an action; the code comes from its type."""
+    if isinstance(exc, FileNotFoundError) and not isinstance(exc, StereoError):
+        return "missing file", EXIT_BAD_INPUT  # a path the user gave (the CLI promises exit 2 for it)
     if is_bad_input(exc):
         return "bad input", EXIT_BAD_INPUT
-    if isinstance(exc, FileNotFoundError):  # a path the user gave (the CLI promises exit 2 for it)
-        return "missing file", EXIT_BAD_INPUT
     if isinstance(exc, (FileExistsError, IsADirectoryError, NotADirectoryError, PermissionError)):
         return "file system error", EXIT_FAILURE
     if isinstance(exc, NotImplementedError):
