@@ -266,6 +266,9 @@ def run_spec_action(name: str, spec: Any, work: Callable[[ActionContext], Any],
     must exist, KPIs must be finite). A FAILURE raises ActionError, so no caller can mistake it for
     success; otherwise the action's result comes back with the final status and message filled in.
     """
+    from stereo.actions.preflight import check_or_raise
+
+    check_or_raise(spec, name)  # bad input is one SpecError before any folder, status.json or store
     holder: dict[str, Any] = {}
 
     def body(ctx: ActionContext) -> ActionResult:

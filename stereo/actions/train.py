@@ -57,8 +57,10 @@ def train(spec: Any, *, tracker: Any = None, parent_run_id: str | None = None,
         outcome = _fit(spec, out_dir, None, None, callbacks, best_by=best_by)
         return _result("SUCCESS", outcome, out_dir)
 
+    from stereo.actions.preflight import check_or_raise
     from stereo.training.weights import default_tracker
 
+    check_or_raise(spec, ACTION)  # bad input: one SpecError before any folder, status.json or MLflow store
     tracker = default_tracker(spec.results_dir or out_dir.parent, tracker)
     holder: dict[str, Any] = {}
 

@@ -13,7 +13,7 @@ import functools
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Set, Union
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Set, Union
 
 import yaml
 from omegaconf import OmegaConf
@@ -52,8 +52,12 @@ def load_spec(source: Source, overrides: Sequence[str] = (), *, spec_type: type 
 
 
 def resolve_spec(source: Source, overrides: Sequence[str] = (), *, spec_type: type = ExperimentSpec,
-                 action: Optional[str] = None) -> ResolvedSpec:
-    """Like load_spec, but returns the warnings instead of logging them (the CLI prints them)."""
+                 action: Optional[str] = None,
+                 checks: Optional[Callable[[Any], List[Problem]]] = None) -> ResolvedSpec:
+    """Like load_spec, but returns the warnings instead of logging them (the CLI prints them).
+
+    `checks(spec)`: more problems (the CLI passes the action's disk pre-flight, stereo.actions.preflight),
+    run only when the spec itself has no error, and located like the others (file:line of the key)."""
     if isinstance(source, Mapping):
         file, raw, lines = None, copy.deepcopy(dict(source)), {}
     else:
@@ -74,6 +78,8 @@ def resolve_spec(source: Source, overrides: Sequence[str] = (), *, spec_type: ty
     problems += check_fields(spec)
     if isinstance(spec, ExperimentSpec):
         problems += check_cross_fields(spec, explicit=checked.explicit, action=action)
+    if checks is not None and not any(p.is_error for p in problems):
+        problems += checks(spec)
     problems = _locate(problems, file, lines, overridden)
     if any(p.is_error for p in problems):
         raise SpecError(problems)
