@@ -58,10 +58,15 @@ def preflight(spec: Any, action: Optional[str], *, deep: bool = False) -> List[P
 
 
 def check_or_raise(spec: Any, action: str, *, deep: bool = False) -> None:
-    """Raise one SpecError (exit code 2) when :func:`preflight` finds an error."""
+    """For library callers: raise ActionError (exit code 2, `__cause__` the SpecError with every problem)
+    when :func:`preflight` finds an error. Nothing is written and no tracker is opened before this."""
     problems = [p for p in preflight(spec, action, deep=deep) if p.is_error]
     if problems:
-        raise SpecError(problems)
+        from stereo.actions.runner import ActionError, ActionResult
+
+        error = SpecError(problems)
+        message = "; ".join(p.render() for p in error.errors)
+        raise ActionError(action, "bad input", message, 2, ActionResult("FAILURE", message=message)) from error
 
 
 # --- results folders ------------------------------------------------------------------------------
