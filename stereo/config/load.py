@@ -184,7 +184,10 @@ def spec_to_dict(spec: Any) -> Dict[str, Any]:
 
 
 def spec_to_yaml(spec: Any) -> str:
-    return yaml.safe_dump(spec_to_dict(spec), sort_keys=False, default_flow_style=None, width=110)
+    """The resolved spec as YAML (what `depth_net validate` prints), secret fields redacted."""
+    from stereo.config.secrets import redact
+
+    return yaml.safe_dump(redact(spec_to_dict(spec)), sort_keys=False, default_flow_style=None, width=110)
 
 
 def save_spec_yaml(spec: Any, path: Union[str, Path]) -> Path:
