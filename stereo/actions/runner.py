@@ -18,6 +18,8 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
+import os
+import socket
 import subprocess
 import warnings
 from collections.abc import Callable, Mapping
@@ -32,6 +34,8 @@ from stereo.tracking.base import RunHandle, Tracker
 
 DEFAULT_EXPERIMENT = "depth_net"
 GIT_COMMIT_TAG = "mlflow.source.git.commit"  # the tag MLflow's UI shows as the source version
+#: which process owns a run: a RUNNING run whose process is gone was killed (see close_abandoned_runs)
+OUT_DIR_TAG, HOST_TAG, PID_TAG = "stereo.out_dir", "stereo.host", "stereo.pid"
 EXIT_SUCCESS = 0
 __all__ = ["BadInputError", "ActionError", "ActionResult", "ActionContext", "run_action", "run_spec_action",
            "exit_code", "categorize", "EXIT_SUCCESS", "EXIT_FAILURE", "EXIT_BAD_INPUT"]
@@ -202,7 +206,9 @@ def run_action(name: str, spec_dict: Mapping[str, Any], results_dir: str | Path 
             model = spec_dict.get("model")
             model_type = model.get("model_type", "unknown") if isinstance(model, Mapping) else "unknown"
             run_tags = {"action": name, "model_type": str(model_type), GIT_COMMIT_TAG: git_revision(),
+                        OUT_DIR_TAG: str(out_dir), HOST_TAG: socket.gethostname(), PID_TAG: str(os.getpid()),
                         **(tags or {})}
+            close_abandoned_runs(tracker, experiment, name, out_dir)
             ctx.run = tracker.start_run(run_name or name, experiment=experiment, tags=run_tags,
                                         parent_run_id=parent_run_id)
             tracker.log_params(ctx.run, spec_dict)
@@ -226,6 +232,40 @@ def run_action(name: str, spec_dict: Mapping[str, Any], results_dir: str | Path 
     status.write(final, message, kpi=numeric, verbosity="INFO" if final != "FAILURE" else "ERROR")
     _finish_tracking(ctx, numeric, "FAILED" if final == "FAILURE" else "FINISHED")
     return ActionResult(final, kpi, message, outputs)
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process: alive
+        return True
+    return True
+
+
+def close_abandoned_runs(tracker: Tracker, experiment: str, action: str, out_dir: Path) -> list[str]:
+    """End KILLED the RUNNING runs of `action` in `out_dir` whose process (same host) no longer exists: what a
+    SIGKILL, an OOM kill or a power cut leaves behind. A run of a live process, or of another host, is left
+    alone. Returns the run ids closed; tracking problems only warn."""
+    closed: list[str] = []
+    try:
+        leftovers = tracker.find_runs(experiment, tags={"action": action, OUT_DIR_TAG: str(out_dir)},
+                                      status="RUNNING")
+        host = socket.gethostname()
+        for run in leftovers:
+            pid = run.tags.get(PID_TAG, "")
+            if run.tags.get(HOST_TAG) != host or not pid.isdigit() or _process_alive(int(pid)):
+                continue
+            handle = RunHandle(run.run_id, run.experiment_id, run.name, run.parent_run_id)
+            tracker.set_tags(handle, {"stereo.ended_by": f"the next {action} in {out_dir}: process {pid} on "
+                                                         f"{host} was gone"})
+            tracker.end_run(handle, "KILLED")
+            closed.append(run.run_id)
+    except Exception as exc:  # noqa: BLE001 - closing leftovers must never stop the new run
+        warnings.warn(f"could not close the {action} runs a killed process left RUNNING: {_one_line(exc)}",
+                      RuntimeWarning, stacklevel=2)
+    return closed
 
 
 def _finish_tracking(ctx: ActionContext, kpi: dict[str, float], end_status: str) -> None:

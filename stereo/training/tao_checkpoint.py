@@ -145,6 +145,7 @@ class TaoCheckpoint(Callback):
         self.last_stem: str | None = None
         self._last_saved_step = -1
         self._superseded: list[str] = []  # best pairs replaced since the last resume .ckpt
+        self._save_at_epoch_end = False  # a step save deferred past the epoch-end validation
 
     @property
     def best_path(self) -> str | None:
@@ -179,10 +180,15 @@ class TaoCheckpoint(Callback):
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
         step = trainer.global_step
         if self.unit == "step" and step > 0 and step % self.interval == 0:
+            if trainer.is_last_batch:  # the epoch-end validation runs next: a state saved now would resume
+                self._save_at_epoch_end = True  # past it and never validate this epoch; save after it
+                return
             self.save(trainer, pl_module)
 
     def on_train_epoch_end(self, trainer, pl_module):
-        if self.unit == "epoch" and (trainer.current_epoch + 1) % self.interval == 0:
+        due = self.unit == "epoch" and (trainer.current_epoch + 1) % self.interval == 0
+        if due or self._save_at_epoch_end:
+            self._save_at_epoch_end = False
             self.save(trainer, pl_module)
 
     def on_validation_end(self, trainer, pl_module):
