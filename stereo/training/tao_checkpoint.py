@@ -226,10 +226,15 @@ class TaoCheckpoint(Callback):
             write_weights(self.train_dir / (stem + WEIGHTS_SUFFIX), _model_state(pl_module),
                           config=self.model_config, meta=self._meta(trainer, _val_metrics(trainer)))
         tmp = self.train_dir / f".{resume.name}.tmp"  # the same name on every rank; only rank 0 writes
-        trainer.save_checkpoint(tmp, weights_only=False)  # collective (ends with a barrier)
-        if not trainer.is_global_zero:
-            return resume
-        _fsync_replace(tmp, resume)
+        try:  # a failed write (ENOSPC) must not leave a partial temp file on the full disk
+            trainer.save_checkpoint(tmp, weights_only=False)  # collective (ends with a barrier)
+            if not trainer.is_global_zero:
+                return resume
+            _fsync_replace(tmp, resume)
+        except BaseException:
+            if trainer.is_global_zero:
+                tmp.unlink(missing_ok=True)
+            raise
         for suffix in (WEIGHTS_SUFFIX, SIDECAR_SUFFIX, RESUME_SUFFIX):
             atomic_symlink(self.train_dir / (LATEST + suffix), stem + suffix)
         for name in self._superseded:  # the newest .ckpt no longer names them

@@ -107,3 +107,34 @@ def test_kill_during_epoch_end_validation_then_resume_equals_an_uninterrupted_ru
     assert sorted(r.status for r in runs) == ["FINISHED", "KILLED"]  # the second start ended the killed run
     killed_run = next(r for r in runs if r.status == "KILLED")
     assert "process" in killed_run.tags["stereo.ended_by"]
+
+
+def _disk_full(path, written=1 << 20):
+    """Write part of `path`, then fail as a full disk does."""
+    with open(path, "wb") as fh:
+        fh.write(b"\0" * written)
+    raise OSError(errno.ENOSPC, "No space left on device", str(path))
+
+
+@pytest.mark.parametrize("where", ["resume state (.ckpt)", "weights (.safetensors)"])
+def test_disk_full_leaves_no_temp_file_and_a_failed_run(spec_file, tmp_path, monkeypatch, capfd, where):
+    """An injected ENOSPC in the middle of a checkpoint write: exit 1 with one line naming the cause, the
+    MLflow run FAILED (not RUNNING), and no `.…tmp` file left in the train folder."""
+    import lightning_fabric.plugins.io.torch_io as torch_io
+    import safetensors.torch
+
+    from stereo.cli import main
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    if where.startswith("resume"):
+        monkeypatch.setattr(torch_io, "_atomic_save", lambda checkpoint, filepath: _disk_full(filepath))
+    else:
+        monkeypatch.setattr(safetensors.torch, "save_file", lambda tensors, filename, metadata=None:
+                            _disk_full(filename))
+    results = tmp_path / "r"
+    code = main(["train", "-e", str(spec_file), f"results_dir={results}", "train.num_epochs=1"])
+    err = capfd.readouterr().err.strip().splitlines()
+    assert code == 1 and "No space left on device" in err[-1], err[-3:]
+    leftovers = [p.name for p in (results / "train").rglob("*") if p.name.endswith(".tmp")]
+    assert leftovers == []
+    assert [r.status for r in _runs(results)] == ["FAILED"]
