@@ -70,7 +70,8 @@ overrides:
   e.g.  train.optim.lr=1.0e-5  dataset.train_dataset.data_sources[0].data_file=/data/train.txt
   Values are parsed as YAML: 8 is an integer, [320, 736] a list, true a boolean.
 
-pre-flight (before torch/MLflow are imported or anything is written):
+pre-flight (before torch/MLflow are imported or anything is written; validate without --action
+  checks every data split and file the spec sets):
   the results folder is writable; the action's data files exist, have the right column count for
   their dataset_name and split, and the files of their first lines decode (--deep: every line);
   the training split holds at least one batch; checkpoints and other input files exist and our

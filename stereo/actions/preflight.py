@@ -46,13 +46,20 @@ _SIDECAR_SUFFIXES = (".safetensors", ".ckpt")
 
 
 def preflight(spec: Any, action: Optional[str], *, deep: bool = False) -> List[Problem]:
-    """Every problem the disk shows for `action` on `spec` (an ExperimentSpec or a convert spec)."""
+    """Every problem the disk shows for `action` on `spec` (an ExperimentSpec or a convert spec).
+    `action` None (`depth_net validate` without --action): every data split and input file the spec sets."""
     problems = _check_results_dirs(spec, action)
-    if action is None or not hasattr(spec, "dataset"):
+    if not hasattr(spec, "dataset"):
         return problems
-    for key in ACTION_FILES.get(action, ()):
+    if action is None:
+        keys = list(dict.fromkeys(k for files in ACTION_FILES.values() for k in files))
+        splits = [s for s in ("train", "val", "test", "infer")
+                  if getattr(spec.dataset, f"{s}_dataset").data_sources]
+    else:
+        keys, splits = list(ACTION_FILES.get(action, ())), list(ACTION_SPLITS.get(action, ()))
+    for key in keys:
         problems += _check_input_file(spec, key)
-    for split in ACTION_SPLITS.get(action, ()):
+    for split in splits:
         problems += _check_split(spec, split, deep)
     return problems
 
