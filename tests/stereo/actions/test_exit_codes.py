@@ -177,7 +177,8 @@ BAD_INPUT = [
     # (action, make overrides, one line matching)
     ("train", missing_annotation, r"data_file: annotation file .*train.txt does not exist; set data_file"),
     ("validate --action train", missing_annotation, r"annotation file .*train.txt does not exist"),
-    ("validate", missing_annotation, r"annotation file .*train.txt does not exist"),  # every split set
+    ("validate", plain("train.pretrained_model_path=/nonexistent/model.pth"),  # without --action: all files
+     r"train.pretrained_model_path: does not exist"),
     ("validate", plain("evaluate.checkpoint=/nonexistent/best.safetensors"), r"evaluate.checkpoint: does not exist"),
     ("train", four_columns, r"four.txt:1: 4 columns for dataset_name FSD, expected 3 \(left right disparity\)"),
     ("validate --action train", four_columns, r"four.txt:1: 4 columns"),
