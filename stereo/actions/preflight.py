@@ -195,13 +195,14 @@ def _check_split(spec: Any, split: str, deep: bool) -> List[Problem]:
             continue
         count += len(lines)
     if split == "train" and not problems and cfg.data_sources:
-        per_step = cfg.batch_size * max(1, int(getattr(spec.train, "num_gpus", 1) or 1))
+        gpus = max(1, int(getattr(spec.train, "num_gpus", 1) or 1))
+        per_step = cfg.batch_size * gpus
         if count < per_step:
             problems.append(Problem(f"{prefix}.batch_size", cfg.batch_size,
                                     f"the training data has {count} sample(s), fewer than one batch of "
                                     f"{per_step} (batch_size x num_gpus); an epoch would have no step (the "
                                     "last partial batch is dropped)",
-                                    f"set {prefix}.batch_size <= {max(1, count // max(1, per_step // cfg.batch_size))}"
-                                    " or add training samples"))
+                                    f"set {prefix}.batch_size <= {max(1, count // gpus)} or add training "
+                                    "samples"))
     return problems
 
