@@ -103,8 +103,11 @@ class LaunchPlan:
 
     def save(self) -> Path:
         from stereo.atomic_io import atomic_write_json
+        from stereo.config.secrets import redact, redact_override
 
-        return atomic_write_json(Path(self.run_dir) / PLAN_FILE, self.to_dict())
+        data = redact(self.to_dict())  # secrets never reach the disk (a resumed sweep gets the placeholder)
+        data["overrides"] = [redact_override(o) for o in data.get("overrides") or []]
+        return atomic_write_json(Path(self.run_dir) / PLAN_FILE, data)
 
     def skill(self) -> Skill:
         return load_skill(self.skill_dir)

@@ -81,7 +81,11 @@ def review(plan: Any, problems: Sequence[str] = ()) -> str:
     lines += [f"  problem      {p}" for p in problems]
     if plan.sweep:
         lines.append(f"  resume       {plan.resume_command()}")
-    return "\n".join(lines)
+    from stereo.config.secrets import redact_override, scrub, secret_values
+
+    secrets = secret_values(plan.base_spec) | {o.partition("=")[2] for o in plan.overrides
+                                               if redact_override(o) != o}
+    return scrub("\n".join(lines), secrets)
 
 
 def _sweep_lines(plan: Any) -> list:

@@ -237,7 +237,9 @@ def _best_spec_yaml(spec: Mapping[str, Any], run_dir: Path, best: Mapping[str, A
     header = (f"# Best trial {best['trial_id']} of sweep {run_dir} ({metric} = {_fmt(best['score'])}).\n"
               f"# Retrain: depth_net train -e {run_dir / BEST_SPEC_FILE}\n"
               "# (results_dir points at a fresh folder, not the trial's: that one would auto-resume)\n")
-    return header + yaml.safe_dump(spec_to_dict(loaded), sort_keys=False, default_flow_style=None, width=110)
+    from stereo.config.secrets import redact
+
+    return header + yaml.safe_dump(redact(spec_to_dict(loaded)), sort_keys=False, default_flow_style=None, width=110)
 
 
 def _json_value(value: Any) -> Any:

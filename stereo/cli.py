@@ -76,9 +76,17 @@ overrides:
   e.g.  train.optim.lr=1.0e-5  dataset.train_dataset.data_sources[0].data_file=/data/train.txt
   Values are parsed as YAML: 8 is an integer, [320, 736] a list, true a boolean.
 
+pre-flight (before torch/MLflow are imported or anything is written; validate without --action
+  checks every data split and file the spec sets):
+  the results folder is writable; the action's data files exist, have the right column count for
+  their dataset_name and split, and the files of their first lines decode (--deep: every line);
+  the training split holds at least one batch; checkpoints and other input files exist and our
+  checkpoints' sidecars are readable and of the spec's model_type.
+
 exit codes:
   0  success (warnings may have been printed)
-  2  bad input: the spec or an override has problems (one line each on stderr) or a file is missing
+  2  bad input: the spec, an override, a data file, a checkpoint or the results folder has a problem
+     (one line each on stderr, naming file:line or the key, the value and the fix)
   1  failure while running the action (one line on stderr; --debug prints the traceback)
 """
 START = """
@@ -104,6 +112,8 @@ def build_parser() -> argparse.ArgumentParser:
                             "layout (docs/spec_reference.md)")
         p.add_argument("overrides", nargs="*", metavar="key=value", help="spec overrides (see below)")
         p.add_argument("--debug", action="store_true", help="print the full traceback on failure")
+        p.add_argument("--deep", action="store_true", help="pre-flight: open and decode the files of every "
+                       "annotation line, not only the first ones")
         if name == "validate":
             choices = [a for a in ACTIONS if a != "validate"]
             p.add_argument("--action", dest="check_action", choices=choices, metavar="ACTION",
@@ -139,8 +149,13 @@ def _run(args: argparse.Namespace, action: Action) -> int:
     spec_type = action.spec_type
     if check and check in ACTIONS and ACTIONS[check].spec_type != EXPERIMENT_SPEC:
         spec_type = ACTIONS[check].spec_type
+    from stereo.actions.preflight import preflight  # torch-free: answered before any heavy import
+
+    def disk_checks(spec: Any) -> List[Any]:
+        return preflight(spec, check, deep=args.deep)
+
     resolved = resolve_spec(args.experiment_spec, args.overrides, spec_type=_import(spec_type, "spec type"),
-                            action=check)
+                            action=check, checks=disk_checks)
     for warning in resolved.warnings:
         print(warning.render(), file=sys.stderr)
     result = _import(action.function, f"depth_net {args.action}")(resolved.spec)
@@ -176,12 +191,11 @@ def _report(action: str, exc: BaseException) -> int:
         for line in _lines(exc):
             print(line, file=sys.stderr)
         return EXIT_BAD_INPUT
+    from stereo.errors import exit_code_of
+
     message = " ".join(str(exc).split()) or type(exc).__name__
     print(f"depth_net {action}: {type(exc).__name__}: {message}", file=sys.stderr)
-    code = getattr(exc, "exit_code", None)  # stereo.actions.runner.ActionError knows its category
-    if code in (EXIT_FAILURE, EXIT_BAD_INPUT):
-        return code
-    return EXIT_BAD_INPUT if isinstance(exc, FileNotFoundError) else EXIT_FAILURE
+    return exit_code_of(exc)  # by type: stereo.errors.BadInputError & co. are 2, the rest 1
 
 
 def _lines(exc: Any) -> List[str]:

@@ -49,6 +49,9 @@ def _plain(value: Any, key: str) -> Any:
 
 
 def save_experiment_yaml(directory: str | os.PathLike, spec: Mapping[str, Any]) -> Path:
-    """Write the resolved spec as ``<directory>/experiment.yaml`` atomically (key order preserved)."""
-    text = yaml.safe_dump(_plain(spec, ""), sort_keys=False, default_flow_style=False, allow_unicode=True)
+    """Write the resolved spec as ``<directory>/experiment.yaml`` atomically (key order preserved); secret
+    fields are written redacted (stereo.config.secrets)."""
+    from stereo.config.secrets import redact
+
+    text = yaml.safe_dump(redact(_plain(spec, "")), sort_keys=False, default_flow_style=False, allow_unicode=True)
     return atomic_write_text(Path(directory) / EXPERIMENT_FILE, text)

@@ -5,14 +5,21 @@ action function must return an :class:`ActionResult` whose declared outputs exis
 whose KPIs are all finite numbers; otherwise the action is a FAILURE with the reason (TAO reports
 "finished successfully" after a NaN loss or with no predictions written).
 
-Exit codes for the CLI (:func:`exit_code`): 0 success (or skipped), 2 bad input (a wrong spec value, a
-missing file: BadInputError, SpecError, FileNotFoundError), 1 any other failure.
+Exit codes for the CLI (:func:`exit_code`): 0 success (or skipped), 2 bad input (stereo.errors.BadInputError
+and its subclasses SpecError, DataError; CheckpointError; FileNotFoundError), 1 any other failure. The
+mapping is by exception type (stereo.errors.exit_code_of).
+
+The tracker (MLflow store) is opened only after the action's pre-flight (stereo.actions.preflight) passed,
+so bad input never creates a store; a run a killed process left RUNNING is ended KILLED when the same
+action starts again in the same folder (:func:`close_abandoned_runs`).
 """
 from __future__ import annotations
 
 import dataclasses
 import functools
 import math
+import os
+import socket
 import subprocess
 import warnings
 from collections.abc import Callable, Mapping
@@ -22,21 +29,19 @@ from typing import Any
 
 from stereo.actions.layout import EXPERIMENT_FILE, action_dir, save_experiment_yaml
 from stereo.actions.status import STATUS_FILE, StatusLogger
+from stereo.errors import EXIT_BAD_INPUT, EXIT_FAILURE, BadInputError, StereoError, exit_code_of
 from stereo.tracking.base import RunHandle, Tracker
 
 DEFAULT_EXPERIMENT = "depth_net"
 GIT_COMMIT_TAG = "mlflow.source.git.commit"  # the tag MLflow's UI shows as the source version
-EXIT_SUCCESS, EXIT_FAILURE, EXIT_BAD_INPUT = 0, 1, 2
+#: which process owns a run: a RUNNING run whose process is gone was killed (see close_abandoned_runs)
+OUT_DIR_TAG, HOST_TAG, PID_TAG = "stereo.out_dir", "stereo.host", "stereo.pid"
+EXIT_SUCCESS = 0
+__all__ = ["BadInputError", "ActionError", "ActionResult", "ActionContext", "run_action", "run_spec_action",
+           "exit_code", "categorize", "EXIT_SUCCESS", "EXIT_FAILURE", "EXIT_BAD_INPUT"]
 
 
-class BadInputError(ValueError):
-    """The user's input is wrong (spec value, missing data file, bad checkpoint); exit code 2.
-
-    Config errors named ``SpecError`` are treated the same without having to subclass this.
-    """
-
-
-class ActionError(RuntimeError):
+class ActionError(StereoError, RuntimeError):
     """An action failed; ``str()`` is the one line the CLI prints. The original is the ``__cause__``."""
 
     def __init__(self, action: str, category: str, message: str, exit_code: int = EXIT_FAILURE,
@@ -91,15 +96,15 @@ def git_revision() -> str:
 
 
 def is_bad_input(exc: BaseException) -> bool:
-    return isinstance(exc, BadInputError) or any(c.__name__ == "SpecError" for c in type(exc).__mro__)
+    return not isinstance(exc, ActionError) and exit_code_of(exc) == EXIT_BAD_INPUT
 
 
 def categorize(exc: BaseException) -> tuple[str, int]:
-    """(category, exit code) of an exception raised by an action."""
+    """(category, exit code) of an exception raised by an action; the code comes from its type."""
+    if isinstance(exc, FileNotFoundError) and not isinstance(exc, StereoError):
+        return "missing file", EXIT_BAD_INPUT  # a path the user gave (the CLI promises exit 2 for it)
     if is_bad_input(exc):
         return "bad input", EXIT_BAD_INPUT
-    if isinstance(exc, FileNotFoundError):  # a path the user gave (the CLI promises exit 2 for it)
-        return "missing file", EXIT_BAD_INPUT
     if isinstance(exc, (FileExistsError, IsADirectoryError, NotADirectoryError, PermissionError)):
         return "file system error", EXIT_FAILURE
     if isinstance(exc, NotImplementedError):
@@ -201,7 +206,9 @@ def run_action(name: str, spec_dict: Mapping[str, Any], results_dir: str | Path 
             model = spec_dict.get("model")
             model_type = model.get("model_type", "unknown") if isinstance(model, Mapping) else "unknown"
             run_tags = {"action": name, "model_type": str(model_type), GIT_COMMIT_TAG: git_revision(),
+                        OUT_DIR_TAG: str(out_dir), HOST_TAG: socket.gethostname(), PID_TAG: str(os.getpid()),
                         **(tags or {})}
+            close_abandoned_runs(tracker, experiment, name, out_dir)
             ctx.run = tracker.start_run(run_name or name, experiment=experiment, tags=run_tags,
                                         parent_run_id=parent_run_id)
             tracker.log_params(ctx.run, spec_dict)
@@ -225,6 +232,40 @@ def run_action(name: str, spec_dict: Mapping[str, Any], results_dir: str | Path 
     status.write(final, message, kpi=numeric, verbosity="INFO" if final != "FAILURE" else "ERROR")
     _finish_tracking(ctx, numeric, "FAILED" if final == "FAILURE" else "FINISHED")
     return ActionResult(final, kpi, message, outputs)
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process: alive
+        return True
+    return True
+
+
+def close_abandoned_runs(tracker: Tracker, experiment: str, action: str, out_dir: Path) -> list[str]:
+    """End KILLED the RUNNING runs of `action` in `out_dir` whose process (same host) no longer exists: what a
+    SIGKILL, an OOM kill or a power cut leaves behind. A run of a live process, or of another host, is left
+    alone. Returns the run ids closed; tracking problems only warn."""
+    closed: list[str] = []
+    try:
+        leftovers = tracker.find_runs(experiment, tags={"action": action, OUT_DIR_TAG: str(out_dir)},
+                                      status="RUNNING")
+        host = socket.gethostname()
+        for run in leftovers:
+            pid = run.tags.get(PID_TAG, "")
+            if run.tags.get(HOST_TAG) != host or not pid.isdigit() or _process_alive(int(pid)):
+                continue
+            handle = RunHandle(run.run_id, run.experiment_id, run.name, run.parent_run_id)
+            tracker.set_tags(handle, {"stereo.ended_by": f"the next {action} in {out_dir}: process {pid} on "
+                                                         f"{host} was gone"})
+            tracker.end_run(handle, "KILLED")
+            closed.append(run.run_id)
+    except Exception as exc:  # noqa: BLE001 - closing leftovers must never stop the new run
+        warnings.warn(f"could not close the {action} runs a killed process left RUNNING: {_one_line(exc)}",
+                      RuntimeWarning, stacklevel=2)
+    return closed
 
 
 def _finish_tracking(ctx: ActionContext, kpi: dict[str, float], end_status: str) -> None:
@@ -265,6 +306,9 @@ def run_spec_action(name: str, spec: Any, work: Callable[[ActionContext], Any],
     must exist, KPIs must be finite). A FAILURE raises ActionError, so no caller can mistake it for
     success; otherwise the action's result comes back with the final status and message filled in.
     """
+    from stereo.actions.preflight import check_or_raise
+
+    check_or_raise(spec, name)  # bad input is one SpecError before any folder, status.json or store
     holder: dict[str, Any] = {}
 
     def body(ctx: ActionContext) -> ActionResult:

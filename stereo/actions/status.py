@@ -18,7 +18,6 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from stereo.metrics import find_metric
 
 STATUS_FILE = "status.json"
 STATUSES = ("STARTED", "RUNNING", "SUCCESS", "FAILURE", "SKIPPED")
@@ -110,6 +109,8 @@ def last_kpi(path: str | os.PathLike, metric: str | None = None) -> Any:
             break
     if metric is None:
         return kpi
+    from stereo.metrics import find_metric  # lazy: stereo.metrics imports torch (pre-flight must not)
+
     return find_metric(kpi, metric)
 
 

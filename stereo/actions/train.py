@@ -57,8 +57,10 @@ def train(spec: Any, *, tracker: Any = None, parent_run_id: str | None = None,
         outcome = _fit(spec, out_dir, None, None, callbacks, best_by=best_by)
         return _result("SUCCESS", outcome, out_dir)
 
+    from stereo.actions.preflight import check_or_raise
     from stereo.training.weights import default_tracker
 
+    check_or_raise(spec, ACTION)  # bad input: one SpecError before any folder, status.json or MLflow store
     tracker = default_tracker(spec.results_dir or out_dir.parent, tracker)
     holder: dict[str, Any] = {}
 
@@ -187,8 +189,10 @@ def _fit(spec, out_dir: Path, metric_sink, kpi_sink, extra_callbacks: Sequence[A
                                unit=str(train_cfg.checkpoint_interval_unit),
                                model_config=model_config_dict(spec.model), run_id=run_id, **(best_by or {}))
     forwarder = MetricsForwarder(metric_sink, kpi_sink, every_n_steps=int(train_cfg.log_every_n_steps))
-    callbacks = [checkpoint, forwarder, SamplerStateCallback(train_loader.sampler), StereoProgressBar(),
-                 ValidationVisuals(out_dir / "visuals"), *extra_callbacks]
+    # the checkpoint last of ours (as Lightning orders its ModelCheckpoint): an epoch-end save holds the
+    # epoch's history row and sampler state
+    callbacks = [forwarder, SamplerStateCallback(train_loader.sampler), StereoProgressBar(),
+                 ValidationVisuals(out_dir / "visuals"), checkpoint, *extra_callbacks]
     if not settings["max_steps"] or settings["max_steps"] < 0:
         settings["max_steps"] = -1
     trainer = pl.Trainer(**settings, callbacks=callbacks, default_root_dir=str(out_dir),

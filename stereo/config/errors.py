@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Iterable, List, Optional
 
+from stereo.errors import BadInputError
+
 ERROR = "error"
 WARNING = "warning"
 _MISSING = object()
@@ -59,8 +61,8 @@ def missing_value() -> Any:
     return _MISSING
 
 
-class SpecError(ValueError):
-    """A spec has one or more errors; `problems` holds every finding (warnings included)."""
+class SpecError(BadInputError):
+    """A spec has one or more errors; `problems` holds every finding (warnings included). Exit code 2."""
 
     def __init__(self, problems: Iterable[Problem]):
         self.problems: List[Problem] = sorted(problems, key=_order)

@@ -13,7 +13,7 @@ import functools
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Set, Union
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Set, Union
 
 import yaml
 from omegaconf import OmegaConf
@@ -53,8 +53,12 @@ def load_spec(source: Source, overrides: Sequence[str] = (), *, spec_type: type 
 
 
 def resolve_spec(source: Source, overrides: Sequence[str] = (), *, spec_type: type = ExperimentSpec,
-                 action: Optional[str] = None) -> ResolvedSpec:
-    """Like load_spec, but returns the warnings instead of logging them (the CLI prints them)."""
+                 action: Optional[str] = None,
+                 checks: Optional[Callable[[Any], List[Problem]]] = None) -> ResolvedSpec:
+    """Like load_spec, but returns the warnings instead of logging them (the CLI prints them).
+
+    `checks(spec)`: more problems (the CLI passes the action's disk pre-flight, stereo.actions.preflight),
+    run only when the spec itself has no error, and located like the others (file:line of the key)."""
     if isinstance(source, Mapping):
         file, raw, lines = None, copy.deepcopy(dict(source)), {}
     else:
@@ -78,6 +82,8 @@ def resolve_spec(source: Source, overrides: Sequence[str] = (), *, spec_type: ty
     problems += check_fields(spec)
     if isinstance(spec, ExperimentSpec):
         problems += check_cross_fields(spec, explicit=checked.explicit, action=action)
+    if checks is not None and not any(p.is_error for p in problems):
+        problems += checks(spec)
     problems = _locate(problems, file, lines, overridden)
     if any(p.is_error for p in problems):
         raise SpecError(problems)
@@ -182,7 +188,10 @@ def spec_to_dict(spec: Any) -> Dict[str, Any]:
 
 
 def spec_to_yaml(spec: Any) -> str:
-    return yaml.safe_dump(spec_to_dict(spec), sort_keys=False, default_flow_style=None, width=110)
+    """The resolved spec as YAML (what `depth_net validate` prints), secret fields redacted."""
+    from stereo.config.secrets import redact
+
+    return yaml.safe_dump(redact(spec_to_dict(spec)), sort_keys=False, default_flow_style=None, width=110)
 
 
 def save_spec_yaml(spec: Any, path: Union[str, Path]) -> Path:

@@ -8,22 +8,24 @@ from __future__ import annotations
 
 import difflib
 import os
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 from typing import ClassVar
 
 import numpy as np
 import torch
-from PIL import Image
 
-from stereo.data.annotations import COLUMN_NAMES, AnnotationLine, check_files_exist, read_annotation_file
+from stereo.data.annotations import AnnotationLine, check_files_exist, read_annotation_file
+from stereo.data.catalog import (  # noqa: F401 (reading, read_any_size: re-exported)
+    FORMATS,
+    GT_SPLITS,
+    check_sizes,
+    decode_line,
+    read_any_size,
+    read_generic_disparity,
+    reading,
+)
 from stereo.data.errors import DataError
-from stereo.data.formats.images import read_image, read_image_size
-from stereo.data.formats.masks import read_nocc_mask
-from stereo.data.formats.pfm import read_pfm, read_pfm_size
-from stereo.data.formats.png16 import read_crestereo_disparity, read_kitti_disparity
-from stereo.data.formats.rgb_disparity import read_rgb_disparity
 
 #: transform(sample of numpy arrays, rng) -> sample; see stereo.data.transforms.StereoAugmentor
 Transform = Callable[[dict, np.random.Generator], dict]
@@ -54,52 +56,6 @@ def get_dataset_class(name: str) -> type[StereoDataset]:
     return cls
 
 
-def read_generic_disparity(path: str | os.PathLike) -> np.ndarray:
-    """TAO's generic decoder: `.pfm` as float map, `.png` RGB-encoded (/1000); invalid = inf."""
-    suffix = Path(path).suffix.lower()
-    if suffix == ".pfm":
-        return read_pfm(path)
-    if suffix == ".png":
-        return read_rgb_disparity(path)
-    raise DataError(f"{path}: unsupported disparity extension {suffix!r}; use .pfm or an RGB-encoded .png")
-
-
-def read_any_size(path: Path) -> tuple[int, int]:
-    """(height, width) from a file header: PFM or anything Pillow opens."""
-    if path.suffix.lower() == ".pfm":
-        return read_pfm_size(path)
-    if path.suffix.lower() in (".png", ".jpg", ".jpeg"):
-        return read_image_size(path)
-    with Image.open(path) as im:
-        return im.size[1], im.size[0]
-
-
-@contextmanager
-def reading(line: AnnotationLine, column: int) -> Iterator[None]:
-    """Re-raise a failed read of `line.paths[column]` as one DataError that names `file:line`, the column,
-    the path and the fix. A file that vanished since the dataset was built is reported as missing."""
-    try:
-        yield
-    except (DataError, OSError) as exc:
-        text = " ".join(str(exc).split()) or type(exc).__name__
-        if text.startswith(line.where):
-            raise
-        check_files_exist(line)  # raises naming file:line if a file of the sample is gone
-        path = line.paths[column]
-        if str(path) not in text:
-            text = f"{path}: {text}"
-        if "; " not in text:  # an OSError from the OS carries no fix of ours
-            text += "; check that the file is complete and readable (re-copy or re-export it)"
-        raise DataError(f"{line.where}: {COLUMN_NAMES[column]}: {text}") from None
-
-
-def _check_shape(line: AnnotationLine, column: int, hw: tuple, left_hw: tuple) -> None:
-    if tuple(hw) != tuple(left_hw):
-        raise DataError(f"{line.where}: {COLUMN_NAMES[column]} {line.paths[column]} is {hw[0]}x{hw[1]} but the "
-                        f"left image {line.paths[0]} is {left_hw[0]}x{left_hw[1]} (HxW); all files of a sample "
-                        "must have the same size")
-
-
 class StereoDataset(torch.utils.data.Dataset):
     """Base class: an annotation file's samples, optionally augmented by `transform`."""
 
@@ -107,13 +63,17 @@ class StereoDataset(torch.utils.data.Dataset):
     columns: ClassVar[tuple[int, ...]] = (3,)
 
     def __init__(self, data_file: str | os.PathLike, transform: Transform | None = None,
-                 seed: int | None = None, check_files: bool = True):
+                 seed: int | None = None, check_files: bool = True, split: str = "infer"):
         """`seed` makes augmentation of item i reproducible; `check_files` verifies every path and image
-        size now, so a bad line fails when the dataset is built rather than mid-epoch."""
+        size now, so a bad line fails when the dataset is built rather than mid-epoch; `split` 'train',
+        'val' or 'test' requires the disparity column."""
         self.data_file = Path(data_file)
         self.transform = transform
         self.seed = seed
-        self.lines = read_annotation_file(self.data_file, self.columns, self.dataset_name)
+        needs_gt = split in GT_SPLITS
+        allowed = tuple(c for c in self.columns if c >= 3) if needs_gt else self.columns
+        self.lines = read_annotation_file(self.data_file, allowed, self.dataset_name,
+                                          needs=f"the {split} split needs ground truth" if needs_gt else "")
         counts = {len(line.paths) for line in self.lines}
         if 2 in counts and len(counts) > 1:
             bad = next(line for line in self.lines if len(line.paths) != len(self.lines[0].paths))
@@ -123,7 +83,7 @@ class StereoDataset(torch.utils.data.Dataset):
         if check_files:
             for line in self.lines:
                 check_files_exist(line)
-                self._check_sizes(line)
+                check_sizes(line)
         self.names = self._names()
 
     @staticmethod
@@ -136,39 +96,12 @@ class StereoDataset(torch.utils.data.Dataset):
     def _names(self) -> list[str]:
         return [self.sample_name(line) for line in self.lines]
 
-    def _check_sizes(self, line: AnnotationLine) -> None:
-        sizes = []
-        for column, p in enumerate(line.paths):
-            with reading(line, column):
-                sizes.append(read_any_size(p))
-        for column, hw in enumerate(sizes[1:], start=1):
-            _check_shape(line, column, hw, sizes[0])
-
     def __len__(self) -> int:
         return len(self.lines)
 
     def load(self, index: int) -> dict:
         """Decoded, unaugmented sample as numpy `[H,W,3]` images and `[H,W]` disp/valid."""
-        line = self.lines[index]
-        with reading(line, 0):
-            left = read_image(line.paths[0])
-        with reading(line, 1):
-            right = read_image(line.paths[1])
-        sample = {"left": left, "right": right}
-        _check_shape(line, 1, right.shape[:2], left.shape[:2])
-        if len(line.paths) >= 3:
-            with reading(line, 2):
-                disp = self.read_disparity(line.paths[2])
-            _check_shape(line, 2, disp.shape, left.shape[:2])
-            valid = np.isfinite(disp)
-            if len(line.paths) == 4:
-                with reading(line, 3):
-                    nocc = read_nocc_mask(line.paths[3])
-                _check_shape(line, 3, nocc.shape, left.shape[:2])
-                valid &= nocc
-            sample["disp"] = np.where(valid, disp, 0.0).astype(np.float32)
-            sample["valid"] = valid.astype(np.float32)
-        return sample
+        return decode_line(self.lines[index], self.read_disparity)
 
     def __getitem__(self, key: int | tuple) -> dict:
         """`key` is an index, `(index, epoch_seed)` (stereo.data.loader.SeededSampler) or
@@ -222,9 +155,7 @@ class Crestereo(StereoDataset):
     dataset_name = "Crestereo"
     columns = (3,)
 
-    @staticmethod
-    def read_disparity(path: Path) -> np.ndarray:
-        return read_crestereo_disparity(path)
+    read_disparity = staticmethod(FORMATS["crestereo"].read_disparity)
 
 
 @register_dataset
@@ -233,9 +164,7 @@ class Kitti(StereoDataset):
     dataset_name = "Kitti"
     columns = (3,)
 
-    @staticmethod
-    def read_disparity(path: Path) -> np.ndarray:
-        return read_kitti_disparity(path)
+    read_disparity = staticmethod(FORMATS["kitti"].read_disparity)
 
 
 @register_dataset

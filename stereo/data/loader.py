@@ -23,11 +23,18 @@ SPLITS = ("train", "val", "test", "infer")
 
 
 class StereoConcatDataset(torch.utils.data.Dataset):
-    """Several data_sources of one split, end to end; accepts `index` or `(index, epoch_seed)` keys."""
+    """Several data_sources of one split, end to end; accepts `index` or `(index, epoch_seed)` keys.
+
+    Sample names (output files, `predictions_dir` lookups) are unique across the split: when a name occurs
+    in two data sources (two GenericDataset folders with `im0`, KITTI 2012 and 2015 `000000_10`), every
+    sample of the split is named `src<k>-<name>`, k = its data source's position in `data_sources`
+    (0-based); see docs/data.md. Within one source a repeated name is the dataset class's business.
+    """
 
     def __init__(self, datasets: Sequence[StereoDataset]):
         self.datasets = list(datasets)
         self.offsets = np.cumsum([0] + [len(d) for d in self.datasets]).tolist()
+        self.names = unique_names([list(d.names) for d in self.datasets])
 
     def __len__(self) -> int:
         return self.offsets[-1]
@@ -41,7 +48,21 @@ class StereoConcatDataset(torch.utils.data.Dataset):
         # the source number is part of the seed, so two sources never share an augmentation stream
         item = self.datasets[part][(local, seed, part)]
         item["meta"]["index"] = index
+        item["meta"]["name"] = self.names[index]
         return item
+
+
+def unique_names(per_source: Sequence[Sequence[str]]) -> list[str]:
+    """Concatenated sample names; all prefixed `src<k>-` when two sources share a name (see above)."""
+    owner: dict[str, int] = {}
+    clash = False
+    for k, names in enumerate(per_source):
+        for name in names:
+            if owner.setdefault(name, k) != k:
+                clash = True
+    if not clash:
+        return [n for names in per_source for n in names]
+    return [f"src{k}-{n}" for k, names in enumerate(per_source) for n in names]
 
 
 def build_dataset(split_cfg: SplitConfig, split: str, max_disparity: int,
@@ -59,7 +80,7 @@ def build_dataset(split_cfg: SplitConfig, split: str, max_disparity: int,
             raise DataError(f"dataset.{split}_dataset.data_sources[{i}] needs both dataset_name and data_file, "
                             f"got dataset_name={src.dataset_name!r} data_file={src.data_file!r}")
         cls = get_dataset_class(src.dataset_name)
-        parts.append(cls(src.data_file, transform=transform, seed=seed))
+        parts.append(cls(src.data_file, transform=transform, seed=seed, split=split))
     return StereoConcatDataset(parts)
 
 

@@ -145,10 +145,13 @@ class Tracker(abc.ABC):
     def log_params(self, run: RunHandle, params: Mapping[str, Any]) -> dict[str, str]:
         """Flatten, stringify and truncate `params`, then log them in batches; returns what was logged.
 
-        Params are immutable, as in MLflow: logging a key again with another value raises.
+        Params are immutable, as in MLflow: logging a key again with another value raises. Secret fields
+        (`encryption_key`, `*_key`, `*token*`, `*password*`: stereo.config.secrets) are logged redacted.
         """
+        from stereo.config.secrets import redact_flat
+
         flat = {check_key(k, "param"): _truncate(stringify(v), MAX_PARAM_VALUE_LENGTH)
-                for k, v in flatten_dict(params).items()}
+                for k, v in redact_flat(flatten_dict(params)).items()}
         for batch in _chunks(list(flat.items()), MAX_PARAMS_PER_BATCH):
             self._log_param_batch(run, dict(batch))
         return flat

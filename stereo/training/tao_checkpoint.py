@@ -165,6 +165,7 @@ class TaoCheckpoint(Callback):
         self.last_stem: str | None = None
         self._last_saved_step = -1
         self._superseded: list[str] = []  # best pairs replaced since the last resume .ckpt
+        self._save_at_epoch_end = False  # a step save deferred past the epoch-end validation
 
     @property
     def best_path(self) -> str | None:
@@ -199,10 +200,15 @@ class TaoCheckpoint(Callback):
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
         step = trainer.global_step
         if self.unit == "step" and step > 0 and step % self.interval == 0:
+            if trainer.is_last_batch:  # the epoch-end validation runs next: a state saved now would resume
+                self._save_at_epoch_end = True  # past it and never validate this epoch; save after it
+                return
             self.save(trainer, pl_module)
 
     def on_train_epoch_end(self, trainer, pl_module):
-        if self.unit == "epoch" and (trainer.current_epoch + 1) % self.interval == 0:
+        due = self.unit == "epoch" and (trainer.current_epoch + 1) % self.interval == 0
+        if due or self._save_at_epoch_end:
+            self._save_at_epoch_end = False
             self.save(trainer, pl_module)
 
     def on_validation_end(self, trainer, pl_module):
@@ -241,10 +247,15 @@ class TaoCheckpoint(Callback):
                           config=self.model_config, meta=self._meta(trainer, _val_metrics(trainer)),
                           legacy=_legacy(pl_module))
         tmp = self.train_dir / f".{resume.name}.tmp"  # the same name on every rank; only rank 0 writes
-        trainer.save_checkpoint(tmp, weights_only=False)  # collective (ends with a barrier)
-        if not trainer.is_global_zero:
-            return resume
-        _fsync_replace(tmp, resume)
+        try:  # a failed write (ENOSPC) must not leave a partial temp file on the full disk
+            trainer.save_checkpoint(tmp, weights_only=False)  # collective (ends with a barrier)
+            if not trainer.is_global_zero:
+                return resume
+            _fsync_replace(tmp, resume)
+        except BaseException:
+            if trainer.is_global_zero:
+                tmp.unlink(missing_ok=True)
+            raise
         for suffix in (WEIGHTS_SUFFIX, SIDECAR_SUFFIX, RESUME_SUFFIX):
             atomic_symlink(self.train_dir / (LATEST + suffix), stem + suffix)
         for name in self._superseded:  # the newest .ckpt no longer names them

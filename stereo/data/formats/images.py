@@ -23,8 +23,48 @@ def _check_extension(path: str | os.PathLike) -> None:
                         f"{', '.join(IMAGE_EXTENSIONS)}")
 
 
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+_PNG_END = b"IEND\xaeB`\x82"  # the IEND chunk type + CRC every complete PNG ends with
+_JPEG_END = b"\xff\xd9"
+_JPEG_TAIL = 4096  # cameras may append a few bytes after the end-of-image marker
+
+
+def png_header(path: str | os.PathLike) -> tuple[int, int] | None:
+    """(bit depth, colour type) from a PNG's IHDR (0 grey, 2 RGB, 3 palette, 4 grey+alpha, 6 RGBA), or
+    None when the file is not a PNG."""
+    with open(path, "rb") as fh:
+        head = fh.read(26)
+    if len(head) < 26 or not head.startswith(_PNG_SIGNATURE) or head[12:16] != b"IHDR":
+        return None
+    return head[24], head[25]
+
+
+def check_complete(path: str | os.PathLike, what: str = "") -> None:
+    """Refuse a truncated PNG/JPEG before a decoder sees it: libpng/libjpeg would print their own
+    warnings on stderr and cv2 returns None (PNG) or a partly grey image (JPEG)."""
+    suffix = Path(path).suffix.lower()
+    try:
+        size = os.path.getsize(path)
+        with open(path, "rb") as fh:
+            if suffix == ".png":
+                fh.seek(max(0, size - len(_PNG_END)))
+                complete = fh.read() == _PNG_END
+            elif suffix in (".jpg", ".jpeg"):
+                fh.seek(max(0, size - _JPEG_TAIL))
+                complete = _JPEG_END in fh.read()
+            else:
+                return
+    except OSError as exc:
+        raise DataError(f"{path}: cannot be read ({exc.strerror or exc}); check that it exists and is "
+                        "readable") from None
+    if not complete:
+        raise DataError(f"{path}: truncated {suffix[1:].upper()} ({size} bytes, no end marker); check that the "
+                        f"file is a complete {what or 'PNG/JPEG'} (re-copy or re-export it)")
+
+
 def read_image(path: str | os.PathLike) -> np.ndarray:
     _check_extension(path)
+    check_complete(path)
     raw = cv2.imread(os.fspath(path), cv2.IMREAD_UNCHANGED)
     if raw is None:
         raise DataError(f"{path}: cannot be decoded as an image; check that the file is a complete PNG/JPEG")

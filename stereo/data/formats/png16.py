@@ -12,6 +12,7 @@ import cv2
 import numpy as np
 
 from stereo.data.errors import DataError
+from stereo.data.formats.images import check_complete, png_header
 
 KITTI_SCALE = 256.0
 CRESTEREO_SCALE = 32.0
@@ -19,6 +20,12 @@ CRESTEREO_SCALE = 32.0
 
 def read_png16_disparity(path: str | os.PathLike, scale: float) -> np.ndarray:
     """float32 `[H, W]` disparity = raw / scale, with raw 0 -> inf."""
+    check_complete(path, "16-bit PNG")
+    header = png_header(path)
+    if header is not None and header[1] == 3:
+        raise DataError(f"{path}: palette (indexed-colour) PNG, not a 16-bit disparity PNG (KITTI /256, "
+                        "CREStereo /32); no dataset_name decodes it as disparity (a colourised visual or a "
+                        "mask?): export the raw 16-bit disparity")
     raw = cv2.imread(os.fspath(path), cv2.IMREAD_UNCHANGED)
     if raw is None:
         raise DataError(f"{path}: cannot be decoded as PNG; check that the file is a complete 16-bit PNG")

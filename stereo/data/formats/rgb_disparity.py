@@ -12,6 +12,7 @@ import cv2
 import numpy as np
 
 from stereo.data.errors import DataError
+from stereo.data.formats.images import check_complete, png_header
 
 BASE = 255
 DIVISOR = 1000.0
@@ -19,7 +20,22 @@ MAX_DISPARITY = (BASE ** 3 - 1) / DIVISOR  # code (254, 254, 254)
 
 
 def read_rgb_disparity(path: str | os.PathLike) -> np.ndarray:
-    """float32 `[H, W]` disparity; code 0 -> inf."""
+    """float32 `[H, W]` disparity; code 0 -> inf. Palette and grey PNGs are refused (they hold no RGB
+    code; cv2 would expand a palette into colours that decode to nonsense)."""
+    check_complete(path, "RGB PNG")
+    header = png_header(path)
+    if header is not None and header[1] in (0, 3, 4):
+        depth, colour = header
+        kind = "palette (indexed-colour)" if colour == 3 else f"{depth}-bit grey"
+        if colour != 3 and depth == 16:
+            who = ("this is the KITTI (/256) or CREStereo (/32) encoding: use dataset_name Kitti or "
+                   "Crestereo")
+        else:
+            who = ("no dataset_name decodes it as disparity (it looks like a colourised visual or a mask; a "
+                   "Middlebury/Eth3d non-occlusion mask belongs in the 4th column): save the disparity as "
+                   ".pfm (GenericDataset, Middlebury) or as a 16-bit PNG x256 (Kitti)")
+        raise DataError(f"{path}: {kind} PNG, not the RGB disparity encoding of FSD/IsaacRealDataset/"
+                        f"GenericDataset (8-bit RGB, d = (R*255^2 + G*255 + B)/1000); {who}")
     raw = cv2.imread(os.fspath(path), cv2.IMREAD_UNCHANGED)
     if raw is None:
         raise DataError(f"{path}: cannot be decoded as PNG; check that the file is a complete RGB PNG")

@@ -5,9 +5,13 @@ Every message is one line that names the file (or the `what` of a load), the off
 """
 from __future__ import annotations
 
+from stereo.errors import EXIT_BAD_INPUT, StereoError
 
-class CheckpointError(Exception):
-    """Base class: anything wrong with a checkpoint file or with fitting it to a model."""
+
+class CheckpointError(StereoError):
+    """Base class: anything wrong with a checkpoint file or with fitting it to a model. The file is the
+    user's input, so the CLI exits 2 (not a ValueError: callers catch these by type)."""
+    exit_code = EXIT_BAD_INPUT
 
 
 class CheckpointNotFoundError(CheckpointError, FileNotFoundError):

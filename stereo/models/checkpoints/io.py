@@ -119,7 +119,10 @@ def _read_safetensors(path: Path, *, verify: bool) -> Checkpoint:
     except (SafetensorError, OSError) as exc:
         raise CheckpointFormatError(f"{path}: corrupt or truncated safetensors file ({exc}); re-download or "
                                     "re-save it") from None
-    if not is_sidecar(sidecar):
+    # our writer names the sidecar in the header: then it must be there and intact, and a .json beside the
+    # weights that does not even parse is refused too; only someone else's valid JSON is left alone
+    ours = header_meta.get("sidecar") == sidecar.name
+    if not ours and (not sidecar.is_file() or (not is_sidecar(sidecar) and _parses_as_json(sidecar))):
         return Checkpoint(state_dict=state_dict, format="safetensors", meta=header_meta)
     meta = read_sidecar(sidecar)
     if meta["weights"] != path.name:
@@ -133,6 +136,16 @@ def _read_safetensors(path: Path, *, verify: bool) -> Checkpoint:
                 "weights changed after saving or the write was interrupted; re-save the checkpoint (or "
                 "read_checkpoint(..., verify=False) if you edited it on purpose)")
     return Checkpoint(state_dict=state_dict, format="stereo", meta=meta)
+
+
+def _parses_as_json(path: Path) -> bool:
+    import json
+
+    try:
+        json.loads(path.read_text(encoding="utf-8"))
+        return True
+    except (OSError, ValueError, UnicodeDecodeError):
+        return False
 
 
 def _load_torch(path: Path, kind: str) -> tuple[Any, str]:

@@ -16,6 +16,8 @@ the unpickler (there is no attribute-access opcode), and it returns exactly thre
 
 Anything else (`os.system`, `builtins.eval`, `subprocess.Popen`, `torch.serialization.load`, ...) is
 refused.
+
+Memory is bounded too (pickle_budget.py): no call may copy more than a small multiple of the file.
 """
 from __future__ import annotations
 
@@ -28,6 +30,7 @@ from typing import Any
 import torch
 
 from stereo.models.checkpoints.errors import CheckpointFormatError, UnsafeCheckpointError
+from stereo.models.checkpoints.pickle_budget import AllocationBudget, charged
 
 # Module roots whose classes become inert placeholders. Research FFS pickles use `core`, `Utils`,
 # `foundation_stereo_ori` (an old alias of `core`), `depth_anything`, `dinov2`, `dpt`; timm supplies the
@@ -349,9 +352,10 @@ def global_verdict(module: str, name: str) -> str:
 class GlobalResolver:
     """Per-file `find_class`: one placeholder class per pickled name, so identity checks still work."""
 
-    def __init__(self, source: str) -> None:
+    def __init__(self, source: str, pickle_bytes: int = 0) -> None:
         self.source = source
         self._classes: dict[str, type] = {}
+        self.budget = AllocationBudget(source, pickle_bytes)
 
     def refusal(self, names: list[str]) -> UnsafeCheckpointError:
         return UnsafeCheckpointError(
@@ -366,7 +370,7 @@ class GlobalResolver:
         if verdict == "safe":
             if (module, name) == ("builtins", "getattr"):
                 return functools.partial(_getattr_inert, source=self.source)
-            return PICKLE_SAFE_CALLABLES[module, name]
+            return charged((module, name), PICKLE_SAFE_CALLABLES[module, name], self.budget)
         if verdict == "class":
             if full not in self._classes:
                 self._classes[full] = type(name.rsplit(".", 1)[-1], (PickledObject,),

@@ -136,7 +136,7 @@ def load_pickled_checkpoint(path: str | Path) -> Any:
 
 
 def _load_zip(path: Path) -> Any:
-    resolver = GlobalResolver(str(path))
+    resolver = GlobalResolver(str(path), path.stat().st_size)
     try:
         archive = zipfile.ZipFile(path)
     except (zipfile.BadZipFile, OSError) as exc:
@@ -187,8 +187,8 @@ def _load_zip(path: Path) -> Any:
 
 
 def _load_legacy(path: Path) -> Any:
-    resolver = GlobalResolver(str(path))
     data = path.read_bytes()
+    resolver = GlobalResolver(str(path), len(data))
     stream = io.BytesIO(data)
 
     def no_storage(pid: Any) -> Any:

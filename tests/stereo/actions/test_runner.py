@@ -7,6 +7,9 @@ from pathlib import Path
 import pytest
 import yaml
 
+from stereo.config.errors import Problem, SpecError
+from stereo.data.errors import DataError
+from stereo.models.checkpoints.errors import CheckpointFormatError
 from stereo.actions import (
     ActionError,
     ActionResult,
@@ -116,7 +119,10 @@ def test_nan_kpi_is_still_recorded_on_failure(tmp_path):
 # --- exceptions ---------------------------------------------------------------------------------
 @pytest.mark.parametrize("exc, category, code", [
     (BadInputError("dataset.test.data_sources is empty; add one"), "bad input", 2),
-    (type("SpecError", (ValueError,), {})("unknown key model.foo"), "bad input", 2),
+    (SpecError([Problem("model.foo", 1, "unknown key")]), "bad input", 2),  # mapped by type, not by name
+    (DataError("a.txt:3: 2 columns"), "bad input", 2),
+    (CheckpointFormatError("m.json: not valid JSON"), "bad input", 2),
+    (type("SpecError", (ValueError,), {})("a look-alike is no SpecError"), "runtime error", 1),
     (FileNotFoundError("ckpt.pth"), "missing file", 2),  # the CLI promises 2 for a missing file
     (PermissionError("results/"), "file system error", 1),
     (NotImplementedError("fp8"), "not implemented", 1),

@@ -74,3 +74,27 @@ def test_val_loader_keeps_order_and_all_samples(synthetic_tree):
     cfg = _split(synthetic_tree, ("kitti2015", "Kitti"), batch_size=2)
     batches = list(build_dataloader(cfg, "val", 16))
     assert [m["name"] for b in batches for m in b["meta"]] == ["000000_10", "000001_10", "000002_10"]
+
+
+def test_sample_names_are_unique_across_data_sources(synthetic_tree, tmp_path):
+    """Two KITTI sources both hold `000000_10` (KITTI 2012 and 2015): every name of the split gets the
+    documented `src<k>-` prefix, so predictions_dir lookups and inference outputs cannot collide."""
+    kitti15, kitti12 = synthetic_tree("kitti2015"), synthetic_tree("kitti2012")
+    alone = build_dataset(SplitConfig(data_sources=[DataSourceConfig("Kitti", str(kitti15))]), "test", 16)
+    assert [alone[i]["meta"]["name"] for i in range(len(alone))] == ["000000_10", "000001_10", "000002_10"]
+    both = build_dataset(SplitConfig(data_sources=[DataSourceConfig("Kitti", str(kitti15)),
+                                                   DataSourceConfig("Kitti", str(kitti12))]), "test", 16)
+    names = [both[i]["meta"]["name"] for i in range(len(both))]
+    assert names == ["src0-000000_10", "src0-000001_10", "src0-000002_10",
+                     "src1-000000_10", "src1-000001_10", "src1-000002_10"]
+    assert both.names == names
+
+
+def test_two_column_files_are_refused_where_ground_truth_is_needed(synthetic_tree):
+    """GenericDataset accepts 2 columns only for inference (issue 11: KeyError 'disp' in train)."""
+    two = DataSourceConfig("GenericDataset", str(synthetic_tree("generic", columns=2)))
+    assert len(build_dataset(SplitConfig(data_sources=[two]), "infer", 16)) == 3
+    for split in ("train", "val", "test"):
+        with pytest.raises(DataError, match=rf":1: 2 columns for dataset_name GenericDataset, expected 3 .*"
+                                            rf"\(the {split} split needs ground truth\)"):
+            build_dataset(SplitConfig(data_sources=[two]), split, 16)
