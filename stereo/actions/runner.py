@@ -47,7 +47,12 @@ class ActionError(StereoError, RuntimeError):
     def __init__(self, action: str, category: str, message: str, exit_code: int = EXIT_FAILURE,
                  result: ActionResult | None = None):
         super().__init__(f"{action} failed ({category}): {message}")
-        self.action, self.category, self.exit_code, self.result = action, category, exit_code, result
+        self.action, self.category, self.message = action, category, message
+        self.exit_code, self.result = exit_code, result
+
+    def __reduce__(self):
+        # Ray (and multiprocessing) copy exceptions by pickle; the default rebuilds from str(self) alone
+        return (type(self), (self.action, self.category, self.message, self.exit_code, self.result))
 
 
 @dataclass

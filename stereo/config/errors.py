@@ -72,6 +72,9 @@ class SpecError(BadInputError):
                              "an error")
         super().__init__("\n".join(p.render() for p in errors))
 
+    def __reduce__(self):  # pickled by Ray / multiprocessing: rebuild from the problems, not the message
+        return (type(self), (self.problems,))
+
     @property
     def errors(self) -> List[Problem]:
         return [p for p in self.problems if p.is_error]
