@@ -187,8 +187,8 @@ def _run_sweep(plan: LaunchPlan, ledger: Ledger, printer, stream) -> dict:
     old = signal.signal(signal.SIGTERM, _term) if _main_thread() else None
     clock = SweepClock(ledger, plan.time_budget_s)
 
-    def progress() -> str:
-        return progress_line(ledger, target, clock.spent(), plan.metric, plan.mode)
+    def progress(running: Optional[int] = None) -> str:
+        return progress_line(ledger, target, clock.spent(), plan.metric, plan.mode, running)
 
     try:
         if len(ledger.counted()) < target and not clock.out_of_time():

@@ -341,8 +341,21 @@ def _trainable(config: Dict[str, Any], ctx: TrialContext) -> None:
     from automl.trial import run_trial
 
     session = get_session()
-    run_trial(config, ctx, tune.report, node=ray.get_runtime_context().get_node_id(),
+    stopped = []
+
+    def report(metrics: Dict[str, Any]) -> None:
+        try:
+            tune.report(metrics)
+        except SystemExit:
+            stopped.append(True)
+            raise
+
+    run_trial(config, ctx, report, node=ray.get_runtime_context().get_node_id(),
               stop_requested=(lambda: session.stop_event.is_set()) if session is not None else None)
+    if stopped:
+        # Ray told this thread to stop and the trial ended cleanly; returning would make Ray's wrapper report
+        # a last result that nobody collects any more, blocking the thread (and the actor's reuse) for good
+        raise SystemExit(0)
 
 
 #: how long a stopped trial's worker may take to finish its records (status.json, checkpoint artifact,

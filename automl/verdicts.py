@@ -44,14 +44,17 @@ def _clock(seconds: Optional[float]) -> str:
     return f"{h}h{m:02d}m" if h else f"{m}m{s:02d}s" if m else f"{s}s"
 
 
-def progress_line(ledger: Ledger, target: int, spent_s: float, metric: str, mode: str) -> str:
+def progress_line(ledger: Ledger, target: int, spent_s: float, metric: str, mode: str,
+                  running: Optional[int] = None) -> str:
     """'progress: 3 of 8 trials done (2 completed, 1 stopped, 0 failed), 2 running | best val/epe 3.73
     (t0005) | elapsed 1m23s | ETA 2m10s'. The ETA assumes the remaining trials take as long as the
-    finished ones did on average (all attempts together)."""
+    finished ones did on average (all attempts together). `running`: trials Ray has started and not
+    ended (a trial that just started may not have written its ledger file yet); else the ledger's count."""
     trials = ledger.trials()
     counted = [t for t in trials if t["status"] != "running" and not t["interrupted"]]
     counts = {s: sum(1 for t in counted if t["status"] == s) for s in ("completed", "stopped", "failed")}
-    running = sum(1 for t in trials if t["status"] == "running")
+    if running is None:
+        running = sum(1 for t in trials if t["status"] == "running")
     scored = [t for t in counted if t["metric"] is not None and t["status"] != "failed"]
     scored += [t for t in trials if t["status"] == "running" and t["metric"] is not None]  # best so far
     best = (min if mode == "min" else max)(scored, key=lambda t: t["metric"]) if scored else None
@@ -129,10 +132,10 @@ class TrialEvents:
 
     def __init__(self, ledger: Ledger, *, metric: str, max_t: int, max_failures: int, experiment: str,
                  tracker=None, printer: Callable[[str], None] = print, tick: Optional[Callable[[], None]] = None,
-                 progress: Optional[Callable[[], str]] = None):
+                 progress: Optional[Callable[[Optional[int]], str]] = None):
         self.ledger, self.metric, self.max_t, self.max_failures = ledger, metric, max_t, max_failures
         self.experiment, self.tracker, self.printer, self.tick = experiment, tracker, printer, tick or (lambda: None)
-        self.progress, self._shown = progress, 0.0
+        self.progress, self._shown, self.live = progress, 0.0, set()
 
     def heartbeat(self, force: bool = False) -> None:
         """The progress line, on each event (`force`) and at least every PROGRESS_EVERY_S."""
@@ -141,7 +144,7 @@ class TrialEvents:
             return
         self._shown = now
         try:
-            self.printer(self.progress())
+            self.printer(self.progress(len(self.live)))
         except Exception as exc:  # noqa: BLE001 - a progress line must never stop the sweep
             self.printer(f"progress: unavailable ({exc})")
 
@@ -149,12 +152,14 @@ class TrialEvents:
         shown = ", ".join(f"{k.split('.')[-1]}={v:.4g}" if isinstance(v, float) else f"{k.split('.')[-1]}={v}"
                           for k, v in sampled(config).items())
         self.printer(f"trial {trial_id_of(config)} started ({shown})")
+        self.live.add(trial_id_of(config))
         self.heartbeat(force=True)
 
     def completed(self, config: Mapping[str, Any]) -> None:
         """Ray says the trial ended without an error: it returned, or the scheduler stopped it (also at
         max_t, when its budget is spent: that is complete)."""
         tid = trial_id_of(config)
+        self.live.discard(tid)
         done = finished_on_its_own(self.ledger.progress(tid) or {}, self.max_t)
         self._close(finalize_finished(self.ledger, tid, "completed" if done else "stopped"), "FINISHED")
 
@@ -170,6 +175,7 @@ class TrialEvents:
 
     def errored(self, config: Mapping[str, Any], died: str) -> None:
         tid = trial_id_of(config)
+        self.live.discard(tid)
         reason = (self.ledger.progress(tid) or {}).get("error") or died
         self._close(self.ledger.finalize(tid, "failed", error=reason, params=sampled(config)), "FAILED")
 
