@@ -4,8 +4,10 @@ A trial killed for memory cannot say so itself: Ray's memory monitor SIGKILLs it
 gets a ``ray.exceptions.OutOfMemoryError`` whose text reads like ::
 
     Task was killed due to the node running low on memory. Memory on the node (IP: ..., ID: ...) where the
-    task (actor ID: ..., pid=123, memory used=9.70GB) was running was 21.30GB / 22.90GB (0.93), which
-    exceeds the memory usage threshold of 0.92. Ray killed this worker ...
+    task (actor ID: ..., pid=123, memory used=9.70GB) was running was 21.30GB / 22.90GB (0.93), ...
+
+(Ray 2.60: "1 worker(s) were killed due to the node running low on memory. Memory on the node (...) was
+5.63GB used / 23.54GB limit (0.239) ... actual memory used=0.20GB ..."; both spellings are read).
 
 So each trial books its own peak (resident memory, or CUDA's peak reservation on a GPU) in its ledger
 progress while it trains (:data:`PEAK_KEY`), and the driver turns the kill into
@@ -25,7 +27,7 @@ DEVICE_KEY = "memory_device"  # "RAM" or "GPU memory"
 HINT = "lower --max-concurrent or the crop"
 _GB = 1e9
 _USED = re.compile(r"memory used=([\d.]+)\s*GB")
-_NODE = re.compile(r"was ([\d.]+)\s*GB\s*/\s*([\d.]+)\s*GB")
+_NODE = re.compile(r"was ([\d.]+)\s*GB(?: used)?\s*/\s*([\d.]+)\s*GB")
 _SIGNS = ("OutOfMemoryError", "running low on memory", "out of memory", "memory monitor")
 
 
@@ -49,11 +51,17 @@ def total_memory(device: str = "RAM") -> Optional[float]:
         if torch is not None and torch.cuda.is_available():
             return torch.cuda.get_device_properties(torch.cuda.current_device()).total_memory / _GB
         return None
-    try:
-        import psutil
+    info = meminfo()
+    return info["total"] / _GB if info else None
 
-        return psutil.virtual_memory().total / _GB
-    except ImportError:
+
+def meminfo() -> Optional[dict]:
+    """{'total', 'available'} bytes of this machine's RAM (Linux /proc/meminfo), None elsewhere."""
+    try:
+        fields = dict(line.split(":", 1) for line in open("/proc/meminfo").read().splitlines() if ":" in line)
+        return {"total": int(fields["MemTotal"].split()[0]) * 1024,
+                "available": int(fields["MemAvailable"].split()[0]) * 1024}
+    except (OSError, KeyError, ValueError):
         return None
 
 

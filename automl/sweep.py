@@ -321,10 +321,9 @@ def _died(trial, ledger: Optional[Ledger] = None) -> str:
     from automl.oom import looks_like_oom, reason_from_ray
     from automl.verdicts import trial_id_of
 
-    try:
-        text = str(trial.get_error() or "")
-    except Exception:  # noqa: BLE001 - the error file is best effort
-        text = ""
+    text = ""
+    with contextlib.suppress(Exception):  # Tune's error.txt in the trial's folder; best effort
+        text = Path(trial.error_file).read_text() if trial.error_file else str(trial.get_error() or "")
     if looks_like_oom(text):
         progress = (ledger.progress(trial_id_of(trial.config)) if ledger is not None else None) or {}
         return reason_from_ray(text, progress)

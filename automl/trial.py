@@ -243,16 +243,22 @@ def _reporter_class():
     return TrialReporter
 
 
-def _exhaust_memory(step_bytes: int = 256 * 2**20, limit_bytes: int = 16 * 2**30) -> None:
+def _exhaust_memory(step_bytes: int = 128 * 2**20) -> None:
     """The test-only ``oom`` fault: take memory (touched, so it is resident) until the node's memory monitor
-    kills this worker; past `limit_bytes` give up with an error rather than take the machine down."""
+    (``RAY_memory_usage_threshold``, which the test lowers) kills this worker. It takes at most what crosses
+    the threshold plus 1.5 GiB, then gives up with an error rather than take a shared machine down."""
     import numpy as np
 
+    from automl.oom import meminfo
+
+    info = meminfo() or {"total": 0, "available": 0}
+    threshold = float(os.environ.get("RAY_memory_usage_threshold", "0.95"))
+    limit_bytes = max(0.0, threshold * info["total"] - (info["total"] - info["available"])) + 1.5 * 2**30
     held = []
     while len(held) * step_bytes < limit_bytes:
         held.append(np.ones(step_bytes // 8))
         time.sleep(0.05)
-    raise RuntimeError(f"injected fault ({FAULT_ENV}=oom): {limit_bytes / 2**30:.0f} GiB taken and not killed; "
+    raise RuntimeError(f"injected fault ({FAULT_ENV}=oom): {limit_bytes / 2**30:.1f} GiB taken and not killed; "
                        "set RAY_memory_usage_threshold lower for this test")
 
 
