@@ -393,7 +393,7 @@ def _tolerate_worker_loss() -> None:
     is for the trial, the loss of its actor (the original text kept, so the driver can say "out of
     memory"): that one trial fails and the sweep goes on."""
     from ray.air.execution._internal import actor_manager
-    from ray.exceptions import RayActorError, RayTaskError
+    from ray.exceptions import RayActorError, RayError, RayTaskError
 
     manager = actor_manager.RayActorManager
     if getattr(manager._actor_task_failed, "_automl_tolerant", False):
@@ -401,7 +401,8 @@ def _tolerate_worker_loss() -> None:
     original = manager._actor_task_failed
 
     def _actor_task_failed(self, tracked_actor_task, exception):
-        if not isinstance(exception, (RayActorError, RayTaskError)):
+        # OutOfMemoryError, WorkerCrashedError, NodeDiedError, ...: the worker is gone, whatever the cause
+        if isinstance(exception, RayError) and not isinstance(exception, (RayActorError, RayTaskError)):
             exception = RayActorError(error_msg=f"{type(exception).__name__}: {exception}")
         return original(self, tracked_actor_task, exception)
 
