@@ -36,6 +36,22 @@ def run_tags(entry: Mapping[str, Any]) -> Dict[str, str]:
     return tags
 
 
+def status_says_failed(run_dir, trial_id: str, reason: str) -> None:
+    """A failed trial's ``train/status.json`` must end FAILURE with the reason. The trial's action writes
+    it when it raises; it cannot when its process was killed (the file then ends RUNNING), nor when the
+    training itself succeeded but the trial did not (it never validated): the line is appended here."""
+    from automl.trial import trial_dir
+    from stereo.actions.status import StatusLogger, read_status
+
+    folder = trial_dir(run_dir, trial_id) / "train"
+    try:
+        lines = read_status(folder)
+    except (FileNotFoundError, OSError, ValueError):
+        return  # the trial failed before its action started (a bad sample): nothing claims otherwise
+    if lines and lines[-1].get("status") != "FAILURE":
+        StatusLogger(folder).write("FAILURE", f"trial failed: {reason}", verbosity="ERROR")
+
+
 def _clock(seconds: Optional[float]) -> str:
     if seconds is None:
         return "?"
@@ -177,7 +193,12 @@ class TrialEvents:
         tid = trial_id_of(config)
         self.live.discard(tid)
         reason = (self.ledger.progress(tid) or {}).get("error") or died
-        self._close(self.ledger.finalize(tid, "failed", error=reason, params=sampled(config)), "FAILED")
+        entry = self.ledger.finalize(tid, "failed", error=reason, params=sampled(config))
+        try:  # the trial's process has ended (it raised, or it died): nothing else writes its status.json
+            status_says_failed(self.ledger.run_dir, tid, entry["error"] or reason)
+        except OSError as exc:
+            self.printer(f"warning: could not write the FAILURE line of {tid}'s status.json: {exc}")
+        self._close(entry, "FAILED")
 
     def _close(self, entry: Optional[dict], end_status: str) -> None:
         self.tick()

@@ -61,6 +61,10 @@ def test_the_killed_trial_is_failed_out_of_memory_with_its_numbers(oom):
     row = next(h for h in oom["results"]["history"] if h["trial_id"] == "t0000")
     assert row["status"] == "failed" and row["error"] == t["error"] and row["metric"] is None
     assert "out of memory" in (oom["run"] / "leaderboard.txt").read_text()
+    from stereo.actions.status import read_status
+
+    last = read_status(oom["run"] / "trials" / "t0000" / "train")[-1]  # its process died mid-training
+    assert last["status"] == "FAILURE" and last["message"] == f"trial failed: {t['error']}"
 
 
 def test_its_mlflow_run_is_failed_with_the_reason_and_the_others_finished(oom):
