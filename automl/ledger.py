@@ -9,7 +9,8 @@ Layout under ``<run_dir>/ledger/``::
 
     sweep.json                      state (running | interrupted | completed | failed), parent run id, attempts,
                                     elapsed_s (all attempts together: --time-budget is for the whole sweep)
-    trials/<trial_id>.progress.json written by the trial process: params, MLflow run id, one row per validation
+    trials/<trial_id>.progress.json written by the trial process: params, MLflow run id, one row per validation,
+                                    its own outcome (completed | stopped | failed | interrupted) and peak memory
     trials/<trial_id>.json          written by the driver when the trial ends: status and reason
 
 Two writers never share a file, so a trial that is still winding down cannot overwrite the driver's

@@ -253,7 +253,8 @@ def test_a_scheduler_stop_after_the_last_validation_is_a_completion(tmp_path, ba
     tracker = MlflowTracker(uri)
     run = tracker.find_runs("depth_net", tags={"automl.trial_id": "t0008"})[0]
     assert run.status == "FINISHED" and run.run_id == progress["run_id"]
-    assert run.metrics["best/val/epe"] == pytest.approx(entry["metric"]) and run.metrics["best/step"] == entry["best_step"]
+    assert run.metrics["best/val/epe"] == pytest.approx(entry["metric"])
+    assert run.metrics["best/step"] == entry["best_step"]
     # every metric point once: the final KPIs are not logged again at the last step
     for key in ("val/epe", "train_loss", "best/val/epe"):
         steps = [m.step for m in tracker.client.get_metric_history(run.run_id, key)]

@@ -70,7 +70,8 @@ def test_leaderboard_results_json_and_mlflow_agree_on_every_trial(sweep):
     for t in sweep["ledger"].trials():
         tid, run = t["trial_id"], sweep["children"][t["trial_id"]]
         row = history[tid]
-        assert row["status"] == t["status"] and row["metric"] == pytest.approx(t["metric"]) and row["run_id"] == run.run_id
+        assert row["status"] == t["status"] and row["metric"] == pytest.approx(t["metric"])
+        assert row["run_id"] == run.run_id
         assert board[tid][2] == t["status"] and float(board[tid][3]) == pytest.approx(t["metric"], rel=1e-3)
         assert run.status == "FINISHED" and run.tags["automl.outcome"] == t["status"], (tid, run.status, run.tags)
         assert run.metrics["best/val/epe"] == pytest.approx(t["metric"]) and run.metrics["best/step"] == t["best_step"]
