@@ -1,7 +1,8 @@
 """The driver's side of a trial's life: verdicts in the ledger, one console line per event plus the
 progress line (on each event and at least every 30 s), and the trial's MLflow runs closed with their
-outcome (``automl.outcome``: completed | stopped | failed | interrupted; docs/automl.md "Outcomes"). Ray-free: automl/sweep.py forwards Ray Tune's callback events here, and
-automl/driver.py uses :func:`end_trial_runs` for trials a dead or stopped driver left running.
+outcome (``automl.outcome``: completed | stopped | failed | interrupted; docs/automl.md "Outcomes").
+Ray-free: automl/sweep.py forwards Ray Tune's callback events here, and automl/driver.py uses
+:func:`end_trial_runs` for trials a dead or stopped driver left running.
 
 Why the driver closes runs at all: the trial process may be dead (SIGKILL, out of memory) or stopped
 mid-step by the scheduler, so its run would stay RUNNING; and a Ray retry (``--max-failures``) opens one
