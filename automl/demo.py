@@ -5,7 +5,9 @@
 1. Synthetic data (exact disparity) under `<root>/data/`, deterministic and reused when present.
 2. `automl run --skill tiny-demo --policy auto` with >= 8 trials, 2 at a time, into a new timestamped
    sweep folder under `<root>/results/` (so running the demo twice never overwrites the first one).
-3. The leaderboard (printed by the sweep's report) and the command that opens the MLflow UI.
+3. While it runs, a progress line on each trial event and at least every 30 s (trials done of N, best so
+   far, elapsed, ETA); then the leaderboard, where report.html, best_spec.yaml and the best checkpoint
+   are, and the command that opens the MLflow UI (spelled so that it works from a `make` checkout).
 
 Budget (2 CPU cores, one torch thread per trial): 16 training pairs at 64x128, batch 2 -> 8 steps an
 epoch, 4 epochs = 32 steps (~1.1 s each here) -> ~40 s a trial, ~3 min for 8 trials 2 at a time plus
@@ -43,7 +45,10 @@ class DemoPlan:
 
     @property
     def ui_command(self) -> str:
-        return f"automl ui --store {self.results_dir}"
+        """Works as printed: a `make` checkout has no `automl` on PATH (automl/ui.py ui_command)."""
+        from automl.ui import ui_command
+
+        return ui_command("sqlite:///" + str(self.results_dir / "mlflow.db"))
 
 
 def prepare_data(data_dir: Path) -> tuple:

@@ -31,7 +31,7 @@ from automl.space import SearchSpace
 from automl.grid import grid_points
 from automl.sweep import ray_session, run_tune
 from automl.trial import TrialContext, trial_dir
-from automl.verdicts import end_trial_runs, finalize_finished
+from automl.verdicts import RUN_STATUS, end_trial_runs, finalize_finished, outcome_of, progress_line, run_tags
 
 SEARCH_SPACE_FILE = "search_space.json"  # the full space, also an artifact of the parent run
 DRIVER_FILE = "driver.json"  # <run_dir>/ledger/driver.json: the live driver's pid
@@ -49,20 +49,22 @@ def _close_interrupted(ledger: Ledger, tracker, plan: LaunchPlan, printer) -> No
         if finished_on_its_own(ledger.progress(tid) or {}, plan.max_t):
             entry = finalize_finished(ledger, tid, "completed")
             printer(f"trial {tid} had finished before the sweep stopped: kept as completed")
-            _end_runs(tracker, plan, entry, "FINISHED", {"automl.status": "completed"})
+            _end_runs(tracker, plan, entry, "FINISHED", run_tags(entry))
             continue
         entry = ledger.finalize(tid, "stopped", interrupted=True,
                                 error="interrupted: the sweep stopped before this trial finished; not counted, "
                                       "the resumed sweep samples a new trial instead")
         printer(f"trial {tid} interrupted (not counted)")
-        _end_runs(tracker, plan, entry, "KILLED", {"automl.status": "interrupted"})
-    _close_leftover_runs(ledger, tracker, plan)
+        _end_runs(tracker, plan, entry, "KILLED", run_tags(entry))
+    _reconcile_runs(ledger, tracker, plan)
 
 
-def _close_leftover_runs(ledger: Ledger, tracker, plan: LaunchPlan) -> None:
-    """Trial runs under this sweep's parent that disagree with their verdict: still RUNNING (the driver
-    died between writing the verdict and closing them), or a completed trial's run left KILLED (the
-    scheduler's stop at max_t closed it before the trial could re-mark it). Run with no trial alive."""
+def _reconcile_runs(ledger: Ledger, tracker, plan: LaunchPlan) -> None:
+    """Make every trial run under this sweep's parent agree with its verdict, with no trial alive: the
+    status its outcome gives (FINISHED completed/stopped, FAILED failed, KILLED interrupted), its
+    ``automl.outcome`` tags, and the value it is ranked by (``best/val/<metric>``, ``best/step``) where the
+    trial could not log it (its process was ended first, or the driver died before the verdict).
+    Each run is read once and written only where it disagrees, so nothing is logged twice."""
     from automl.trial import TRIAL_TAG
     from stereo.tracking import PARENT_RUN_TAG
 
@@ -75,21 +77,14 @@ def _close_leftover_runs(ledger: Ledger, tracker, plan: LaunchPlan) -> None:
             entry = ledger.trial(run.tags.get(TRIAL_TAG, ""))
             if entry is None or entry["status"] == "running" or entry["trial_id"] in done:
                 continue
-            killed_but_done = (entry["status"] == "completed" and run.run_id == entry["run_id"]
-                               and run.status == "KILLED")
-            if run.status != "RUNNING" and not killed_but_done:
-                continue
-            status = "KILLED" if entry["interrupted"] else "FAILED" if entry["status"] == "failed" else "FINISHED"
-            tags = {"automl.status": "interrupted" if entry["interrupted"] else entry["status"],
-                    **({"automl.error": entry["error"]} if entry["error"] else {})}
-            _end_runs(tracker, plan, entry, status, tags)
             done.add(entry["trial_id"])
+            _end_runs(tracker, plan, entry, RUN_STATUS[outcome_of(entry)], run_tags(entry), metric=plan.metric)
 
 
-def _end_runs(tracker, plan: LaunchPlan, entry: dict, status: str, tags: Mapping[str, str]) -> None:
+def _end_runs(tracker, plan: LaunchPlan, entry: dict, status: str, tags: Mapping[str, str], **kw) -> None:
     if tracker is not None:
         with contextlib.suppress(Exception):  # tracking must never stop the sweep
-            end_trial_runs(tracker, plan.experiment, entry, status, tags)
+            end_trial_runs(tracker, plan.experiment, entry, status, tags, **kw)
 
 
 def _space_tag(space: SearchSpace) -> str:
@@ -192,11 +187,15 @@ def _run_sweep(plan: LaunchPlan, ledger: Ledger, printer, stream) -> dict:
 
     old = signal.signal(signal.SIGTERM, _term) if _main_thread() else None
     clock = SweepClock(ledger, plan.time_budget_s)
+
+    def progress(running: Optional[int] = None) -> str:
+        return progress_line(ledger, target, clock.spent(), plan.metric, plan.mode, running)
+
     try:
         if len(ledger.counted()) < target and not clock.out_of_time():
             with ray_session(plan):  # inside, SIGTERM is turned into Ctrl-C: Tune stops gracefully
                 run_tune(plan, space, trial_context(plan, parent.run_id), ledger, attempt, printer,
-                         time_budget_s=clock.remaining(), tick=clock.tick)
+                         time_budget_s=clock.remaining(), tick=clock.tick, progress=progress)
     except (KeyboardInterrupt, SystemExit):
         pass  # judged below from the ledger, like an attempt that ended on its own
     except Exception:
@@ -221,7 +220,8 @@ def _run_sweep(plan: LaunchPlan, ledger: Ledger, printer, stream) -> dict:
     report = write_report(run_dir, trials, metric=plan.metric, mode=plan.mode, space=space, best_spec=best_spec,
                           complete=complete, tracker=tracker, parent_run=parent,
                           algorithm=f"{plan.algorithm}+{plan.scheduler}",
-                          resume_command=None if complete else plan.resume_command(), stream=stream or sys.stdout)
+                          resume_command=None if complete else plan.resume_command(), stream=stream or sys.stdout,
+                          step=attempt)
     counts = {s: sum(1 for t in trials if t["status"] == s and not t["interrupted"])
               for s in ("completed", "failed", "stopped")}
     tracker.log_metrics(parent, {f"trials_{k}": v for k, v in counts.items()}, step=attempt)
@@ -229,7 +229,23 @@ def _run_sweep(plan: LaunchPlan, ledger: Ledger, printer, stream) -> dict:
     tracker.end_run(parent, "FINISHED" if complete else "KILLED")
     if not complete:
         printer(f"sweep INCOMPLETE: {counted} of {target} trial(s) finished. Resume with: {plan.resume_command()}")
+    printer(progress())
+    for line in pointers(report, plan):
+        printer(line)
     return {"state": state, "trials": trials, "report": report}
+
+
+def pointers(report, plan: LaunchPlan) -> List[str]:
+    """Where the results are, and a UI command that works as printed."""
+    from automl.ui import ui_command
+
+    def where(path) -> str:
+        return str(path) if path else "none (no trial was scored)"
+
+    return [f"report:          {report.html_path}",
+            f"best spec:       {where(report.best_spec_path)}",
+            f"best checkpoint: {where(report.best_checkpoint)}",
+            f"MLflow UI:       {ui_command(plan.tracking_uri, plan.run_dir)}"]
 
 
 def _main_thread() -> bool:
@@ -276,7 +292,8 @@ def _read_yaml(path: Path) -> Optional[dict]:
 def trial_context(plan: LaunchPlan, parent_run_id: Optional[str]) -> TrialContext:
     return TrialContext(run_dir=plan.run_dir, base_spec=plan.base_spec, metric=plan.metric, mode=plan.mode,
                         tracking_uri=plan.tracking_uri, experiment=plan.experiment, parent_run_id=parent_run_id,
-                        cpus_per_trial=plan.cpus_per_trial, sweep_name=Path(plan.run_dir).name, max_t=plan.max_t)
+                        cpus_per_trial=plan.cpus_per_trial, sweep_name=Path(plan.run_dir).name, max_t=plan.max_t,
+                        scheduler=plan.scheduler)
 
 
 def trial_spec_path(run_dir: str | os.PathLike, trial_id: str) -> Path:

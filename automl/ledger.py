@@ -9,7 +9,8 @@ Layout under ``<run_dir>/ledger/``::
 
     sweep.json                      state (running | interrupted | completed | failed), parent run id, attempts,
                                     elapsed_s (all attempts together: --time-budget is for the whole sweep)
-    trials/<trial_id>.progress.json written by the trial process: params, MLflow run id, one row per validation
+    trials/<trial_id>.progress.json written by the trial process: params, MLflow run id, one row per validation,
+                                    its own outcome (completed | stopped | failed | interrupted) and peak memory
     trials/<trial_id>.json          written by the driver when the trial ends: status and reason
 
 Two writers never share a file, so a trial that is still winding down cannot overwrite the driver's
@@ -23,6 +24,7 @@ The trial dict (shared with automl/report.py ``write_report``)::
      metric: float | None,        # best value of the sweep metric over the trial's validations (its best
                                   # checkpoint); None when it never validated. Never 0 for a failure.
      metrics: {...},              # every val/* metric of that best validation
+     best_step: int | None,       # the training step of that validation (MLflow best/step)
      epochs: int,                 # validations reported (the scheduler's time unit)
      error: str | None,           # why it failed or was interrupted; None otherwise
      checkpoint: path | None, run_id: str | None, duration_s: float,
@@ -77,6 +79,12 @@ def metric_value(row: Mapping[str, Any], name: str) -> Optional[float]:
         return _finite(find_metric(row, name))
     except (KeyError, ValueError):
         return None
+
+
+def best_key(metric: str) -> str:
+    """The MLflow metric a trial (and the sweep's parent run) is ranked by: 'epe' and 'val/epe' both give
+    'best/val/epe', the key the train action logs for the checkpoint it keeps (its monitor)."""
+    return "best/val/" + str(metric).rsplit("/", 1)[-1]
 
 
 def finished_on_its_own(progress: Mapping[str, Any], max_t: int) -> bool:
@@ -177,6 +185,10 @@ class Ledger:
     def is_final(self, trial_id: str) -> bool:
         return self._final_file(trial_id).is_file()
 
+    def verdict(self, trial_id: str) -> Optional[dict]:
+        """The driver's verdict file alone ({status, error, interrupted, ...}), None before there is one."""
+        return _read(self._final_file(trial_id))
+
     # --- reading -----------------------------------------------------------------------------------
     def trial_ids(self) -> List[str]:
         folder = self.root / "trials"
@@ -205,6 +217,7 @@ class Ledger:
             "params": dict(progress.get("params") or final.get("params") or {}),
             "metric": metric_value(best, self.metric) if best else None,
             "metrics": {k: v for k, v in (best or {}).items() if k not in ("iteration", "epoch", "step")},
+            "best_step": int(best["step"]) if best and best.get("step") is not None else None,
             "epochs": len(history),
             "error": final.get("error") if final.get("status") else progress.get("error"),
             "checkpoint": progress.get("checkpoint") or final.get("checkpoint"),

@@ -30,6 +30,7 @@ from typing import Any, Mapping, Optional, Sequence, TextIO
 import yaml
 
 from automl.importance import ImportanceResult, param_importance
+from automl.ledger import best_key
 from automl.plots import history_figure, importance_figure, parallel_figure, render
 from automl.report_html import html_report
 from stereo.atomic_io import atomic_write_json, atomic_write_text
@@ -256,10 +257,12 @@ def _json_value(value: Any) -> Any:
 def write_report(run_dir: str | os.PathLike, trials: Sequence[Mapping[str, Any]], *, metric: str, mode: str,
                  space: Any, best_spec: Optional[Mapping[str, Any]], complete: bool, tracker: Any = None,
                  parent_run: Any = None, algorithm: str = "unknown", resume_command: Optional[str] = None,
-                 stream: Optional[TextIO] = sys.stdout) -> Report:
+                 stream: Optional[TextIO] = sys.stdout, step: int = 0) -> Report:
     """Write every report file into `run_dir`, print the leaderboard to `stream`, log artifacts.
 
     `algorithm` (e.g. "tpe+asha") and `resume_command` only add text; `stream=None` prints nothing.
+    `step`: where the parent run's ``best/val/<metric>`` point goes (the driver passes its attempt, so a
+    resumed sweep adds a point instead of logging a second one at the same step).
     """
     run_dir = Path(run_dir).resolve()
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -340,6 +343,6 @@ def write_report(run_dir: str | os.PathLike, trials: Sequence[Mapping[str, Any]]
         tracker.set_tags(parent_run, {"sweep.complete": str(bool(complete)).lower(),
                                       "sweep.best_trial_id": progress["best_trial_id"] or "none"})
         if best is not None:
-            tracker.log_metrics(parent_run, {f"best/{metric}": best["score"]})
+            tracker.log_metrics(parent_run, {best_key(metric): best["score"]}, step=step)
     return Report(run_dir, results, text, results_path, html_path, plots, spec_path, checkpoint, importance,
                   bool(complete), written, warnings)

@@ -296,14 +296,14 @@ class SharedStorageError(RuntimeError):
 
 
 # --- the driver-side callback: Ray's trial events -> automl/verdicts.py --------------------------------
-def _ledger_callback(ledger: Ledger, plan: LaunchPlan, printer, tick=None):
+def _ledger_callback(ledger: Ledger, plan: LaunchPlan, printer, tick=None, progress=None):
     from ray.tune import Callback
 
     from automl.verdicts import TrialEvents
     from stereo.tracking import MlflowTracker
 
     events = TrialEvents(ledger, metric=plan.metric, max_t=plan.max_t, max_failures=plan.max_failures,
-                         experiment=plan.experiment, printer=printer, tick=tick,
+                         experiment=plan.experiment, printer=printer, tick=tick, progress=progress,
                          tracker=MlflowTracker(plan.tracking_uri) if plan.tracking_uri else None)
 
     class LedgerCallback(Callback):
@@ -316,14 +316,17 @@ def _ledger_callback(ledger: Ledger, plan: LaunchPlan, printer, tick=None):
         def on_trial_result(self, iteration, trials, trial, result, **info):
             events.tick()
 
+        def on_step_end(self, iteration, trials, **info):
+            events.heartbeat()  # the progress line at least every PROGRESS_EVERY_S while trials train
+
         def on_trial_complete(self, iteration, trials, trial, **info):
             events.completed(trial.config)
 
         def on_trial_recover(self, iteration, trials, trial, **info):
-            events.retrying(trial.config, trial.num_failures, _died(trial))
+            events.retrying(trial.config, trial.num_failures, _died(trial, ledger))
 
         def on_trial_error(self, iteration, trials, trial, **info):
-            events.errored(trial.config, _died(trial))
+            events.errored(trial.config, _died(trial, ledger))
 
     return LedgerCallback()
 
@@ -342,7 +345,18 @@ def _record_errors(results, ledger: Ledger) -> None:
             ledger.finalize(tid, "failed", error=reason, params=sampled(config))
 
 
-def _died(trial) -> str:
+def _died(trial, ledger: Optional[Ledger] = None) -> str:
+    """Why Ray says a trial ended in error when the trial could not say it itself: a memory kill gets
+    "out of memory: peak X GB of Y GB available — ..." (automl/oom.py), anything else the generic line."""
+    from automl.oom import looks_like_oom, reason_from_ray
+    from automl.verdicts import trial_id_of
+
+    text = ""
+    with contextlib.suppress(Exception):  # Tune's error.txt in the trial's folder; best effort
+        text = Path(trial.error_file).read_text() if trial.error_file else str(trial.get_error() or "")
+    if looks_like_oom(text):
+        progress = (ledger.progress(trial_id_of(trial.config)) if ledger is not None else None) or {}
+        return reason_from_ray(text, progress)
     return ("the trial process died before reporting an error (killed, out of memory or crashed); see "
             + str(getattr(trial, "path", "") or ""))  # under <run_dir>/tune, kept (Ray's temp dir is not)
 
@@ -351,10 +365,79 @@ def _trainable(config: Dict[str, Any], ctx: TrialContext) -> None:
     """What Ray runs in a worker: the Ray-free trial with Ray's reporter."""
     import ray
     from ray import tune
+    from ray.train._internal.session import get_session
 
     from automl.trial import run_trial
 
-    run_trial(config, ctx, tune.report, node=ray.get_runtime_context().get_node_id())
+    session = get_session()
+    stopped = []
+
+    def report(metrics: Dict[str, Any]) -> None:
+        try:
+            tune.report(metrics)
+        except SystemExit:
+            stopped.append(True)
+            raise
+
+    run_trial(config, ctx, report, node=ray.get_runtime_context().get_node_id(),
+              stop_requested=(lambda: session.stop_event.is_set()) if session is not None else None)
+    if stopped:
+        # Ray told this thread to stop and the trial ended cleanly; returning would make Ray's wrapper report
+        # a last result that nobody collects any more, blocking the thread (and the actor's reuse) for good
+        raise SystemExit(0)
+
+
+#: how long a stopped trial's worker may take to finish its records (status.json, checkpoint artifact,
+#: MLflow run) before Ray may end it; a scheduler's stop arrives after the epoch's checkpoint is written
+STOP_GRACE_S = 120
+
+
+def _trial_trainable(ctx: TrialContext):
+    """Ray's function trainable for `_trainable`, except that stopping it waits for the trial's thread.
+
+    Ray ends a stopped trial's actor as soon as ``cleanup`` returns, and its ``cleanup`` does not wait
+    for the training thread (``finish(timeout=0)``): a trial stopped early by the scheduler would be
+    killed while it writes status.json, logs its checkpoint and closes its MLflow run. A reused actor
+    already waits (``reset_config``, TUNE_FUNCTION_THREAD_TIMEOUT_S); this makes the last ones wait too.
+    """
+    from ray import tune
+    from ray.train._internal.session import get_session
+    from ray.tune.trainable.function_trainable import wrap_function
+
+    base = wrap_function(tune.with_parameters(_trainable, ctx=ctx), name="trial")
+
+    class GracefulTrial(base):
+        def cleanup(self):
+            session = get_session()
+            if session is not None and session.training_started:
+                session.finish(timeout=STOP_GRACE_S)  # sets the stop, lets a blocked report() raise, joins
+            super().cleanup()
+
+    return GracefulTrial
+
+
+def _tolerate_worker_loss() -> None:
+    """Ray Tune turns only actor and task errors into trial failures. A worker killed by Ray's memory
+    monitor fails its task with ``OutOfMemoryError`` (a bare ``RayError``), on which Tune's actor manager
+    raises "Caught unexpected exception" and the whole sweep dies. Such an error is handed on as what it
+    is for the trial, the loss of its actor (the original text kept, so the driver can say "out of
+    memory"): that one trial fails and the sweep goes on."""
+    from ray.air.execution._internal import actor_manager
+    from ray.exceptions import RayActorError, RayError, RayTaskError
+
+    manager = actor_manager.RayActorManager
+    if getattr(manager._actor_task_failed, "_automl_tolerant", False):
+        return
+    original = manager._actor_task_failed
+
+    def _actor_task_failed(self, tracked_actor_task, exception):
+        # OutOfMemoryError, WorkerCrashedError, NodeDiedError, ...: the worker is gone, whatever the cause
+        if isinstance(exception, RayError) and not isinstance(exception, (RayActorError, RayTaskError)):
+            exception = RayActorError(error_msg=f"{type(exception).__name__}: {exception}")
+        return original(self, tracked_actor_task, exception)
+
+    _actor_task_failed._automl_tolerant = True
+    manager._actor_task_failed = _actor_task_failed
 
 
 def hyperband_brackets(max_t: int, grace_period: int, reduction_factor: int) -> int:
@@ -384,11 +467,12 @@ def _scheduler(plan: LaunchPlan):
 
 
 def run_tune(plan: LaunchPlan, space: SearchSpace, ctx: TrialContext, ledger: Ledger, attempt: int,
-             printer=print, *, time_budget_s: Optional[float] = None, tick=None) -> Tuple[int, bool]:
+             printer=print, *, time_budget_s: Optional[float] = None, tick=None, progress=None) -> Tuple[int, bool]:
     """One Tune experiment for the remaining budget; returns (trials asked for, interrupted?).
 
     `time_budget_s`: what is left of the sweep's --time-budget (earlier attempts spent the rest);
-    `tick()` is called at every trial event to book the elapsed time in the ledger."""
+    `tick()` is called at every trial event to book the elapsed time in the ledger; `progress()` returns
+    the progress line (automl/verdicts.py prints it on each event and at least every 30 s)."""
     from ray import tune
     from ray.tune.search.optuna import OptunaSearch
 
@@ -397,8 +481,8 @@ def run_tune(plan: LaunchPlan, space: SearchSpace, ctx: TrialContext, ledger: Le
         return 0, False
     search = OptunaSearch(space=DefineByRun(space), metric=plan.metric, mode=plan.mode, sampler=_sampler(plan, attempt),
                           storage=storage, study_name=STUDY_NAME)
-    trainable = tune.with_resources(tune.with_parameters(_trainable, ctx=ctx),
-                                    {"cpu": plan.cpus_per_trial, "gpu": plan.gpus_per_trial})
+    _tolerate_worker_loss()
+    trainable = tune.with_resources(_trial_trainable(ctx), {"cpu": plan.cpus_per_trial, "gpu": plan.gpus_per_trial})
     tuner = tune.Tuner(
         trainable,
         param_space={},  # what is searched lives in the searcher's define-by-run space
@@ -407,7 +491,8 @@ def run_tune(plan: LaunchPlan, space: SearchSpace, ctx: TrialContext, ledger: Le
                                     reuse_actors=True),  # 4.4x less per-trial overhead (stack_facts §2b)
         run_config=tune.RunConfig(name=f"attempt-{attempt}", storage_path=str(Path(plan.run_dir) / "tune"),
                                   failure_config=tune.FailureConfig(max_failures=plan.max_failures),
-                                  callbacks=[_ledger_callback(ledger, plan, printer, tick)], verbose=0))
+                                  callbacks=[_ledger_callback(ledger, plan, printer, tick, progress)],
+                                  verbose=0))
     interrupted = False
     tune_log = logging.getLogger("ray.tune.tune")
     tune_log.addFilter(_no_tuner_restore_hint)

@@ -15,11 +15,14 @@ Ray-free on purpose (STYLE habit 8): automl/sweep.py wraps :func:`run_trial` for
    A NaN/inf metric, a missing metric, an exception or a dead process is a failed trial with its
    reason, never a 0. A Ray retry (``--max-failures``) ends the earlier attempt's run FAILED first.
 
-An early stop by the scheduler reaches us as ``SystemExit`` out of ``report`` (Ray's function-trainable
-session exits the training thread that way). It is let through at once: Ray waits for the thread
-before it reuses the actor. The train action closes the MLflow run as KILLED; the driver tags it
-``automl.status=stopped``, or, for a stop after the trial's last validation (ASHA stops every trial at
-max_t), records it completed and re-marks the run FINISHED.
+A stop by the scheduler (ASHA/HyperBand, also at max_t) reaches us as ``SystemExit`` out of ``report``
+(Ray's function-trainable session exits the training thread that way). We report after the epoch's
+checkpoint is written and turn that stop into ``trainer.should_stop``: the training ends cleanly, so its
+status.json reads SUCCESS ("stopped early by asha after N validations", or finished for a stop at
+max_t), its checkpoints up to the stop are on disk and its MLflow run ends FINISHED. The driver writes
+its verdict before Ray stops a trial, so a stop *without* a verdict is the whole sweep stopping
+(Ctrl-C/SIGTERM): the trial then leaves at once and is recorded interrupted. automl/sweep.py keeps the
+worker alive until the thread has finished (Ray would otherwise end it while it writes its records).
 """
 from __future__ import annotations
 
@@ -39,10 +42,12 @@ from stereo.tracking import MlflowTracker
 
 #: test-only fault injection: comma-separated ``<index>=<fault>[@<attempt>]``: trial <index> (every
 #: attempt, or only attempt <attempt>) hits <fault> at its first validation: ``kill`` (the process
-#: SIGKILLs itself before reporting it), ``raise`` (a RuntimeError) or ``nan`` (its metrics read NaN).
+#: SIGKILLs itself before reporting it), ``raise`` (a RuntimeError), ``nan`` (its metrics read NaN) or
+#: ``oom`` (it takes memory until the node's memory monitor kills it; the test sets the threshold).
 #: The sweep tests use it to prove each is recorded as failed with its reason, and that retries work.
 FAULT_ENV = "AUTOML_FAULT_TRIAL"
-FAULTS = ("kill", "raise", "nan")
+FAULTS = ("kill", "raise", "nan", "oom")
+MEMORY_EVERY_S = 10.0  # how often a training trial books its peak memory in the ledger (automl/oom.py)
 INDEX_KEY = "_index"  # the Optuna trial number, added to every suggested config by automl/sweep.py
 TRIAL_TAG, SWEEP_TAG, ATTEMPT_TAG = "automl.trial_id", "automl.sweep", "automl.attempt"
 SAMPLED_TAG = "automl.sampled"  # JSON list of the sampled keys; their values are params under the same names
@@ -66,6 +71,7 @@ class TrialContext:
     cpus_per_trial: float = 1.0
     sweep_name: str = ""
     max_t: int = 0  # validations of a full budget (0: unknown); a scheduler stop at max_t is a completion
+    scheduler: str = ""  # named in the status.json of a trial it stops early ("stopped early by asha ...")
     extra_tags: Dict[str, str] = field(default_factory=dict)
 
 
@@ -141,13 +147,20 @@ def _reporter_class():
     from stereo.metrics import find_metric, strip_namespace
 
     class TrialReporter(pl.Callback):
-        """Per validation: check the metric, append it to the ledger, report it to the scheduler."""
+        """Per validation: check the metric and append it to the ledger; at the end of that epoch (after
+        the epoch's checkpoint is written) report it to the scheduler. A stop by the scheduler then asks
+        Lightning to stop (``trainer.should_stop``): the training ends cleanly, its records written."""
 
         def __init__(self, trial_id: str, index: int, attempt: int, ledger: Ledger, metric: str,
-                     report: Callable[[Dict[str, Any]], None]):
+                     report: Callable[[Dict[str, Any]], None], scheduler: str = "",
+                     stop_requested: Optional[Callable[[], bool]] = None):
             self.trial_id, self.index, self.attempt = trial_id, index, attempt
             self.ledger, self.metric, self.report = ledger, metric, report
+            self.scheduler, self.stop_requested = scheduler or "the scheduler", stop_requested
             self.count, self.stopped = 0, False
+            self.stop_reason: Optional[str] = None  # the train action writes it into status.json
+            self._pending: Optional[Dict[str, Any]] = None
+            self._memory_booked = 0.0
 
         def on_validation_end(self, trainer, pl_module):
             if trainer.sanity_checking or self.stopped:
@@ -173,26 +186,88 @@ def _reporter_class():
                 shown = ", ".join(f"{k}={values[k]}" for k in bad[:2]) + more
                 raise TrialFailure(f"{shown} at epoch {epoch}, step {step}: a diverged trial is failed, not scored")
             self.count += 1
+            self._book_memory(force=True)
             self.ledger.add_validation(self.trial_id, {"iteration": self.count, "epoch": epoch, "step": step,
                                                        **values})
             if fault == "kill":
                 os.kill(os.getpid(), signal.SIGKILL)
+            if fault == "oom":
+                _exhaust_memory()
+            # the sweep's metric under the name the scheduler and searcher were given ('epe' or 'val/epe')
+            self._pending = {**values, self.metric: metric_value(values, self.metric), "epoch": epoch + 1,
+                             "step": step, "trial_index": self.index}
+
+        def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+            self._book_memory()
+            if self.stop_requested is not None and not self.stopped and self.stop_requested():
+                # the sweep is stopping (Ctrl-C, SIGTERM): a scheduler's stop only ever arrives out of report()
+                raise SystemExit(0)
+
+        def on_train_epoch_end(self, trainer, pl_module):
+            self._flush(trainer)  # after TaoCheckpoint (an earlier callback) wrote this epoch's checkpoint
+
+        def on_train_end(self, trainer, pl_module):
+            self._flush(trainer)  # a validation that ended the run mid-epoch (max_steps)
+
+        def _flush(self, trainer) -> None:
+            if self._pending is None or self.stopped:
+                return
+            metrics, self._pending = self._pending, None
             try:
-                # the sweep's metric under the name the scheduler and searcher were given ('epe' or 'val/epe')
-                self.report({**values, self.metric: metric_value(values, self.metric), "epoch": epoch + 1,
-                             "step": step, "trial_index": self.index})
-            except SystemExit:  # the scheduler stopped us (ASHA/HyperBand)
-                self.stopped = True
-                raise
+                self.report(metrics)
+            except SystemExit:
+                self._stopped(trainer)
+
+        def _stopped(self, trainer) -> None:
+            """Ray exits the trial's thread out of report() on a stop. The driver writes its verdict before it
+            asks a trial to stop, so a verdict means the scheduler stopped it; no verdict means the whole
+            sweep is stopping (Ctrl-C/SIGTERM), and the trial ends as interrupted at once."""
+            verdict = self.ledger.verdict(self.trial_id)
+            if verdict is None:
+                raise SystemExit(0)
+            self.stopped = True
+            trainer.should_stop = True
+            if verdict.get("status") == "stopped":
+                self.stop_reason = (f"stopped early by {self.scheduler} after {self.count} "
+                                    f"validation{'s' if self.count != 1 else ''}")
+
+        def _book_memory(self, force: bool = False) -> None:
+            from automl.oom import DEVICE_KEY, PEAK_KEY, peak_memory
+
+            now = time.monotonic()
+            if force or now - self._memory_booked >= MEMORY_EVERY_S:
+                self._memory_booked = now
+                peak, device = peak_memory()
+                self.ledger.update_progress(self.trial_id, **{PEAK_KEY: round(peak, 3), DEVICE_KEY: device})
 
     return TrialReporter
 
 
+def _exhaust_memory(step_bytes: int = 128 * 2**20) -> None:
+    """The test-only ``oom`` fault: take memory (touched, so it is resident) until the node's memory monitor
+    (``RAY_memory_usage_threshold``, which the test lowers) kills this worker. It takes at most what crosses
+    the threshold plus 1.5 GiB, then gives up with an error rather than take a shared machine down."""
+    import numpy as np
+
+    from automl.oom import meminfo
+
+    info = meminfo() or {"total": 0, "available": 0}
+    threshold = float(os.environ.get("RAY_memory_usage_threshold", "0.95"))
+    limit_bytes = max(0.0, threshold * info["total"] - (info["total"] - info["available"])) + 1.5 * 2**30
+    held = []
+    while len(held) * step_bytes < limit_bytes:
+        held.append(np.ones(step_bytes // 8))
+        time.sleep(0.05)
+    raise RuntimeError(f"injected fault ({FAULT_ENV}=oom): {limit_bytes / 2**30:.1f} GiB taken and not killed; "
+                       "set RAY_memory_usage_threshold lower for this test")
+
+
 def run_trial(config: Mapping[str, Any], ctx: TrialContext, report: Callable[[Dict[str, Any]], None],
-              node: Optional[str] = None) -> Dict[str, Any]:
+              node: Optional[str] = None, stop_requested: Optional[Callable[[], bool]] = None) -> Dict[str, Any]:
     """Train one trial; returns its ledger entry. Raises :class:`TrialFailure` when it cannot be scored.
 
-    `node` (the cluster node running it) is only recorded.
+    `node` (the cluster node running it) is only recorded. `stop_requested()` says whether Ray asked the
+    trial to stop while it trains between two reports (the sweep is being interrupted).
     """
     from stereo.actions.train import train
     from stereo.config.load import load_spec
@@ -218,7 +293,8 @@ def run_trial(config: Mapping[str, Any], ctx: TrialContext, report: Callable[[Di
                     SAMPLED_TAG: json.dumps(sorted(params)), **ctx.extra_tags}
             tracker = TaggingTracker(ctx.tracking_uri, tags,
                                         lambda run_id: ledger.update_progress(trial_id, run_id=run_id))
-        reporter = _reporter_class()(trial_id, index, attempt, ledger, ctx.metric, report)
+        reporter = _reporter_class()(trial_id, index, attempt, ledger, ctx.metric, report,
+                                     scheduler=ctx.scheduler, stop_requested=stop_requested)
         # the best checkpoint is the best by the sweep's metric and mode, not the trainer's default val/epe
         result = train(spec, tracker=tracker, parent_run_id=ctx.parent_run_id, experiment=ctx.experiment,
                        run_name=trial_id, callbacks=[reporter], monitor=ctx.metric, monitor_mode=ctx.mode)
@@ -226,14 +302,9 @@ def run_trial(config: Mapping[str, Any], ctx: TrialContext, report: Callable[[Di
             raise TrialFailure(f"trial {trial_id} finished without a validation, so {ctx.metric} is unknown; "
                                "set dataset.val_dataset and train.validation_interval <= train.num_epochs")
     except SystemExit:
-        # a stop by the scheduler: leave at once (Ray waits for this thread before reusing the actor); the
-        # best checkpoint so far is on disk, the driver records the verdict. ASHA also stops every trial
-        # after its max_t-th validation: that trial trained its whole budget, so its run is FINISHED
-        full = bool(ctx.max_t) and reporter is not None and reporter.count >= ctx.max_t
-        ledger.update_progress(trial_id, outcome="completed" if full else "stopped", ended=time.time(),
+        # the sweep is stopping (Ctrl-C/SIGTERM): leave at once; the driver marks the trial interrupted
+        ledger.update_progress(trial_id, outcome="interrupted", ended=time.time(),
                                checkpoint=best_checkpoint_on_disk(ctx.run_dir, trial_id))
-        if full and tracker:
-            _mark_finished(tracker, ledger.progress(trial_id) or {}, trial_id)
         raise
     except BaseException as exc:
         reason = _failure_reason(exc)
@@ -241,19 +312,9 @@ def run_trial(config: Mapping[str, Any], ctx: TrialContext, report: Callable[[Di
         if isinstance(exc, TrialFailure):
             raise
         raise TrialFailure(reason) from exc
-    ledger.update_progress(trial_id, outcome="stopped" if reporter.stopped else "completed",
+    ledger.update_progress(trial_id, outcome="stopped" if reporter.stop_reason else "completed",
                            checkpoint=result.best_checkpoint, ended=time.time())
     return ledger.trial(trial_id)
-
-
-def _mark_finished(tracker: MlflowTracker, progress: Mapping[str, Any], trial_id: str) -> None:
-    from stereo.tracking import RunHandle
-
-    if progress.get("run_id"):
-        try:  # the train action closed it KILLED a moment ago
-            tracker.end_run(RunHandle(progress["run_id"], "", trial_id), "FINISHED")
-        except Exception:  # noqa: BLE001 - the driver re-marks it too
-            pass
 
 
 def _end_earlier_runs(ctx: TrialContext, trial_id: str, attempt: int) -> None:
@@ -271,10 +332,12 @@ def _end_earlier_runs(ctx: TrialContext, trial_id: str, attempt: int) -> None:
 def _failure_reason(exc: BaseException) -> str:
     """The innermost meaningful one-liner: a TrialFailure raised in a callback, or the original error,
     arrives wrapped by the action's ActionError (whose ``__cause__`` it is)."""
+    from automl.oom import reason_from_exception
+
     seen, innermost = exc, exc
     while seen is not None:
         if isinstance(seen, TrialFailure):
             return str(seen)
         innermost = seen
         seen = seen.__cause__ or seen.__context__
-    return _one_line(innermost)
+    return reason_from_exception(innermost) or _one_line(innermost)

@@ -79,6 +79,33 @@ def resolve_store(store: Optional[str], env: Mapping[str, str] = os.environ) -> 
                   "tracking URI")
 
 
+def ui_command(tracking_uri: Optional[str], run_dir: str | os.PathLike | None = None,
+               executable: str = sys.executable) -> str:
+    """`automl ui --store ...` for a sweep's store, spelled so that it works as printed: the console script
+    when the one on PATH belongs to this interpreter; else the script beside this interpreter (a `make`
+    checkout's `.venv/bin/automl`, which is not on PATH); else `<python> -m automl.cli`."""
+    import shlex
+    import shutil
+
+    if tracking_uri and tracking_uri.startswith("sqlite:///"):
+        store = str(Path(tracking_uri[len("sqlite:///"):]).parent)
+    else:
+        store = tracking_uri or str(run_dir or ".")
+    bindir = Path(executable).parent
+    on_path = shutil.which("automl")
+    if on_path and Path(on_path).parent.resolve() == bindir.resolve():
+        program = "automl"
+    elif (bindir / "automl").is_file():
+        script = bindir / "automl"
+        try:
+            program = str(script.relative_to(Path.cwd()))
+        except ValueError:
+            program = str(script)
+    else:
+        program = f"{shlex.quote(executable)} -m automl.cli"
+    return f"{program} ui --store {shlex.quote(store)}"
+
+
 def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind((host, 0))

@@ -63,6 +63,7 @@ class ActionResult:
     kpi: dict[str, float] = field(default_factory=dict)
     message: str = ""
     outputs: list[Path] = field(default_factory=list)
+    kpi_logged: bool = False  # the action logged these metrics to the tracker as it went: do not log them twice
 
 
 @dataclass
@@ -188,7 +189,8 @@ def run_action(name: str, spec_dict: Mapping[str, Any], results_dir: str | Path 
 
     Writes to ``<results_dir>/<name>/`` (or ``spec_dict[name]['results_dir']`` when set): experiment.yaml,
     then status.json STARTED … SUCCESS/FAILURE/SKIPPED. With a tracker, one run per action holds the
-    flattened spec as params, tags action/model_type/git commit (+ `tags`), the final KPIs, both files as
+    flattened spec as params, tags action/model_type/git commit (+ `tags`), the final KPIs (unless the
+    action logged them as it went: ``kpi_logged``), both files as
     artifacts, and ends FINISHED (success/skipped), FAILED, or KILLED (interrupt).
 
     A returned result that fails the checks comes back with status FAILURE (see :func:`exit_code`); an
@@ -235,8 +237,9 @@ def run_action(name: str, spec_dict: Mapping[str, Any], results_dir: str | Path 
     kpi = dict(result.kpi) if isinstance(result, ActionResult) else {}
     numeric = {k: f for k, f in ((k, _as_float(v)) for k, v in kpi.items()) if f is not None}
     status.write(final, message, kpi=numeric, verbosity="INFO" if final != "FAILURE" else "ERROR")
-    _finish_tracking(ctx, numeric, "FAILED" if final == "FAILURE" else "FINISHED")
-    return ActionResult(final, kpi, message, outputs)
+    logged = isinstance(result, ActionResult) and result.kpi_logged
+    _finish_tracking(ctx, {} if logged else numeric, "FAILED" if final == "FAILURE" else "FINISHED")
+    return ActionResult(final, kpi, message, outputs, kpi_logged=logged)
 
 
 def _process_alive(pid: int) -> bool:

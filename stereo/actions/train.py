@@ -87,8 +87,12 @@ def train(spec: Any, *, tracker: Any = None, parent_run_id: str | None = None,
         outputs = [p for p in (outcome.best_checkpoint, outcome.last_checkpoint) if p]
         if not outputs:
             return ActionResult("FAILURE", kpi, "training wrote no checkpoint", [])
-        return ActionResult("SUCCESS", kpi, f"Training finished at step {outcome.global_step}.",
-                            [Path(p) for p in outputs])
+        # a callback that ended the run early (a sweep's scheduler) says why: "stopped early by asha after 2 ..."
+        why = next((r for r in (getattr(cb, "stop_reason", None) for cb in callbacks) if r), None)
+        message = (f"Training {why}, at step {outcome.global_step}." if why
+                   else f"Training finished at step {outcome.global_step}.")
+        # every val/* and train_loss point was logged as it happened: the final KPIs go to status.json only
+        return ActionResult("SUCCESS", kpi, message, [Path(p) for p in outputs], kpi_logged=True)
 
     spec_dict = dataclasses.asdict(spec)
     result = run_action(ACTION, spec_dict, spec.results_dir or None, body, tracker=tracker,
@@ -115,9 +119,15 @@ def _track_outputs(ctx: ActionContext, outcome) -> None:
 
     outcome.extra["run_id"] = ctx.run.run_id
     tags = {}
+    best = outcome.extra.get("best")
+    if best:  # the value the run is ranked by, at the step it was reached (logged once, here)
+        ctx.tracker.log_metrics(ctx.run, {f"best/{best['monitor']}": best["value"], "best/step": best["step"]},
+                                step=best["step"])
     if outcome.best_checkpoint:
         tags["checkpoint_sha256"] = checkpoint_sha256(outcome.best_checkpoint)
-        for p in (Path(outcome.best_checkpoint), Path(outcome.best_checkpoint).with_suffix(".json")):
+        # the pair under its own names (dn_model_best is a link, and a sidecar names its weights file)
+        real = Path(outcome.best_checkpoint).resolve()
+        for p in (real, real.with_suffix(".json")):
             if p.exists():
                 ctx.log_artifact(p, "checkpoints")
     if outcome.resumed_from:
@@ -201,6 +211,10 @@ def _fit(spec, out_dir: Path, metric_sink, kpi_sink, extra_callbacks: Sequence[A
 
     last = out_dir / f"{checkpoint.last_stem}.ckpt" if checkpoint.last_stem else None
     best_metrics = dict(checkpoint.best_metrics)
+    if best_metrics and math.isfinite(checkpoint.best_value):
+        step = next((int(r["step"]) for r in forwarder.history if r.get(checkpoint.monitor) == checkpoint.best_value),
+                    int(trainer.global_step))
+        extra["best"] = {"monitor": checkpoint.monitor, "value": float(checkpoint.best_value), "step": step}
     return FitOutcome(best_checkpoint=checkpoint.best_checkpoint, best_metrics=best_metrics,
                       history=list(forwarder.history), last_checkpoint=str(last) if last else None,
                       global_step=int(trainer.global_step), resumed_from=str(resume) if resume else None,

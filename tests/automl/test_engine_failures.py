@@ -87,3 +87,12 @@ def test_the_report_lists_one_row_per_trial_with_the_reason(failing):
 def test_ray_files_lived_under_the_deep_run_folder_and_are_gone(failing):
     temp = ray_temp(failing["run"])
     assert temp.link is not None and not temp.link.is_symlink() and not temp.files.exists()
+
+
+def test_every_failed_trial_status_json_ends_failure_and_the_retried_one_success(failing):
+    from stereo.actions.status import read_status
+
+    for tid, want in (("t0000", "FAILURE"), ("t0001", "FAILURE"), ("t0002", "SUCCESS")):
+        last = read_status(failing["run"] / "trials" / tid / "train")[-1]
+        assert last["status"] == want, (tid, last)
+    assert "nan" in read_status(failing["run"] / "trials" / "t0001" / "train")[-1]["message"]

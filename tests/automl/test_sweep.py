@@ -150,7 +150,8 @@ def test_a_bad_sample_fails_with_the_spec_error(tmp_path, base_spec):
         run_trial({"_index": 2, "train.optim.lr": -1.0}, ctx, lambda m: None)
 
 
-def test_a_scheduler_stop_leaves_at_once(tmp_path, base_spec):
+def test_a_stop_without_a_verdict_is_an_interruption_and_leaves_at_once(tmp_path, base_spec):
+    # Ray stops every trial when the sweep is interrupted; the driver wrote no verdict for it
     def stop(metrics):
         raise SystemExit(0)
 
@@ -158,7 +159,44 @@ def test_a_scheduler_stop_leaves_at_once(tmp_path, base_spec):
     with pytest.raises(SystemExit):
         run_trial({"_index": 3, "train.optim.lr": 2e-3}, ctx, stop)
     progress = Ledger(tmp_path).progress("t0003")
-    assert progress["outcome"] == "stopped" and len(progress["history"]) == 1
+    assert progress["outcome"] == "interrupted" and len(progress["history"]) == 1
+    status = _status(tmp_path, "t0003")
+    assert status["status"] == "FAILURE" and "interrupted" in status["message"]
+
+
+def _status(run_dir, tid):
+    import json
+
+    lines = (run_dir / "trials" / tid / "train" / "status.json").read_text().splitlines()
+    return json.loads(lines[-1])
+
+
+def _stopper(ledger, tid, verdict, after):
+    """What Ray and the driver do: the driver writes its verdict, then Ray's stop arrives out of report()."""
+    seen = []
+
+    def report(metrics):
+        seen.append(metrics)
+        if len(seen) == after:
+            ledger.finalize(tid, verdict)
+            raise SystemExit(0)
+    return report, seen
+
+
+def test_a_scheduler_stop_ends_the_training_cleanly(tmp_path, base_spec):
+    from stereo.models.checkpoints import read_checkpoint
+
+    report, seen = _stopper(Ledger(tmp_path), "t0009", "stopped", after=1)
+    ctx = TrialContext(run_dir=str(tmp_path), base_spec=base_spec, scheduler="asha", max_t=2)
+    entry = run_trial({"_index": 9, "train.optim.lr": 2e-3}, ctx, report)  # no SystemExit escapes
+    assert len(seen) == 1 and entry["epochs"] == 1
+    assert Ledger(tmp_path).progress("t0009")["outcome"] == "stopped"
+    status = _status(tmp_path, "t0009")
+    assert status["status"] == "SUCCESS" and "stopped early by asha after 1 validation," in status["message"]
+    train = tmp_path / "trials" / "t0009" / "train"
+    latest = read_checkpoint(str(train / "dn_model_latest.safetensors")).meta["meta"]
+    assert latest["step"] == seen[0]["step"]  # the stopped epoch's checkpoint was written
+    assert read_checkpoint(entry["checkpoint"]).meta["meta"]["metrics"]["val/epe"] == pytest.approx(entry["metric"])
 
 
 def test_the_metric_may_be_named_without_its_namespace(tmp_path, base_spec):
@@ -205,17 +243,21 @@ def test_a_scheduler_stop_after_the_last_validation_is_a_completion(tmp_path, ba
 
     uri = default_tracking_uri(tmp_path)
     ensure_experiment(uri, "depth_net")
-    seen = []
-
-    def stop_at_max_t(metrics):  # what ASHA does at max_t: the stop arrives out of the last report
-        seen.append(metrics)
-        if len(seen) == 2:
-            raise SystemExit(0)
-
-    ctx = TrialContext(run_dir=str(tmp_path), base_spec=base_spec, tracking_uri=uri, max_t=2)
-    with pytest.raises(SystemExit):
-        run_trial({"_index": 8, "train.optim.lr": 2e-3}, ctx, stop_at_max_t)
+    report, seen = _stopper(Ledger(tmp_path), "t0008", "completed", after=2)  # ASHA at max_t
+    ctx = TrialContext(run_dir=str(tmp_path), base_spec=base_spec, tracking_uri=uri, max_t=2, scheduler="asha")
+    entry = run_trial({"_index": 8, "train.optim.lr": 2e-3}, ctx, report)
     progress = Ledger(tmp_path).progress("t0008")
     assert progress["outcome"] == "completed" and len(progress["history"]) == 2 and progress["checkpoint"]
-    run = MlflowTracker(uri).find_runs("depth_net", tags={"automl.trial_id": "t0008"})[0]
-    assert run.status == "FINISHED" and run.run_id == progress["run_id"]  # not the KILLED of a stop
+    status = _status(tmp_path, "t0008")
+    assert status["status"] == "SUCCESS" and status["message"].startswith("Training finished at step")
+    tracker = MlflowTracker(uri)
+    run = tracker.find_runs("depth_net", tags={"automl.trial_id": "t0008"})[0]
+    assert run.status == "FINISHED" and run.run_id == progress["run_id"]
+    assert run.metrics["best/val/epe"] == pytest.approx(entry["metric"])
+    assert run.metrics["best/step"] == entry["best_step"]
+    # every metric point once: the final KPIs are not logged again at the last step
+    for key in ("val/epe", "train_loss", "best/val/epe"):
+        steps = [m.step for m in tracker.client.get_metric_history(run.run_id, key)]
+        assert len(steps) == len(set(steps)), (key, steps)
+    files = {f.path for f in tracker.client.list_artifacts(run.run_id, "checkpoints")}
+    assert any(f.startswith("checkpoints/dn_model_best_epoch_") and f.endswith(".safetensors") for f in files), files

@@ -252,3 +252,20 @@ def test_busy_port_is_refused_with_a_fix(tmp_path):
         s.listen(1)
         with pytest.raises(UiError, match="already in use.*--port 0"):
             start_server(str(tmp_path), port=s.getsockname()[1])
+
+
+def test_the_printed_ui_command_works_from_a_make_checkout(tmp_path, monkeypatch):
+    from automl.ui import ui_command
+
+    venv = tmp_path / ".venv" / "bin"
+    venv.mkdir(parents=True)
+    (venv / "automl").write_text("#!/bin/sh\n")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("PATH", "/usr/bin:/bin")  # a `make` checkout: the venv is not on PATH
+    uri = "sqlite:///" + str(tmp_path / "runs" / "s1" / "mlflow.db")
+    assert ui_command(uri, executable=str(venv / "python")) == f".venv/bin/automl ui --store {tmp_path / 'runs' / 's1'}"
+    monkeypatch.setenv("PATH", f"{venv}:/usr/bin:/bin")
+    (venv / "automl").chmod(0o755)
+    assert ui_command(uri, executable=str(venv / "python")).startswith("automl ui --store ")
+    assert ui_command("http://127.0.0.1:5000", executable=str(tmp_path / "python")).endswith(
+        "-m automl.cli ui --store http://127.0.0.1:5000")

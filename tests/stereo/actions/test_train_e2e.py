@@ -95,7 +95,8 @@ def test_train_lowers_val_epe_then_evaluate_and_inference_succeed(tmp_path, data
         runs.setdefault(run.tags["action"], run)
     assert set(runs) == {"train", "evaluate", "inference"}
     assert runs["train"].status == "FINISHED"
-    assert runs["train"].metrics["val/epe"] == pytest.approx(after)
+    assert runs["train"].metrics["best/val/epe"] == pytest.approx(after)  # what dn_model_best was kept by
+    assert runs["train"].metrics["val/epe"] == pytest.approx(result.history[-1]["val/epe"])  # the last validation
     assert "train/loss" in runs["train"].metrics
     assert runs["train"].params["train.optim.lr"] == "0.002"
     from stereo.models.checkpoints import read_sidecar
