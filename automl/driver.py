@@ -29,7 +29,8 @@ from automl.launch import LaunchPlan
 from automl.ledger import Ledger, finished_on_its_own
 from automl.space import SearchSpace
 from automl.grid import grid_points
-from automl.sweep import ray_session, run_tune
+from automl.ray_session import ray_session
+from automl.sweep import run_tune
 from automl.trial import TrialContext, trial_dir
 from automl.verdicts import RUN_STATUS, end_trial_runs, finalize_finished, outcome_of, progress_line, run_tags
 

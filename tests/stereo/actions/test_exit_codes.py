@@ -194,7 +194,8 @@ BAD_INPUT = [
                                             r"3 .*\(the train split needs ground truth\)"),
     ("evaluate", palette_disparity, r"pal.txt:1: disparity: .*disp_palette.png: palette .*no dataset_name"),
     ("train", results_dir_under_a_file, r"results_dir: cannot be written: .*a_file is a file, not a folder"),
-    ("inference", results_dir_read_only, r"results_dir: cannot be written: /sys: (Permission denied|Read-only file system)"),
+    ("inference", results_dir_read_only,
+     r"results_dir: cannot be written: /sys: (Permission denied|Read-only file system)"),
     ("validate --action evaluate", results_dir_under_a_file, r"is a file, not a folder"),
     ("evaluate", corrupt_sidecar, r"evaluate.checkpoint: its sidecar .*m.json is corrupt"),
     ("inference", checkpoint_of_another_model, r"model.model_type: does not match.* m.safetensors "
