@@ -127,6 +127,13 @@ def save_checkpoint(path: str | os.PathLike, state_dict: Mapping[str, torch.Tens
     return weights
 
 
+
+def check_format_version(where: Any, version: Any, newest: int) -> None:
+    """A file format's ``format_version`` must be an int this code reads (<= `newest`)."""
+    if not isinstance(version, int) or version > newest:
+        raise CheckpointFormatError(f"{where}: format_version {version!r} is newer than this code reads "
+                                    f"({newest}); upgrade stereo-automl")
+
 def read_sidecar(path: str | os.PathLike) -> dict[str, Any]:
     """The sidecar dict of one of our checkpoints (`path` = the .safetensors, the .json or the stem; a
     symlinked .safetensors is followed, see :func:`resolve_pair`)."""
@@ -143,10 +150,7 @@ def read_sidecar(path: str | os.PathLike) -> dict[str, Any]:
     if found != SIDECAR_FORMAT:
         raise CheckpointFormatError(f"{sidecar}: 'format' is {found!r}, expected {SIDECAR_FORMAT!r}; not a "
                                     "stereo-automl checkpoint sidecar")
-    version = data.get("format_version")
-    if not isinstance(version, int) or version > SIDECAR_FORMAT_VERSION:
-        raise CheckpointFormatError(f"{sidecar}: format_version {version!r} is newer than this code reads "
-                                    f"({SIDECAR_FORMAT_VERSION}); upgrade stereo-automl")
+    check_format_version(sidecar, data.get("format_version"), SIDECAR_FORMAT_VERSION)
     for key in ("sha256", "config", "weights"):
         if key not in data:
             raise CheckpointFormatError(f"{sidecar}: missing key {key!r}; the sidecar is damaged, re-save")

@@ -29,6 +29,7 @@ from typing import Any
 import torch
 
 from stereo.models.checkpoints.errors import CheckpointError, CheckpointFormatError
+from stereo.models.checkpoints.sidecar_format import check_format_version
 
 PTH_FORMAT = "stereo-automl-pth"
 PTH_FORMAT_VERSION = 1
@@ -115,10 +116,7 @@ def verify_pth(obj: Any, path: str | os.PathLike, *, check: bool = True) -> dict
     if not isinstance(info, Mapping) or info.get("format") != PTH_FORMAT:
         raise CheckpointFormatError(f"{path}: its {INFO_KEY!r} entry is not a {PTH_FORMAT} block; the file is "
                                     "damaged, re-save it")
-    version = info.get("format_version")
-    if not isinstance(version, int) or version > PTH_FORMAT_VERSION:
-        raise CheckpointFormatError(f"{path}: format_version {version!r} is newer than this code reads "
-                                    f"({PTH_FORMAT_VERSION}); upgrade stereo-automl")
+    check_format_version(path, info.get("format_version"), PTH_FORMAT_VERSION)
     state = obj.get("state_dict")
     if not isinstance(state, Mapping):
         raise CheckpointFormatError(f"{path}: no 'state_dict'; the file is damaged, re-save it")
