@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -59,3 +61,44 @@ def _single_thread_torch():
     except Exception:  # pragma: no cover
         pass
     yield
+
+
+class _Spawner:
+    """``subprocess.Popen`` in a new session, remembered; :meth:`cleanup` kills each whole session's
+    process group (the driver, the Ray nodes and trial workers it started, a server and its workers),
+    also when the test failed half-way, so that no process outlives the test that started it."""
+
+    def __init__(self):
+        self.started = []
+
+    def __call__(self, argv, **kwargs):
+        kwargs.setdefault("start_new_session", True)
+        proc = subprocess.Popen(argv, **kwargs)
+        self.started.append(proc)
+        return proc
+
+    def cleanup(self):
+        for proc in self.started:
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)  # members may outlive their leader: the group still exists
+            except (ProcessLookupError, PermissionError):
+                pass
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:  # pragma: no cover - unkillable (D state); nothing more to do
+                pass
+
+
+@pytest.fixture
+def spawn():
+    spawner = _Spawner()
+    yield spawner
+    spawner.cleanup()
+
+
+@pytest.fixture(scope="module")
+def spawn_module():
+    """:func:`spawn` for module-scoped fixtures (a sweep shared by a module's tests)."""
+    spawner = _Spawner()
+    yield spawner
+    spawner.cleanup()

@@ -8,32 +8,21 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 
 
-@pytest.fixture
-def sweeps():
-    started = []
-    yield started
-    for proc in started:  # whatever happened, nothing outlives the test
-        if proc.poll() is None:
-            os.killpg(proc.pid, 9)
-        proc.wait()
-
-
-def test_two_sweeps_share_one_new_store(tmp_path, sweep_overrides, sweeps):
+def test_two_sweeps_share_one_new_store(tmp_path, sweep_overrides, spawn):
     store = tmp_path / "shared" / "mlflow.db"
     env = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
     env.pop("MLFLOW_TRACKING_URI", None)
+    sweeps = []  # `spawn` kills whatever is left of them, whatever happens
     for name in ("a", "b"):
         overrides = sweep_overrides(tmp_path / f"data-{name}")
-        sweeps.append(subprocess.Popen(
+        sweeps.append(spawn(
             [sys.executable, "-m", "automl.cli", "run", "--skill", "tiny-demo", "--output", str(tmp_path / name),
              "--tracking-uri", f"sqlite:///{store}", "--num-samples", "1", "--scheduler", "none", "--no-probe",
-             *overrides], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-            start_new_session=True))
+             *overrides], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
     outputs = [proc.communicate(timeout=900) for proc in sweeps]
     for proc, (out, err) in zip(sweeps, outputs):
         assert proc.returncode == 0, out[-2000:] + err[-2000:]

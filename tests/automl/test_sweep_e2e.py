@@ -27,7 +27,7 @@ def _cli(*args):
 
 
 @pytest.fixture(scope="module")
-def swept(tmp_path_factory, sweep_overrides):
+def swept(tmp_path_factory, sweep_overrides, spawn_module):
     root = tmp_path_factory.mktemp("sweep")
     run = root / "run"
     overrides = [*sweep_overrides(root, n_train=4, n_val=2, epochs=3), "train.seed=7"]
@@ -35,9 +35,8 @@ def swept(tmp_path_factory, sweep_overrides):
     env.pop("MLFLOW_TRACKING_URI", None)
     first_log = root / "first.log"
     with open(first_log, "w") as log:
-        proc = subprocess.Popen(_cli("--skill", "tiny-demo", "--output", str(run), "--num-samples", str(SAMPLES),
-                                     "--max-concurrent", "2", *overrides), env=env, stdout=log,
-                                stderr=subprocess.STDOUT, start_new_session=True)
+        proc = spawn_module(_cli("--skill", "tiny-demo", "--output", str(run), "--num-samples", str(SAMPLES),
+                                 "--max-concurrent", "2", *overrides), env=env, stdout=log, stderr=subprocess.STDOUT)
         ledger = Ledger(run)
         deadline = time.time() + 300
         while time.time() < deadline and len([t for t in ledger.trials() if t["status"] != "running"]) < 2:
@@ -47,7 +46,10 @@ def swept(tmp_path_factory, sweep_overrides):
         proc.wait()
     before = {t["trial_id"]: t for t in Ledger(run).trials() if t["status"] != "running"}
     assert len(before) >= 2, first_log.read_text()[-3000:]
-    resumed = subprocess.run(_cli("--resume", str(run)), env=env, capture_output=True, text=True, timeout=600)
+    again = spawn_module(_cli("--resume", str(run)), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         text=True)
+    out, err = again.communicate(timeout=600)
+    resumed = subprocess.CompletedProcess(again.args, again.returncode, out, err)
     return {"run": run, "before": before, "first": first_log.read_text(), "resumed": resumed,
             "ledger": Ledger(run), "results": json.loads((run / "results.json").read_text())}
 

@@ -8,7 +8,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 
 REPO = Path(__file__).resolve().parents[3]
 WRITER = """
@@ -36,24 +35,14 @@ def _env():
     return env
 
 
-@pytest.fixture
-def processes():
-    started = []
-    yield started
-    for proc in started:  # whatever happened, nothing outlives the test
-        if proc.poll() is None:
-            proc.kill()
-        proc.wait()
-
-
-def test_processes_creating_one_new_store_at_once_lose_nothing(tmp_path, processes):
+def test_processes_creating_one_new_store_at_once_lose_nothing(tmp_path, spawn):
     db = tmp_path / "store" / "mlflow.db"
     uri = f"sqlite:///{db}"
     go = tmp_path / "go"
-    names = [f"writer{i}" for i in range(4)]
+    names, processes = [f"writer{i}" for i in range(4)], []  # `spawn` kills what is left, whatever happens
     for name in names:
-        processes.append(subprocess.Popen([sys.executable, "-c", WRITER, uri, str(go), name], env=_env(),
-                                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+        processes.append(spawn([sys.executable, "-c", WRITER, uri, str(go), name], env=_env(),
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
     go.write_text("go")  # all four open the store that does not exist yet at the same moment
     outputs = [proc.communicate(timeout=300) for proc in processes]
     for proc, (out, err) in zip(processes, outputs):
