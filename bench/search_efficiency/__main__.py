@@ -88,6 +88,12 @@ def wall_times(root: Path) -> Dict[str, List[float]]:
 
 def analyze(root: Path, seeds: Sequence[int], budget: int, algorithms: Sequence[str]) -> int:
     curves = load_curves(root, seeds, algorithms)
+    # compare like with like: only the seeds every algorithm finished
+    done = [s for s in seeds if all(s in curves.get(a, {}) for a in algorithms)]
+    if len(done) < len(seeds):
+        print(f"note: seeds finished by every algorithm: {done or 'none'} (of {list(seeds)}); the comparison "
+              "uses only those", file=sys.stderr)
+    curves = {a: {s: c[s] for s in done} for a, c in curves.items() if done}
     spread = spread_report(root)
     if spread:
         print(spread + "\n")
@@ -98,8 +104,7 @@ def analyze(root: Path, seeds: Sequence[int], budget: int, algorithms: Sequence[
     table = results_table(summary, wall_times(root))
     goal = goal_check(summary) if "tpe+asha" in curves else None
     png = anytime_plot(curves, summary, root / "anytime.png",
-                       title=f"Search efficiency, {max(len(c) for c in curves.values())} seeds, budget {budget} "
-                             "trial-epochs")
+                       title=f"Search efficiency, {len(done)} seeds, budget {budget} trial-epochs")
     print(table)
     if goal:
         print(f"\nGoal (TPE + ASHA vs random without early stopping): P(beats) at 50 % = {goal['p_half']:.2f} "
@@ -109,7 +114,7 @@ def analyze(root: Path, seeds: Sequence[int], budget: int, algorithms: Sequence[
 
     atomic_write_text(root / "table.md", (spread + "\n\n" if spread else "") + table + "\n")
     atomic_write_json(root / "summary.json", {"summary": summary, "goal": goal, "spread": spread,
-                                              "walls": wall_times(root)})
+                                              "seeds": done, "walls": wall_times(root)})
     print(f"Plot: {png}\nTable: {root / 'table.md'}")
     return 0
 

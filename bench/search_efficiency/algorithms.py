@@ -25,11 +25,17 @@ ALGORITHMS: Dict[str, dict] = {
     "random": {"flags": ["--algorithm", "random", "--scheduler", "none"], "concurrency": 2, "oversample": 1},
     "gp": {"flags": ["--algorithm", "bayesian", "--scheduler", "none"], "concurrency": 1, "oversample": 1},
     "optuna": {"flags": [], "concurrency": 1, "oversample": 2.5},  # TPE + successive halving, no Ray
+    # variants of the default, run on request (--algorithms tpe+asha-g2 ...): candidate default changes
+    "tpe+asha-g2": {"flags": ["--algorithm", "tpe", "--scheduler", "asha", "--grace-period", "2"],
+                    "concurrency": 2, "oversample": 2},
+    "tpe+asha-rf2": {"flags": ["--algorithm", "tpe", "--scheduler", "asha", "--reduction-factor", "2"],
+                     "concurrency": 2, "oversample": 2},
 }
 BASELINE = "random"
 LABELS = {"tpe+asha": "TPE + ASHA (default)", "tpe": "TPE, no early stopping", "random+asha": "random + ASHA",
           "random": "random, no early stopping", "gp": "GP, sequential (TAO default)",
-          "optuna": "Optuna alone, TPE + SHA (no Ray)"}
+          "optuna": "Optuna alone, TPE + SHA (no Ray)", "tpe+asha-g2": "TPE + ASHA, grace period 2",
+          "tpe+asha-rf2": "TPE + ASHA, reduction factor 2"}
 
 
 def sampler_seed(name: str, seed: int) -> int:

@@ -182,7 +182,8 @@ def run_sweeps(root: Path, seeds: Sequence[int], budget: int, overrides: List[st
     if unknown:
         raise ValueError(f"unknown algorithm(s) {', '.join(unknown)}; known: {', '.join(ALGORITHMS)}")
     work: List[Tuple[str, Optional[int]]] = [(SPREAD, None)] if spread else []
-    work += [(name, seed) for seed in seeds for name in ORDER if name in algorithms]
+    names = [n for n in ORDER if n in algorithms] + [n for n in algorithms if n not in ORDER]
+    work += [(name, seed) for seed in seeds for name in names]
     todo = [(n, s) for n, s in work if not is_complete(sweep_dir(root, n, s))]
     if not todo:
         return

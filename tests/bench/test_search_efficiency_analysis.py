@@ -114,3 +114,27 @@ def test_analysis_reads_finished_sweeps_and_skips_unfinished(tmp_path, capsys):
     assert "| TPE + ASHA (default) | 1 |" in table and "| 30 |" in table
     png = anytime_plot(curves, summary, tmp_path / "p.png")
     assert png.stat().st_size > 10_000
+
+
+def test_analyze_only_compares_the_seeds_every_algorithm_finished(tmp_path, capsys):
+    from bench.search_efficiency.__main__ import main
+
+    for name, seed, hist in (("random", 0, _h(("completed", 4.0, 4), ("completed", 3.0, 4))),
+                             ("random", 1, _h(("completed", 3.5, 4), ("completed", 3.4, 4))),
+                             ("tpe+asha", 0, _h(("stopped", 3.8, 1), ("completed", 2.0, 4), ("stopped", 5.0, 1)))):
+        run = tmp_path / "sweeps" / f"{name}_seed{seed}"
+        run.mkdir(parents=True)
+        (run / "results.json").write_text(json.dumps({"history": hist, "progress": {"complete": True, "mode": "min"}}))
+    code = main(["--root", str(tmp_path), "--budget", "8", "--seeds", "0", "1", "--algorithms", "tpe+asha", "random",
+                 "--analyze-only"])
+    out, err = capsys.readouterr()
+    assert code == 0
+    assert "seeds finished by every algorithm: [0]" in err
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["seeds"] == [0] and summary["summary"]["target"] == 3.0
+    assert summary["goal"]["p_half"] == 1.0 and summary["goal"]["ratio"] == 5 / 8
+    table = (tmp_path / "table.md").read_text()
+    # random has no score within 25 % of the budget: a seed without a score loses every pair
+    assert "| TPE + ASHA (default) | 1 | 3.800 (3.800-3.800) | 3.800 (3.800-3.800) | 2.000 (2.000-2.000) | " \
+           "1.00 | 1.00 | 1.00 | 5 | 0.62 | 3 |" in table
+    assert (tmp_path / "anytime.png").stat().st_size > 10_000 and "NOT met" in out  # 0.62x > 0.5x
