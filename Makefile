@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: setup test test-shuffled demo bench lint schemas clean
+.PHONY: setup test test-shuffled demo bench bench-search lint schemas clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -30,6 +30,10 @@ demo: setup
 
 bench: setup
 	$(BIN)/python -m bench.run_all
+
+# search efficiency, 6 algorithms x 10 seeds (<= 40 min on 2 cores); resumes; ANALYZE=1 redoes tables + plot only
+bench-search: setup
+	$(BIN)/python -m bench.search_efficiency $(if $(ANALYZE),--analyze-only)
 
 lint: setup
 	$(BIN)/ruff check stereo automl tests bench
