@@ -20,8 +20,10 @@ def test_cli_writes_the_published_layout_that_every_reader_takes(tmp_path, capsy
     out = json.loads(result)
     assert out["status"] == "SUCCESS" and out["model_type"] == "FastFoundationStereo"
     ckpt = tmp_path / "ckpt"
-    assert sorted(p.name for p in ckpt.iterdir() if p.is_file()) == ["mlflow.db", "tiny.json", "tiny.pth",
-                                                                     "tiny.safetensors"]
+    # the checkpoint files, beside the run's MLflow store (mlflow.db and its creation lock, mlflow.db.lock)
+    assert sorted(p.name for p in ckpt.iterdir() if p.is_file() and not p.name.startswith("mlflow.db")) == [
+        "tiny.json", "tiny.pth", "tiny.safetensors"]
+    assert (ckpt / "mlflow.db").is_file()
     side = read_sidecar(ckpt / "tiny.json")
     assert side["config"] == json.loads(json.dumps(__import__("dataclasses").asdict(preset_config("ffs_tiny"))))
     assert side["meta"]["seed"] == 3 and "random" in side["meta"]["initialisation"]
