@@ -2,6 +2,7 @@
 per spec shape; the concurrency and duration the sweep plans from it."""
 from __future__ import annotations
 
+import re
 
 import pytest
 
@@ -29,7 +30,9 @@ def test_the_probe_measures_one_trial_and_caches_it_per_shape(tmp_path, sweep_ov
     assert list((tmp_path / "cache").glob("*.json"))  # one entry for this shape, no leftovers
     assert not list((tmp_path / "cache").glob(".*"))
     text = review(plan)
-    assert "  probe        peak 0." in text and "s per training step (crop [32, 64], batch 2, cpu" in text
+    # the peak varies with the machine (a loaded run measured over 1 GB): check the form, not the digit
+    assert re.search(r"\n  probe        peak \d+\.\d\d GB host memory; ", text), text
+    assert "s per training step (crop [32, 64], batch 2, cpu" in text
     assert "estimate: at most" in text and plan.probe["estimate_s"] > 0
     again = _plan(tmp_path, sweep_overrides)
     second = measure(again)
