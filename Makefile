@@ -4,6 +4,10 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
+# two pytest workers (2-core CI): much of the suite waits on subprocesses, Ray start-up and imports; a
+# module's tests stay on one worker (loadscope), so module-scoped sweeps run once. WORKERS=0 runs serially.
+WORKERS ?= 2
+XDIST := $(if $(filter 0,$(WORKERS)),-p no:xdist,-n $(WORKERS) --dist loadscope)
 
 .PHONY: setup test test-shuffled demo bench bench-search lint schemas clean
 
@@ -18,12 +22,12 @@ $(STAMP): pyproject.toml
 setup: $(STAMP)
 
 test: setup
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest $(XDIST) $(PYTEST_ARGS)
 
 # the suite in a seeded random order (modules shuffled, tests shuffled inside each): SEED=n repeats one
 SEED ?= $(shell date +%s)
 test-shuffled: setup
-	$(BIN)/python -m pytest -p random_order --random-order --random-order-seed=$(SEED) $(PYTEST_ARGS)
+	$(BIN)/python -m pytest $(XDIST) -p random_order --random-order --random-order-seed=$(SEED) $(PYTEST_ARGS)
 
 demo: setup
 	$(BIN)/python -m automl.demo

@@ -99,7 +99,12 @@ def _probe_cache(tmp_path_factory):
     import os
 
     before = os.environ.get("AUTOML_PROBE_CACHE")
-    os.environ["AUTOML_PROBE_CACHE"] = str(tmp_path_factory.mktemp("probe-cache"))
+    if os.environ.get("PYTEST_XDIST_WORKER"):  # one cache for all workers of this session (writes are atomic)
+        cache = tmp_path_factory.getbasetemp().parent / "probe-cache"
+        cache.mkdir(exist_ok=True)
+    else:
+        cache = tmp_path_factory.mktemp("probe-cache")
+    os.environ["AUTOML_PROBE_CACHE"] = str(cache)
     yield
     if before is None:
         os.environ.pop("AUTOML_PROBE_CACHE", None)

@@ -202,9 +202,10 @@ def test_a_real_mlflow_server_serves_every_trial_of_the_sweep(swept, tmp_path):
             if t["run_id"] is None:
                 continue
             run = by_id[t["run_id"]]  # every trial's run is served
-            tags = {x["key"]: x["value"] for x in run["data"]["tags"]}
-            params = {x["key"]: x["value"] for x in run["data"]["params"]}
-            metrics = {x["key"]: x["value"] for x in run["data"]["metrics"]}
+            # the REST API speaks proto3 JSON: an empty list (a trial that failed before its first metric) is omitted
+            tags = {x["key"]: x["value"] for x in run["data"].get("tags", [])}
+            params = {x["key"]: x["value"] for x in run["data"].get("params", [])}
+            metrics = {x["key"]: x["value"] for x in run["data"].get("metrics", [])}
             assert tags["mlflow.parentRunId"] == parent["info"]["run_id"] and tags["automl.trial_id"] == t["trial_id"]
             assert json.loads(tags["automl.sampled"]) == sorted(t["params"])
             for key, value in t["params"].items():
