@@ -12,6 +12,7 @@ and no MLflow store is created for a run that cannot start. What is checked, per
   need the disparity column); the split has at least one batch; the first `FIRST_LINES` lines of each
   file (every line with `deep=True`, `--deep` on the CLI) have files that exist and decode exactly as
   training will read them (same decoders, same size checks).
+* **precision** (train): `fp16` on a machine with no visible NVIDIA GPU (CPU autocast has no fp16).
 * **checkpoints and other input files** the action reads: they exist; one of our checkpoints has a
   readable sidecar (a corrupt one is an error, never skipped) whose model_type is the spec's.
 
@@ -49,6 +50,8 @@ def preflight(spec: Any, action: Optional[str], *, deep: bool = False) -> List[P
     """Every problem the disk shows for `action` on `spec` (an ExperimentSpec or a convert spec).
     `action` None (`depth_net validate` without --action): every data split and input file the spec sets."""
     problems = _check_results_dirs(spec, action)
+    if action in ("train", None):
+        problems += _check_precision(spec)
     if not hasattr(spec, "dataset"):
         return problems
     if action is None:
@@ -110,6 +113,25 @@ def unwritable_reason(folder: Path) -> Optional[str]:
     except OSError as exc:
         return f"{probe}: {exc.strerror or exc}"
     return None
+
+
+# --- precision ------------------------------------------------------------------------------------
+def gpu_visible() -> bool:
+    """An NVIDIA GPU this process may use, seen without importing torch (driver files, CUDA_VISIBLE_DEVICES).
+    A True here can still meet a CPU-only torch; the trainer checks again (stereo/training/trainer.py)."""
+    import glob
+
+    if os.environ.get("CUDA_VISIBLE_DEVICES", None) in ("", "-1"):
+        return False
+    return bool(glob.glob("/proc/driver/nvidia/gpus/*") or glob.glob("/dev/nvidia[0-9]*"))
+
+
+def _check_precision(spec: Any) -> List[Problem]:
+    precision = str(_value(spec, "train.precision") or "").lower()
+    if precision == "fp16" and not gpu_visible():
+        return [Problem("train.precision", "fp16", "needs a CUDA GPU and this machine shows none (CPU autocast "
+                        "has no fp16)", "set train.precision=bf16 or fp32 to train on the CPU")]
+    return []
 
 
 # --- input files ----------------------------------------------------------------------------------

@@ -276,11 +276,16 @@ def test_a_data_error_found_while_running_is_2(world, tmp_path, capfd):
     assert re.search(r"three.txt:3: right image: .*broken.png", err.splitlines()[-1]), err
 
 
-def test_fp16_on_a_cpu_is_bad_input(world, capfd):
-    if torch.cuda.is_available():
+def test_fp16_on_a_cpu_is_bad_input_found_by_the_preflight(world, tmp_path, capfd):
+    from stereo.actions.preflight import gpu_visible
+
+    if torch.cuda.is_available() or gpu_visible():
         pytest.skip("fp16 is valid with a GPU")
-    code, err = _run(capfd, "train", "-e", str(world[1]), "train.precision=fp16")
-    assert code == 2 and "train.precision='fp16' needs a CUDA GPU" in err
+    results = tmp_path / "fp16"
+    code, err = _run(capfd, "train", "-e", str(world[1]), "train.precision=fp16", f"results_dir={results}")
+    assert code == 2 and len(err.splitlines()) == 1, err
+    assert re.search(r"train.precision: needs a CUDA GPU .*set train.precision=bf16 or fp32", err), err
+    assert not results.exists()  # refused before the results folder, status.json or a store was made
 
 
 def test_a_failure_while_running_is_1(world, capfd):
