@@ -11,6 +11,7 @@ import dataclasses
 import importlib
 import json
 import logging
+import signal
 import sys
 import textwrap
 import traceback
@@ -134,12 +135,37 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         announce(args.action, args.experiment_spec, args.overrides)
     if args.experiment_spec is None:  # init-checkpoint from key=value pairs alone
         args.experiment_spec = {}
+    # train: Lightning's own SIGTERM handling ends the fit at the next batch
+    previous = _end_like_ctrl_c_on(signal.SIGTERM, signal.SIGHUP) if args.action != "train" else {}
     try:
         return _run(args, action)
+    except KeyboardInterrupt as exc:  # Ctrl-C or SIGTERM/SIGHUP: status.json and MLflow already record it
+        print(f"depth_net {args.action}: interrupted ({exc or 'SIGINT'}); its status.json and MLflow run "
+              "record it (FAILURE, KILLED)", file=sys.stderr)
+        return 128 + (signal.Signals[str(exc)] if str(exc) in signal.Signals.__members__ else signal.SIGINT)
     except Exception as exc:  # the CLI boundary: one clear line, never a traceback unless asked
         if args.debug:
             traceback.print_exc()
         return _report(args.action, exc)
+    finally:
+        for sig, handler in previous.items():  # main() called in-process (tests, notebooks) leaves no trace
+            signal.signal(sig, handler)
+
+
+def _end_like_ctrl_c_on(*signals: int) -> dict:
+    """A termination signal ends the action as Ctrl-C does (stereo/actions/runner.py records FAILURE
+    "interrupted" and ends the MLflow run KILLED), exit 128 + the signal: without this, a `kill` or a
+    closed terminal left status.json RUNNING and the run RUNNING until the next run in that folder.
+    Returns the handlers replaced (none off the main thread, where Python allows no handler)."""
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return {}
+
+    def handler(signum, frame):
+        raise KeyboardInterrupt(signal.Signals(signum).name)
+
+    return {sig: signal.signal(sig, handler) for sig in signals}
 
 
 def _run(args: argparse.Namespace, action: Action) -> int:
