@@ -29,7 +29,7 @@ REQUIREMENTS = ("torch", "safetensors", "numpy", "omegaconf")
 
 _hints = warnings.catch_warnings()
 _hints.__enter__()  # MLflow warns at class creation that predict() has no type hints: on purpose (see predict)
-warnings.filterwarnings("ignore", message=".*type hints.*", category=UserWarning)
+warnings.simplefilter("ignore", UserWarning)
 
 
 class CheckpointModel(mlflow.pyfunc.PythonModel):
@@ -86,9 +86,11 @@ def log_checkpoint_model(client, run_id: str, experiment_id: str, checkpoint: st
             artifacts = {"weights": str(weights)}
             if sidecar.is_file():
                 artifacts["sidecar"] = str(sidecar)
-            mlflow.pyfunc.save_model(str(out), python_model=CheckpointModel(), artifacts=artifacts,
-                                     pip_requirements=list(REQUIREMENTS),
-                                     metadata={"checkpoint": weights.name, "source_run_id": run_id})
+            with warnings.catch_warnings():  # the same type-hint advice, again at save time
+                warnings.simplefilter("ignore", UserWarning)
+                mlflow.pyfunc.save_model(str(out), python_model=CheckpointModel(), artifacts=artifacts,
+                                         pip_requirements=list(REQUIREMENTS),
+                                         metadata={"checkpoint": weights.name, "source_run_id": run_id})
             # pyfunc copies each artifact into artifacts/ under its own name: the sidecar stays beside its weights
             client.log_model_artifacts(model.model_id, str(out))
     except BaseException:
