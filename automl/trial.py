@@ -115,6 +115,7 @@ def _one_line(exc: BaseException) -> str:
 #: besides the sampled keys, the spec fields a trial run logs as params (when the spec has them): what a
 #: reader of the runs table needs to tell sweeps apart. The whole resolved spec is the run's
 #: experiment.yaml artifact (every key of every trial also sits in <run_dir>/trials/<id>/train/).
+SPEC_ARTIFACT = "resolved_spec.json"
 KEY_SPEC_FIELDS = ("model.model_type", "model.encoder", "dataset.train_dataset.batch_size", "train.num_epochs",
                    "train.max_steps", "train.optim.optimizer", "train.seed")
 
@@ -131,10 +132,14 @@ class TaggingTracker(MlflowTracker):
         self._extra, self._on_start, self._sampled = dict(tags), on_start, tuple(sampled)
 
     def log_params(self, run, params):
+        from stereo.config.secrets import redact
         from stereo.tracking import flatten_dict
 
         flat = flatten_dict(params)
-        return super().log_params(run, {k: flat[k] for k in (*self._sampled, *KEY_SPEC_FIELDS) if k in flat})
+        logged = super().log_params(run, {k: flat[k] for k in (*self._sampled, *KEY_SPEC_FIELDS) if k in flat})
+        # the whole resolved spec, at once (experiment.yaml only arrives when the run ends, if it does)
+        self.client.log_dict(run.run_id, redact(dict(params)), SPEC_ARTIFACT)
+        return logged
 
     def start_run(self, name, *, experiment, tags=None, parent_run_id=None):
         handle = super().start_run(name, experiment=experiment, tags={**(tags or {}), **self._extra},

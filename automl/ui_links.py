@@ -14,7 +14,9 @@ MLflow 3's experiment page reads two kinds of state from its URL (read in its JS
 So at the end of a sweep :func:`publish_sweep_view` writes a shared view for it (key = the parent run id):
 only the sweep's trials (``searchFilter`` on ``mlflow.parentRunId``), sorted by the value each trial is
 ranked by (``best/val/<metric>``, ascending for ``--mode min``), with the sampled params, that value, the
-last ``val/<metric>`` and the trial's outcome as visible columns. :func:`compare_path` opens MLflow's compare
+last ``val/<metric>`` and the trial's outcome as visible columns. The Dataset and Models columns (on by
+default in every other view) are left out here: at 1920 px with MLflow's assistant panel open, they push
+the sampled params off screen. :func:`compare_path` opens MLflow's compare
 view (parallel coordinates, scatter, params side by side) of the top trials.
 
 """
@@ -62,8 +64,7 @@ def sweep_view_state(parent_run_id: str, sampled: Sequence[str], metric: str, mo
     return {"searchFilter": f"tags.`mlflow.parentRunId` = '{parent_run_id}'",
             "orderByKey": column("metrics", ranked), "orderByAsc": mode == "min",
             "selectedColumns": [column("metrics", ranked), *(column("params", p) for p in sampled),
-                                column("metrics", last), column("tags", OUTCOME_COLUMN),
-                                *(column("attributes", a) for a in ("Dataset", "Models"))]}
+                                column("metrics", last), column("tags", OUTCOME_COLUMN)]}
 
 
 def experiment_path(experiment_id: str, share_key: Optional[str] = None) -> str:

@@ -27,13 +27,12 @@ MODEL_TYPE = "stereo-depth"  # LoggedModel.model_type: how the Models tab labels
 REQUIREMENTS = ("torch", "safetensors", "numpy", "omegaconf")
 
 
-_hints = warnings.catch_warnings()
-_hints.__enter__()  # MLflow warns at class creation that predict() has no type hints: on purpose (see predict)
-warnings.simplefilter("ignore", UserWarning)
-
-
 class CheckpointModel(mlflow.pyfunc.PythonModel):
     """Loads the logged checkpoint lazily; ``predict({"left", "right"})`` -> disparity (numpy)."""
+
+    # no type-hint schema for a dict of two image batches: MLflow would otherwise wrap predict and warn
+    # ("Add type hints to the predict method") when this class is created
+    _skip_type_hint_validation = True
 
     def load_context(self, context) -> None:
         self._weights = context.artifacts["weights"]
@@ -53,7 +52,7 @@ class CheckpointModel(mlflow.pyfunc.PythonModel):
             self._model, _ = load_model(cfg, self._weights, what="logged model")
         return self._model
 
-    def predict(self, context, model_input, params=None):  # no type hints: MLflow would derive a schema
+    def predict(self, context, model_input, params=None):
         import numpy as np
         import torch
 
@@ -64,8 +63,6 @@ class CheckpointModel(mlflow.pyfunc.PythonModel):
         with torch.no_grad():
             return model(left, right, test_mode=True).cpu().numpy()
 
-
-_hints.__exit__(None, None, None)
 
 
 def log_checkpoint_model(client, run_id: str, experiment_id: str, checkpoint: str | Path, *, name: str,
