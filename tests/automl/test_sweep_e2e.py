@@ -268,11 +268,11 @@ def ui_on_sweep(swept, spawn_module):
     proc = spawn_module([sys.executable, "-m", "automl.cli", "ui", "--store", str(swept["run"]), "--port", str(port)],
                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     out, deadline = "", time.monotonic() + 120
-    while "MLflow UI: http" not in out and time.monotonic() < deadline and proc.poll() is None:
+    while "compare top:" not in out and time.monotonic() < deadline and proc.poll() is None:
         if select.select([proc.stdout], [], [], 1.0)[0]:
             out += proc.stdout.readline()
     assert f"MLflow UI: http://127.0.0.1:{port}" in out, out
-    return f"http://127.0.0.1:{port}"
+    return {"url": f"http://127.0.0.1:{port}", "printed": out}
 
 
 def _printed_links(swept, base):
@@ -289,7 +289,10 @@ def test_the_printed_link_shows_the_ranked_trials_and_their_sampled_values_in_ch
 
     if find_chromium() is None:
         pytest.skip("no Chromium on this machine and `make chromium` could not install it (apt-get)")
-    runs_url, compare_url = _printed_links(swept, ui_on_sweep)
+    runs_url, compare_url = _printed_links(swept, ui_on_sweep["url"])
+    # `automl ui` prints the same two links at its own address
+    assert f"latest sweep:  {runs_url}" in ui_on_sweep["printed"]
+    assert f"compare top:   {compare_url}" in ui_on_sweep["printed"]
     text = visible_text(dump_dom(runs_url))
     assert "Sort: best/val/epe" in text and "matching runs" in text, text[:2000]
     assert "Traces 0" not in text and "Token Usage" not in text  # the training view, not the GenAI overview
