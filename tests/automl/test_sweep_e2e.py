@@ -266,11 +266,11 @@ def ui_on_sweep(swept, spawn_module):
 
     port = free_port()
     proc = spawn_module([sys.executable, "-m", "automl.cli", "ui", "--store", str(swept["run"]), "--port", str(port)],
-                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    out, deadline = "", time.monotonic() + 120
+                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    out, deadline, fd = "", time.monotonic() + 120, proc.stdout.fileno()
     while "compare top:" not in out and time.monotonic() < deadline and proc.poll() is None:
-        if select.select([proc.stdout], [], [], 1.0)[0]:
-            out += proc.stdout.readline()
+        if select.select([fd], [], [], 1.0)[0]:  # raw reads: a buffered readline would hide the next lines
+            out += os.read(fd, 65536).decode(errors="replace")
     assert f"MLflow UI: http://127.0.0.1:{port}" in out, out
     return {"url": f"http://127.0.0.1:{port}", "printed": out}
 
