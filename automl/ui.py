@@ -235,6 +235,8 @@ def _print_sweep_links(uri: str, url: str) -> None:
 
     try:
         links, _ = latest_sweep_links(MlflowTracker(uri), base=url)
+    except _Stop:  # Ctrl-C while the store is read: stop, as anywhere else
+        raise
     except Exception:  # noqa: BLE001 - a store without sweeps (plain runs): nothing to point at
         return
     print(f"latest sweep:  {links.runs}", flush=True)
