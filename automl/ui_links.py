@@ -81,7 +81,8 @@ def compare_path(experiment_id: str, run_ids: Sequence[str]) -> str:
     def as_json(items) -> str:
         return urllib.parse.quote(json.dumps(list(items), separators=(",", ":")))
 
-    return f"#/compare-runs?runs={as_json(run_ids)}&experiments={as_json([experiment_id])}"
+    return (f"#/compare-runs?runs={as_json(run_ids)}&experiments={as_json([experiment_id])}"
+            f"&workflowType={WORKFLOW}")
 
 
 def top_run_ids(history: Sequence[dict], mode: str, n: int = TOP_TRIALS) -> list:
