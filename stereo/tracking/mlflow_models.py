@@ -5,8 +5,8 @@
 
 One implementation, shared by the train action (its best checkpoint) and whoever registers models later
 (``mlflow.register_model(f"models:/{model_id}", name)`` works on what this returns). The model is a pyfunc
-whose artifacts are the checkpoint and its JSON sidecar (which holds the model config): nothing is
-pickled but the small :class:`CheckpointModel` wrapper, referenced by its import path. ``predict`` builds
+whose artifacts are the checkpoint and its JSON sidecar (which holds the model config), built at load
+time by stereo/tracking/pyfunc_entry.py (MLflow's "models from code": nothing is pickled). ``predict`` builds
 the network from the sidecar, loads the weights strictly (stereo.training.inference_loop.load_model,
 no pickled code executed) and returns the disparity ``[B,1,H,W]`` for ``left``/``right`` float32
 ``[B,3,H,W]`` RGB 0..255 (the contract in docs/ARCHITECTURE.md).
@@ -16,8 +16,9 @@ and may capture a CUDA wheel.
 """
 from __future__ import annotations
 
+import contextlib
+import os
 import tempfile
-import warnings
 from pathlib import Path
 
 import mlflow.pyfunc
@@ -25,6 +26,9 @@ import mlflow.pyfunc
 MODEL_TYPE = "stereo-depth"  # LoggedModel.model_type: how the Models tab labels it
 #: the packages a loader needs (the stereo package itself is this checkout, not a wheel)
 REQUIREMENTS = ("torch", "safetensors", "numpy", "omegaconf")
+#: MLflow's "models from code": this file builds the model at load time (nothing of ours is pickled)
+ENTRY = Path(__file__).with_name("pyfunc_entry.py")
+_PROGRESS_ENV = "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"
 
 
 class CheckpointModel(mlflow.pyfunc.PythonModel):
@@ -65,6 +69,20 @@ class CheckpointModel(mlflow.pyfunc.PythonModel):
 
 
 
+@contextlib.contextmanager
+def _quiet_copy():
+    """No "Downloading artifacts" progress bars on the action's console while pyfunc copies the files."""
+    before = os.environ.get(_PROGRESS_ENV)
+    os.environ[_PROGRESS_ENV] = "false"
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(_PROGRESS_ENV, None)
+        else:
+            os.environ[_PROGRESS_ENV] = before
+
+
 def log_checkpoint_model(client, run_id: str, experiment_id: str, checkpoint: str | Path, *, name: str,
                          step: int = 0, params: dict[str, str] | None = None) -> str:
     """Log `checkpoint` (+ its ``.json`` sidecar beside it) as a READY logged model, output of `run_id` at
@@ -83,9 +101,8 @@ def log_checkpoint_model(client, run_id: str, experiment_id: str, checkpoint: st
             artifacts = {"weights": str(weights)}
             if sidecar.is_file():
                 artifacts["sidecar"] = str(sidecar)
-            with warnings.catch_warnings():  # the same type-hint advice, again at save time
-                warnings.simplefilter("ignore", UserWarning)
-                mlflow.pyfunc.save_model(str(out), python_model=CheckpointModel(), artifacts=artifacts,
+            with _quiet_copy():
+                mlflow.pyfunc.save_model(str(out), python_model=str(ENTRY), artifacts=artifacts,
                                          pip_requirements=list(REQUIREMENTS),
                                          metadata={"checkpoint": weights.name, "source_run_id": run_id})
             # pyfunc copies each artifact into artifacts/ under its own name: the sidecar stays beside its weights
