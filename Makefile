@@ -9,7 +9,7 @@ PYTEST_ARGS ?=
 WORKERS ?= 2
 XDIST := $(if $(filter 0,$(WORKERS)),-p no:xdist,-n $(WORKERS) --dist loadscope)
 
-.PHONY: setup test test-shuffled demo bench bench-search lint schemas clean
+.PHONY: setup test test-shuffled demo bench bench-search lint schemas clean chromium ui-snapshot
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -21,16 +21,31 @@ $(STAMP): pyproject.toml
 
 setup: $(STAMP)
 
-test: setup
+# headless Chromium for the real-browser UI test and `make ui-snapshot` (Debian's package; ~25 s once).
+# Without root or apt it says so and goes on: that test then skips with the reason.
+chromium:
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || \
+	  { SUDO=$$(test "$$(id -u)" = 0 || echo sudo -n); \
+	    ($$SUDO apt-get install -y --no-install-recommends chromium || \
+	     ($$SUDO apt-get update && $$SUDO apt-get install -y --no-install-recommends chromium)) >/dev/null 2>&1 \
+	    || echo "make chromium: could not install chromium (needs apt and root); the browser test will skip"; }
+
+test: setup chromium
 	$(BIN)/python -m pytest $(XDIST) $(PYTEST_ARGS)
 
 # the suite in a seeded random order (modules shuffled, tests shuffled inside each): SEED=n repeats one
 SEED ?= $(shell date +%s)
-test-shuffled: setup
+test-shuffled: setup chromium
 	$(BIN)/python -m pytest $(XDIST) -p random_order --random-order --random-order-seed=$(SEED) $(PYTEST_ARGS)
 
 demo: setup
 	$(BIN)/python -m automl.demo
+
+# PNG screenshots of the MLflow UI (latest sweep's runs view, compare view, parent description) for
+# docs/automl.md: from the demo's store (STORE=... for another), run `make demo` first
+STORE ?= demo_runs/results
+ui-snapshot: setup chromium
+	$(BIN)/python -m automl.ui_browser --store $(STORE) --out docs/img
 
 bench: setup
 	$(BIN)/python -m bench.run_all

@@ -131,7 +131,24 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     how = "finished" if not code else f"stopped (exit code {code}; the leaderboard above says how to resume)"
     print(f"\nDemo {how} after {time.monotonic() - start:.0f} s. Open the MLflow UI with:\n"
           f"  {plan.ui_command}", flush=True)
+    for line in sweep_link_lines(plan):
+        print(line, flush=True)
     return int(code or 0)
+
+
+def sweep_link_lines(plan: DemoPlan) -> List[str]:
+    """The newest sweep's two UI links (automl/ui_links.py), read back from the demo's store."""
+    from automl.ui_links import latest_sweep_links
+    from stereo.tracking import MlflowTracker
+
+    try:
+        links, _ = latest_sweep_links(MlflowTracker("sqlite:///" + str(plan.results_dir / "mlflow.db")))
+    except Exception:  # noqa: BLE001 - no sweep recorded (it failed early): the console above says why
+        return []
+    lines = [f"then open the trials, ranked, with their sampled values as columns:\n  {links.runs}"]
+    if links.compare:
+        lines.append(f"and compare the best ones side by side (parallel coordinates):\n  {links.compare}")
+    return lines
 
 
 if __name__ == "__main__":

@@ -22,7 +22,7 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any, Dict, List, Mapping, Optional
+from typing import List, Mapping, Optional
 
 from automl.dead_params import mlflow_tags
 from automl.launch import LaunchPlan
@@ -35,6 +35,7 @@ from automl.trial import TrialContext, trial_dir
 from automl.verdicts import RUN_STATUS, end_trial_runs, finalize_finished, outcome_of, progress_line, run_tags
 
 SEARCH_SPACE_FILE = "search_space.json"  # the full space, also an artifact of the parent run
+BASE_SPEC_FILE = "base_spec.yaml"  # the trials' common spec, also an artifact of the parent run
 DRIVER_FILE = "driver.json"  # <run_dir>/ledger/driver.json: the live driver's pid
 _TAG_ROOM = 4000  # MLflow cuts tag values at 8000 characters; the tag must stay valid JSON
 
@@ -117,20 +118,29 @@ def _parent_run(plan: LaunchPlan, tracker, ledger: Ledger, space: SearchSpace):
                              "max_concurrent": plan.max_concurrent, "grace_period": plan.grace_period,
                              "reduction_factor": plan.reduction_factor, "max_t": plan.max_t, "seed": plan.seed,
                              "cpus_per_trial": plan.cpus_per_trial, "gpus_per_trial": plan.gpus_per_trial,
-                             "search_space": plan.search_space_file or "schema defaults",
-                             **{f"base.{k}": v for k, v in _flat(plan.base_spec).items()}})
+                             "search_space": plan.search_space_file or "schema defaults"})
     ledger.update_sweep(parent_run_id=run.run_id)
     from stereo.atomic_io import atomic_write_text
 
     path = atomic_write_text(Path(plan.run_dir) / SEARCH_SPACE_FILE, json.dumps(space.to_dict(), indent=1, default=str))
     tracker.log_artifact(run, str(path))
+    tracker.log_artifact(run, str(write_base_spec(plan)))
     return run
 
 
-def _flat(spec: Mapping[str, Any]) -> Dict[str, Any]:
-    from stereo.tracking import flatten_dict
+def write_base_spec(plan: LaunchPlan) -> Path:
+    """``<run_dir>/base_spec.yaml``: the spec every trial starts from (an artifact of the parent run, not
+    ~360 params that would bury the sampled ones). Its results_dir names the trials' folder: the
+    template's placeholder is never what a trial ran with."""
+    import yaml
 
-    return flatten_dict(spec)
+    from stereo.atomic_io import atomic_write_text
+
+    base = {**plan.base_spec, "results_dir": str(Path(plan.run_dir) / "trials")}
+    text = ("# the spec every trial of this sweep starts from; each trial sets its sampled values and\n"
+            "# results_dir: <this folder>/trials/<trial id> (trials/<id>/train/experiment.yaml is the one it ran)\n"
+            + yaml.safe_dump(base, sort_keys=False))
+    return atomic_write_text(Path(plan.run_dir) / BASE_SPEC_FILE, text)
 
 
 def run_sweep(plan: LaunchPlan, *, printer=print, stream=None) -> dict:
@@ -227,26 +237,56 @@ def _run_sweep(plan: LaunchPlan, ledger: Ledger, printer, stream) -> dict:
               for s in ("completed", "failed", "stopped")}
     tracker.log_metrics(parent, {f"trials_{k}": v for k, v in counts.items()}, step=attempt)
     tracker.set_tags(parent, {"automl.state": state})
+    links = _describe_parent(plan, tracker, parent, report, space)
     tracker.end_run(parent, "FINISHED" if complete else "KILLED")
     if not complete:
         printer(f"sweep INCOMPLETE: {counted} of {target} trial(s) finished. Resume with: {plan.resume_command()}")
     printer(progress())
-    for line in pointers(report, plan):
+    for line in pointers(report, plan, links):
         printer(line)
-    return {"state": state, "trials": trials, "report": report}
+    return {"state": state, "trials": trials, "report": report, "links": links}
 
 
-def pointers(report, plan: LaunchPlan) -> List[str]:
-    """Where the results are, and a UI command that works as printed."""
+def _describe_parent(plan: LaunchPlan, tracker, parent, report, space: SearchSpace):
+    """The sweep's shared view in the UI (automl/ui_links.py) and the parent run's note (automl/sweep_note.py);
+    returns the links (None when tracking failed: that must never fail a finished sweep)."""
+    from automl.sweep_note import sweep_note
+    from automl.ui_links import publish_sweep_view
+
+    try:
+        links = publish_sweep_view(tracker, plan.experiment, parent.run_id, list(space.names), plan.metric,
+                                   plan.mode, report.results.get("history", []))
+        budget = (f"{plan.num_samples} trials, {plan.max_concurrent} at a time, time budget "
+                  f"{plan.time_budget_s or 'none'}, max_t {plan.max_t} validations")
+        tracker.set_note(parent, sweep_note(
+            name=Path(plan.run_dir).name, results=report.results, metric=plan.metric, mode=plan.mode,
+            decision=plan.decision, budget=budget, algorithm=f"{plan.algorithm}+{plan.scheduler}",
+            experiment_id=links.experiment_id, parent_run_id=parent.run_id, links=links,
+            report_path=str(report.html_path)))
+        return links
+    except Exception as exc:  # noqa: BLE001 - the report on disk is complete; say what is missing
+        print(f"warning: could not write the sweep's MLflow view and note: {type(exc).__name__}: {exc}",
+              file=sys.stderr)
+        return None
+
+
+def pointers(report, plan: LaunchPlan, links=None) -> List[str]:
+    """Where the results are, a UI command that works as printed, and the links that open the trials
+    ranked (with the sampled values as columns) and the compare view of the best ones once it runs."""
     from automl.ui import ui_command
 
     def where(path) -> str:
         return str(path) if path else "none (no trial was scored)"
 
-    return [f"report:          {report.html_path}",
-            f"best spec:       {where(report.best_spec_path)}",
-            f"best checkpoint: {where(report.best_checkpoint)}",
-            f"MLflow UI:       {ui_command(plan.tracking_uri, plan.run_dir)}"]
+    lines = [f"report:          {report.html_path}",
+             f"best spec:       {where(report.best_spec_path)}",
+             f"best checkpoint: {where(report.best_checkpoint)}",
+             f"MLflow UI:       {ui_command(plan.tracking_uri, plan.run_dir)}"]
+    if links is not None:
+        lines.append(f"  then open:     {links.runs}")
+        if links.compare:
+            lines.append(f"  compare top:   {links.compare}")
+    return lines
 
 
 def _main_thread() -> bool:

@@ -112,13 +112,34 @@ def _one_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
+#: besides the sampled keys, the spec fields a trial run logs as params (when the spec has them): what a
+#: reader of the runs table needs to tell sweeps apart. The whole resolved spec is the run's
+#: experiment.yaml artifact (every key of every trial also sits in <run_dir>/trials/<id>/train/).
+SPEC_ARTIFACT = "resolved_spec.json"
+KEY_SPEC_FIELDS = ("model.model_type", "model.encoder", "dataset.train_dataset.batch_size", "train.num_epochs",
+                   "train.max_steps", "train.optim.optimizer", "train.seed")
+
+
 class TaggingTracker(MlflowTracker):
     """MlflowTracker that tags the trial's run and tells the ledger its id the moment it exists,
-    so the driver can close the run even if this process is killed."""
+    so the driver can close the run even if this process is killed. Of the spec it logs as params only
+    the sampled keys and :data:`KEY_SPEC_FIELDS`, so that what differs between trials is what the UI shows
+    (364 flattened spec keys would bury them)."""
 
-    def __init__(self, uri: str, tags: Mapping[str, str], on_start: Callable[[str], None]):
+    def __init__(self, uri: str, tags: Mapping[str, str], on_start: Callable[[str], None],
+                 sampled: tuple = ()):
         super().__init__(uri)
-        self._extra, self._on_start = dict(tags), on_start
+        self._extra, self._on_start, self._sampled = dict(tags), on_start, tuple(sampled)
+
+    def log_params(self, run, params):
+        from stereo.config.secrets import redact
+        from stereo.tracking import flatten_dict
+
+        flat = flatten_dict(params)
+        logged = super().log_params(run, {k: flat[k] for k in (*self._sampled, *KEY_SPEC_FIELDS) if k in flat})
+        # the whole resolved spec, at once (experiment.yaml only arrives when the run ends, if it does)
+        self.client.log_dict(run.run_id, redact(dict(params)), SPEC_ARTIFACT)
+        return logged
 
     def start_run(self, name, *, experiment, tags=None, parent_run_id=None):
         handle = super().start_run(name, experiment=experiment, tags={**(tags or {}), **self._extra},
@@ -292,7 +313,8 @@ def run_trial(config: Mapping[str, Any], ctx: TrialContext, report: Callable[[Di
             tags = {TRIAL_TAG: trial_id, SWEEP_TAG: ctx.sweep_name, ATTEMPT_TAG: str(attempt),
                     SAMPLED_TAG: json.dumps(sorted(params)), **ctx.extra_tags}
             tracker = TaggingTracker(ctx.tracking_uri, tags,
-                                        lambda run_id: ledger.update_progress(trial_id, run_id=run_id))
+                                     lambda run_id: ledger.update_progress(trial_id, run_id=run_id),
+                                     sampled=tuple(sorted(params)))
         reporter = _reporter_class()(trial_id, index, attempt, ledger, ctx.metric, report,
                                      scheduler=ctx.scheduler, stop_requested=stop_requested)
         # the best checkpoint is the best by the sweep's metric and mode, not the trainer's default val/epe

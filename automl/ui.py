@@ -228,6 +228,22 @@ def start_server(store: Optional[str], *, host: str = "127.0.0.1", port: int = D
     return server
 
 
+def _print_sweep_links(uri: str, url: str) -> None:
+    """The newest sweep's ranked runs view and compare view at this server's address, if the store has one."""
+    from automl.ui_links import latest_sweep_links
+    from stereo.tracking import MlflowTracker
+
+    try:
+        links, _ = latest_sweep_links(MlflowTracker(uri), base=url)
+    except _Stop:  # Ctrl-C while the store is read: stop, as anywhere else
+        raise
+    except Exception:  # noqa: BLE001 - a store without sweeps (plain runs): nothing to point at
+        return
+    print(f"latest sweep:  {links.runs}", flush=True)
+    if links.compare:
+        print(f"compare top:   {links.compare}", flush=True)
+
+
 class _Stop(Exception):
     """A stop signal (SIGINT, SIGTERM, SIGHUP) reached `automl ui`."""
 
@@ -260,6 +276,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print(f"Starting the MLflow UI on {resolve_store(args.store)} ...", flush=True)
         server.wait_ready()
         print(f"MLflow UI: {server.url}   (Ctrl-C stops it; server log: {server.log_path})", flush=True)
+        _print_sweep_links(resolve_store(args.store), server.url)
         code = server.proc.wait()
         print(f"automl ui: the server exited with code {code}; log: {server.log_path}", file=sys.stderr)
         return 1

@@ -116,7 +116,8 @@ def end_trial_runs(tracker, experiment: str, entry: Mapping[str, Any], status: s
     and gets `tags`; the others end FAILED, tagged ``automl.status=retried``. A retry
     (``up_to_attempt=n``): attempts up to n end FAILED and are tagged retried; the retry's run is left alone.
     With `metric` (only when no trial process is alive, or it could log them a second time), a scored
-    verdict run that lacks the value it is ranked by gets ``best/val/<metric>`` and ``best/step``.
+    verdict run that lacks the value it is ranked by gets ``best/val/<metric>`` and ``best/step``, and one
+    without its logged model (tag ``model_id``) gets its best checkpoint logged as one.
     """
     from stereo.tracking import RunHandle
 
@@ -141,6 +142,11 @@ def end_trial_runs(tracker, experiment: str, entry: Mapping[str, Any], status: s
             if key and entry.get("metric") is not None and key not in run.metrics and status == "FINISHED":
                 step = int(entry.get("best_step") or 0)
                 tracker.log_metrics(handle, {key: float(entry["metric"]), "best/step": step}, step=step)
+            if key and status == "FINISHED" and entry.get("checkpoint") and "model_id" not in run.tags:
+                # its process was ended before it logged its best checkpoint as a model (the Models column)
+                model_id = tracker.log_model(handle, str(entry["checkpoint"]), name=entry["trial_id"],
+                                             step=int(entry.get("best_step") or 0))
+                tracker.set_tags(handle, {"model_id": model_id})
         elif run.tags.get("automl.status") is None:
             tracker.set_tags(handle, {"automl.status": "retried"})
 

@@ -70,7 +70,9 @@ spec:
   A YAML file in TAO depth_net layout (model, dataset, train, evaluate, inference, export,
   gen_trt_engine sections; docs/spec_reference.md lists every key); convert takes its own flat spec.
   Every action but validate writes <results_dir>/<action>/status.json and experiment.yaml and
-  records an MLflow run (<results_dir>/mlflow.db unless $MLFLOW_TRACKING_URI is set).
+  records an MLflow run (<results_dir>/mlflow.db unless $MLFLOW_TRACKING_URI is set); train, evaluate,
+  inference, export and gen_trt_engine on one results_dir (or on a checkpoint trained there) nest under
+  one "flow" run (<results_dir>/flow.json; $STEREO_FLOW_RUN_ID picks one: stereo/actions/flow.py).
 
 overrides:
   Any number of key=value pairs after the spec replace values in it and get the same checks,
@@ -184,7 +186,11 @@ def _run(args: argparse.Namespace, action: Action) -> int:
                             action=check, checks=disk_checks)
     for warning in resolved.warnings:
         print(warning.render(), file=sys.stderr)
-    result = _import(action.function, f"depth_net {args.action}")(resolved.spec)
+    run_action_fn = _import(action.function, f"depth_net {args.action}")
+    from stereo.actions.flow import FLOW_ACTIONS, flow_parent  # light: no torch, MLflow only when it runs
+
+    parent = flow_parent(resolved.spec, args.action) if args.action in FLOW_ACTIONS else None
+    result = run_action_fn(resolved.spec, parent_run_id=parent) if parent else run_action_fn(resolved.spec)
     _print_result(result)
     return EXIT_OK
 

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from stereo.actions.layout import EXPERIMENT_FILE, action_dir, save_experiment_yaml
+from stereo.actions.run_inputs import log_spec_datasets
 from stereo.actions.status import STATUS_FILE, StatusLogger
 from stereo.errors import EXIT_BAD_INPUT, EXIT_FAILURE, BadInputError, StereoError, exit_code_of
 from stereo.tracking.base import RunHandle, Tracker
@@ -219,6 +220,7 @@ def run_action(name: str, spec_dict: Mapping[str, Any], results_dir: str | Path 
             ctx.run = tracker.start_run(run_name or name, experiment=experiment, tags=run_tags,
                                         parent_run_id=parent_run_id)
             tracker.log_params(ctx.run, spec_dict)
+            log_spec_datasets(tracker, ctx.run, name, spec_dict)
         result = fn(ctx)
     except (KeyboardInterrupt, SystemExit) as exc:
         status.write("FAILURE", f"{name} interrupted ({type(exc).__name__}).", verbosity="ERROR")

@@ -130,6 +130,7 @@ def _track_outputs(ctx: ActionContext, outcome) -> None:
         for p in (real, real.with_suffix(".json")):
             if p.exists():
                 ctx.log_artifact(p, "checkpoints")
+        _log_best_model(ctx, outcome.best_checkpoint, best)
     if outcome.resumed_from:
         tags["resumed_from"] = outcome.resumed_from
     if outcome.extra.get("pretrained_sha256"):
@@ -139,6 +140,20 @@ def _track_outputs(ctx: ActionContext, outcome) -> None:
         ctx.log_artifact(visuals)
     if tags:
         ctx.tracker.set_tags(ctx.run, tags)
+
+
+def _log_best_model(ctx: ActionContext, checkpoint: str, best: dict | None) -> None:
+    """The best checkpoint as the run's logged model (the UI's "Models" column), named after the run;
+    a tracking problem only warns."""
+    import warnings
+
+    try:
+        step = int(best["step"]) if best else 0
+        model_id = ctx.tracker.log_model(ctx.run, checkpoint, name=ctx.run.name or ACTION, step=step)
+        ctx.tracker.set_tags(ctx.run, {"model_id": model_id})
+    except Exception as exc:  # noqa: BLE001 - the checkpoint is on disk and logged as an artifact already
+        warnings.warn(f"could not log the best checkpoint as a model: {type(exc).__name__}: {exc}",
+                      RuntimeWarning, stacklevel=2)
 
 
 def _fit(spec, out_dir: Path, metric_sink, kpi_sink, extra_callbacks: Sequence[Any],

@@ -1,5 +1,6 @@
 """Experiment tracking behind a small interface: MemoryTracker for tests, MlflowTracker for real runs."""
 from stereo.tracking.base import (
+                                  NOTE_TAG,
                                   PARENT_RUN_TAG,
                                   RunHandle,
                                   RunRecord,
@@ -10,6 +11,8 @@ from stereo.tracking.base import (
 )
 from stereo.tracking.memory import MemoryTracker
 from stereo.tracking.mlflow_tracker import (
+                                  EXPERIMENT_KIND_TAG,
+                                  TRAINING_KIND,
                                   MlflowTracker,
                                   artifact_root,
                                   check_tracking_uri,
@@ -18,6 +21,9 @@ from stereo.tracking.mlflow_tracker import (
 )
 
 __all__ = [
+                                  "EXPERIMENT_KIND_TAG",
+                                  "NOTE_TAG",
+                                  "TRAINING_KIND",
                                   "PARENT_RUN_TAG",
                                   "MemoryTracker",
                                   "MlflowTracker",

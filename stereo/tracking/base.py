@@ -14,12 +14,13 @@ import abc
 import contextlib
 import json
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 PARENT_RUN_TAG = "mlflow.parentRunId"
 RUN_NAME_TAG = "mlflow.runName"
+NOTE_TAG = "mlflow.note.content"  # the run's description (markdown) in MLflow's UI
 RUN_STATUSES = ("RUNNING", "FINISHED", "FAILED", "KILLED")
 END_STATUSES = ("FINISHED", "FAILED", "KILLED")
 
@@ -129,6 +130,21 @@ class Tracker(abc.ABC):
         """Copy the file or directory at `path` into the run's artifacts (under `artifact_path`)."""
 
     @abc.abstractmethod
+    def set_experiment_tags(self, experiment: str, tags: Mapping[str, str]) -> None:
+        """Tag `experiment` (created if missing), e.g. a saved view of the UI (automl/ui_links.py)."""
+
+    @abc.abstractmethod
+    def log_datasets(self, run: RunHandle, files: Mapping[str, Sequence[str]]) -> None:
+        """Record annotation files as the run's dataset inputs: ``{"train": [path, ...], "val": [...]}``
+        (name, digest, line count; stereo/tracking/mlflow_datasets.py). A missing file raises."""
+
+    @abc.abstractmethod
+    def log_model(self, run: RunHandle, checkpoint: str, *, name: str, step: int = 0,
+                  params: Mapping[str, Any] | None = None) -> str:
+        """Log `checkpoint` (+ its JSON sidecar) as a model output of the run; returns the model id
+        (stereo/tracking/mlflow_models.py: a pyfunc that loads back and predicts)."""
+
+    @abc.abstractmethod
     def _terminate(self, run: RunHandle, status: str) -> None:
         """Mark the run ended with `status` (one of END_STATUSES)."""
 
@@ -172,6 +188,10 @@ class Tracker(abc.ABC):
         clean = {check_key(k, "tag"): _truncate(str(v), MAX_TAG_VALUE_LENGTH) for k, v in tags.items()}
         for batch in _chunks(list(clean.items()), MAX_PARAMS_PER_BATCH):
             self._set_tag_batch(run, dict(batch))
+
+    def set_note(self, run: RunHandle, markdown: str) -> None:
+        """The run's description in MLflow's UI (markdown)."""
+        self.set_tags(run, {NOTE_TAG: markdown})
 
     def end_run(self, run: RunHandle, status: str = "FINISHED") -> None:
         if status not in END_STATUSES:

@@ -19,6 +19,8 @@ class _Run:
     tags: dict[str, str] = field(default_factory=dict)
     history: dict[str, list[tuple[int, float]]] = field(default_factory=dict)  # key → [(step, value)]
     artifacts: list[str] = field(default_factory=list)  # artifact-relative paths
+    datasets: list[tuple[str, str]] = field(default_factory=list)  # (context, absolute path)
+    models: list[str] = field(default_factory=list)  # checkpoint paths logged as models
 
 
 class MemoryTracker(Tracker):
@@ -26,6 +28,7 @@ class MemoryTracker(Tracker):
 
     def __init__(self) -> None:
         self.experiments: dict[str, str] = {}  # name → id
+        self.experiment_tags: dict[str, dict[str, str]] = {}  # name → tags
         self.runs: dict[str, _Run] = {}
         self._order = itertools.count()
 
@@ -71,6 +74,23 @@ class MemoryTracker(Tracker):
         name = os.path.basename(os.path.normpath(path))
         self._get(run).artifacts.append(f"{artifact_path}/{name}" if artifact_path else name)
 
+    def set_experiment_tags(self, experiment, tags) -> None:
+        self.experiments.setdefault(experiment, str(len(self.experiments)))
+        self.experiment_tags.setdefault(experiment, {}).update({k: str(v) for k, v in tags.items()})
+
+    def log_datasets(self, run, files) -> None:
+        for context, paths in files.items():
+            for path in paths:
+                if not os.path.isfile(path):
+                    raise FileNotFoundError(f"dataset file {path!r} does not exist")
+                self._get(run).datasets.append((context, os.path.abspath(path)))
+
+    def log_model(self, run, checkpoint, *, name, step=0, params=None) -> str:
+        if not os.path.isfile(checkpoint):
+            raise FileNotFoundError(f"checkpoint {checkpoint!r} does not exist; log a model after it is written")
+        self._get(run).models.append(str(checkpoint))
+        return f"m-{uuid.uuid4().hex}"
+
     def _terminate(self, run, status) -> None:
         self._get(run).status = status
 
@@ -95,3 +115,9 @@ class MemoryTracker(Tracker):
 
     def artifacts(self, run_id: str) -> list[str]:
         return list(self.runs[run_id].artifacts)
+
+    def datasets(self, run_id: str) -> list[tuple[str, str]]:
+        return list(self.runs[run_id].datasets)
+
+    def models(self, run_id: str) -> list[str]:
+        return list(self.runs[run_id].models)

@@ -31,6 +31,10 @@ from stereo.tracking.base import PARENT_RUN_TAG, RunHandle, RunRecord, Tracker
 
 DB_NAME = "mlflow.db"
 ARTIFACTS_DIR = "mlruns"
+#: the experiment tag MLflow 3's UI reads to pick a view; ``custom_model_development`` ("Machine learning")
+#: opens the training view (runs table, charts, compare); without it the UI guesses, and an experiment
+#: without traces may open the GenAI view (traces, judges, prompts)
+EXPERIMENT_KIND_TAG, TRAINING_KIND = "mlflow.experimentKind", "custom_model_development"
 _SQLITE = "sqlite:///"
 
 
@@ -126,7 +130,8 @@ def _get_or_create_experiment(client, uri: str, name: str) -> str:
     exp = client.get_experiment_by_name(name)
     if exp is None:
         try:
-            return client.create_experiment(name, artifact_location=_experiment_location(artifact_root(uri), name))
+            return client.create_experiment(name, artifact_location=_experiment_location(artifact_root(uri), name),
+                                            tags={EXPERIMENT_KIND_TAG: TRAINING_KIND})
         except MlflowException:
             exp = client.get_experiment_by_name(name)  # another process created it first
             if exp is None:
@@ -134,6 +139,8 @@ def _get_or_create_experiment(client, uri: str, name: str) -> str:
     if exp.lifecycle_stage == "deleted":
         raise ValueError(f"MLflow experiment {name!r} is deleted in {uri}; restore it "
                          f"(`mlflow experiments restore --experiment-id {exp.experiment_id}`) or use another name")
+    if EXPERIMENT_KIND_TAG not in exp.tags:  # a store made before we set it; a kind chosen in the UI stays
+        client.set_experiment_tag(exp.experiment_id, EXPERIMENT_KIND_TAG, TRAINING_KIND)
     return exp.experiment_id
 
 
@@ -216,6 +223,25 @@ class MlflowTracker(Tracker):
             self.client.log_artifacts(run.run_id, str(p), sub)
         else:
             self.client.log_artifact(run.run_id, str(p), artifact_path)
+
+    def set_experiment_tags(self, experiment, tags) -> None:
+        exp_id = self.experiment_id(experiment)
+        for k, v in tags.items():
+            self.client.set_experiment_tag(exp_id, k, str(v))
+
+    def log_datasets(self, run, files) -> None:
+        from stereo.tracking.mlflow_datasets import log_annotation_inputs
+
+        log_annotation_inputs(self.client, run.run_id, {k: list(v) for k, v in files.items()})
+
+    def log_model(self, run, checkpoint, *, name, step=0, params=None) -> str:
+        from stereo.tracking.mlflow_models import log_checkpoint_model
+
+        return log_checkpoint_model(self.client, run.run_id, run.experiment_id or self._run_experiment(run),
+                                    checkpoint, name=name, step=step, params=dict(params or {}))
+
+    def _run_experiment(self, run) -> str:
+        return self.client.get_run(run.run_id).info.experiment_id
 
     def _terminate(self, run, status) -> None:
         self.client.set_terminated(run.run_id, status)

@@ -218,3 +218,101 @@ def test_a_real_mlflow_server_serves_every_trial_of_the_sweep(swept, tmp_path):
             assert not {"pid", "time_this_iter_s", "training_iteration", "done"} & set(metrics)
     finally:
         server.stop()
+
+
+def test_trial_runs_show_what_differs_and_the_parent_says_what_happened(swept, tmp_path):
+    """Few params per trial (the sampled keys + key spec fields), the spec as an artifact, datasets and the
+    best checkpoint as a model on each trial run; a description and no placeholder on the parent."""
+    from mlflow import MlflowClient
+
+    from automl.trial import KEY_SPEC_FIELDS, SPEC_ARTIFACT
+    from stereo.tracking import EXPERIMENT_KIND_TAG, NOTE_TAG, TRAINING_KIND, MlflowTracker, default_tracking_uri
+
+    uri = default_tracking_uri(swept["run"])
+    runs = MlflowTracker(uri).find_runs("depth_net")
+    client = MlflowClient(tracking_uri=uri)
+    assert client.get_experiment_by_name("depth_net").tags[EXPERIMENT_KIND_TAG] == TRAINING_KIND
+    assert not [(r.name, k) for r in runs for k, v in r.params.items() if "<" in v and ">" in v]  # no placeholder
+    parent = next(r for r in runs if r.tags.get("automl.kind") == "sweep")
+    assert not any(k.startswith("base.") for k in parent.params) and len(parent.params) < 20
+    assert "base_spec.yaml" in {f.path for f in client.list_artifacts(parent.run_id)}
+    note = parent.tags[NOTE_TAG]
+    assert "| rank | trial | outcome | best/val/epe |" in note and "**Decision:** sweep" in note
+    best = swept["results"]["best"]
+    assert f"| 1 | {best['trial_id']} | completed | {best['metric']:.4g} |" in note
+    assert "viewStateShareKey=" + parent.run_id in note and "plots/parallel.png" in note
+    for t in swept["ledger"].counted():
+        if t["run_id"] is None or t["status"] not in ("completed", "stopped"):
+            continue
+        run = next(r for r in runs if r.run_id == t["run_id"])
+        assert set(run.params) == set(t["params"]) | set(KEY_SPEC_FIELDS)
+        assert run.metrics["best/val/epe"] == pytest.approx(t["metric"])
+        full = client.get_run(run.run_id)
+        assert {d.dataset.name for d in full.inputs.dataset_inputs} == {"train/fsd.txt", "val/fsd.txt"}
+        (model,) = full.outputs.model_outputs
+        assert client.get_logged_model(model.model_id).source_run_id == run.run_id
+        local = client.download_artifacts(run.run_id, SPEC_ARTIFACT, str(tmp_path / run.run_id))
+        with open(local) as fh:
+            spec = json.load(fh)
+        assert spec["train"]["optim"]["lr"] == pytest.approx(t["params"]["train.optim.lr"])
+
+
+# --- what a newcomer sees in a real browser ---------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def ui_on_sweep(swept, spawn_module):
+    """`automl ui` on the sweep's folder, started as a user starts it (the process group is killed after)."""
+    import select
+
+    from automl.ui import free_port
+
+    port = free_port()
+    proc = spawn_module([sys.executable, "-m", "automl.cli", "ui", "--store", str(swept["run"]), "--port", str(port)],
+                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    out, deadline, fd = "", time.monotonic() + 120, proc.stdout.fileno()
+    while "compare top:" not in out and time.monotonic() < deadline and proc.poll() is None:
+        if select.select([fd], [], [], 1.0)[0]:  # raw reads: a buffered readline would hide the next lines
+            out += os.read(fd, 65536).decode(errors="replace")
+    assert f"MLflow UI: http://127.0.0.1:{port}" in out, out
+    return {"url": f"http://127.0.0.1:{port}", "printed": out}
+
+
+def _printed_links(swept, base):
+    """The two links `automl run` printed at the end, pointed at this test's port."""
+    out = swept["resumed"].stdout
+    runs = next(line.split("then open:", 1)[1].strip() for line in out.splitlines() if "then open:" in line)
+    compare = next(line.split("compare top:", 1)[1].strip() for line in out.splitlines() if "compare top:" in line)
+    return (runs.replace("http://127.0.0.1:5000", base), compare.replace("http://127.0.0.1:5000", base))
+
+
+def test_the_printed_link_shows_the_ranked_trials_and_their_sampled_values_in_chromium(swept, ui_on_sweep):
+    from automl.ui_browser import dump_dom, find_chromium, visible_text
+    from stereo.tracking import MlflowTracker, default_tracking_uri
+
+    if find_chromium() is None:
+        pytest.skip("no Chromium on this machine and `make chromium` could not install it (apt-get)")
+    runs_url, compare_url = _printed_links(swept, ui_on_sweep["url"])
+    # `automl ui` prints the same two links at its own address
+    assert f"latest sweep:  {runs_url}" in ui_on_sweep["printed"]
+    assert f"compare top:   {compare_url}" in ui_on_sweep["printed"]
+    text = visible_text(dump_dom(runs_url))
+    assert "Sort: best/val/epe" in text and "matching runs" in text, text[:2000]
+    assert "Traces 0" not in text and "Token Usage" not in text  # the training view, not the GenAI overview
+    trials = [t for t in swept["ledger"].counted() if t["run_id"] and t["metric"] is not None]
+    records = {r.run_id: r for r in MlflowTracker(default_tracking_uri(swept["run"])).find_runs("depth_net")}
+    for column in ("best/val/epe", "train.optim.lr", "train.optim.lr_decay", "automl.outcome"):
+        assert column in text, column
+    ranked = sorted(trials, key=lambda t: t["metric"])
+    positions = [text.index(f" {t['trial_id']} ") for t in ranked]
+    assert positions == sorted(positions), "rows are not in ranked order"
+    for t in ranked:
+        run = records[t["run_id"]]
+        assert run.metrics["best/val/epe"] == pytest.approx(t["metric"])
+        assert repr(run.metrics["best/val/epe"]) in text, t["trial_id"]  # the value the sweep ranked it by
+        for key in ("train.optim.lr", "train.optim.lr_decay"):
+            assert run.params[key] in text, (t["trial_id"], key)  # the sampled value, as a visible column
+    failed = [t["trial_id"] for t in swept["ledger"].counted() if t["status"] == "failed"]
+    assert all(f" {tid} " in text for tid in failed)  # listed too, after the ranked ones
+
+    compare = visible_text(dump_dom(compare_url))
+    assert "Parallel Coordinates Plot" in compare and "train.optim.lr_decay" in compare
+    assert all(t["trial_id"] in compare for t in ranked[:5])

@@ -96,3 +96,16 @@ def test_missing_artifact_raises(tracker, experiment, tmp_path):
     run = tracker.start_run("a", experiment=experiment)
     with pytest.raises(FileNotFoundError, match="missing.txt"):
         tracker.log_artifact(run, str(tmp_path / "missing.txt"))
+
+
+def test_datasets_and_models_refuse_missing_files_alike(tracker, experiment, tmp_path):
+    run = tracker.start_run("r", experiment=experiment)
+    ann = tmp_path / "train.txt"
+    ann.write_text("l.png r.png d.pfm\n")
+    tracker.log_datasets(run, {"train": [str(ann)]})  # accepted by both
+    with pytest.raises(FileNotFoundError):
+        tracker.log_datasets(run, {"val": [str(tmp_path / "missing.txt")]})
+    with pytest.raises(FileNotFoundError):
+        tracker.log_model(run, str(tmp_path / "missing.safetensors"), name="r")
+    tracker.set_note(run, "# notes")
+    assert tracker.find_runs(experiment)[0].tags["mlflow.note.content"] == "# notes"
