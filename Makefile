@@ -25,7 +25,7 @@ setup: $(STAMP)
 # Without root or apt it says so and goes on: that test then skips with the reason.
 chromium:
 	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || \
-	  { SUDO=$$(test "$$(id -u)" = 0 || echo sudo -n); \
+	  { SUDO=$$(test "$$(id -u)" = 0 || echo sudo -n); export DEBIAN_FRONTEND=noninteractive; \
 	    ($$SUDO apt-get install -y --no-install-recommends chromium || \
 	     ($$SUDO apt-get update && $$SUDO apt-get install -y --no-install-recommends chromium)) >/dev/null 2>&1 \
 	    || echo "make chromium: could not install chromium (needs apt and root); the browser test will skip"; }
