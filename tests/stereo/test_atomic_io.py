@@ -32,3 +32,19 @@ def test_published_file_has_the_umask_mode_not_mkstemp_0600(tmp_path):
     finally:
         os.umask(old)
     assert target.stat().st_mode & 0o777 == 0o644
+
+
+def test_a_checkpoint_written_by_safetensors_is_published_with_the_umask_mode(tmp_path):
+    """safetensors' save_file replaces the temp file (a new 0600 inode): the mode is set after the writer."""
+    import os
+
+    import torch
+
+    from stereo.models.checkpoints import save_checkpoint
+
+    old = os.umask(0o022)
+    try:
+        path = save_checkpoint(tmp_path / "m", {"w": torch.zeros(2)}, config={"model_type": "FoundationStereo"})
+    finally:
+        os.umask(old)
+    assert path.suffix == ".safetensors" and path.stat().st_mode & 0o777 == 0o644
