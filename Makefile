@@ -4,6 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
+TORCH_INDEX ?=
 # two pytest workers (2-core CI): much of the suite waits on subprocesses, Ray start-up and imports; a
 # module's tests stay on one worker (loadscope), so module-scoped sweeps run once. WORKERS=0 runs serially.
 WORKERS ?= 2
@@ -14,8 +15,9 @@ XDIST := $(if $(filter 0,$(WORKERS)),-p no:xdist,-n $(WORKERS) --dist loadscope)
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	# torch first and pinned: keeps the CPU build (an unpinned resolve pulls CUDA wheels).
-	$(BIN)/pip install --quiet "torch==2.13.0"
+	# torch first and pinned. The pin keeps the CPU build only where the index serves it (CI, dev machines);
+	# from plain PyPI give TORCH_INDEX=https://download.pytorch.org/whl/cpu or it resolves to the CUDA build.
+	$(BIN)/pip install --quiet "torch==2.13.0" $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX) --extra-index-url https://pypi.org/simple)
 	$(BIN)/pip install --quiet -e ".[dev]"
 	touch $(STAMP)
 

@@ -215,8 +215,10 @@ def review_lines(probe: Dict[str, Any]) -> List[str]:
              f"{probe['val_seconds_per_batch']:.3f} s per validation batch; {where}"]
     lines += list(probe.get("notes", ()))
     if "estimate_s" in probe:
-        lines.append(f"estimate: at most {_duration(probe['estimate_s'])} for the sweep "
-                     f"({_duration(probe['per_trial_s'])} per full trial; early-stopped trials take less)")
+        lines.append(f"estimate: {_duration(probe['estimate_s'])} or more for the sweep "
+                     f"({_duration(probe['per_trial_s'])} per full trial as probed on an idle core; "
+                     "checkpoint writes, logging and other load on the machine come on top, early stopping "
+                     "takes off; the progress line's ETA follows the real trials)")
     return lines
 
 

@@ -19,6 +19,7 @@ becomes a WARNING line (``Report.warnings``), so the rest of a finished sweep's 
 """
 from __future__ import annotations
 
+import json
 import math
 import os
 import shutil
@@ -235,12 +236,29 @@ def _best_spec_yaml(spec: Mapping[str, Any], run_dir: Path, best: Mapping[str, A
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ReportError(f"best trial {best['trial_id']}: its spec does not load ({first}); "
                           "the sweep passed an invalid best_spec") from None
+    threads = _trial_threads(run_dir)
+    env = f"OMP_NUM_THREADS={threads} " if threads else ""
     header = (f"# Best trial {best['trial_id']} of sweep {run_dir} ({metric} = {_fmt(best['score'])}).\n"
-              f"# Retrain: depth_net train -e {run_dir / BEST_SPEC_FILE}\n"
+              f"# Retrain: {env}depth_net train -e {run_dir / BEST_SPEC_FILE}\n"
               "# (results_dir points at a fresh folder, not the trial's: that one would auto-resume)\n")
+    if threads:
+        header += (f"# The trial trained on the CPU with {threads} torch thread(s); another thread count changes "
+                   "the order of float sums, so the numbers drift from the trial's.\n")
     from stereo.config.secrets import redact
 
     return header + yaml.safe_dump(redact(spec_to_dict(loaded)), sort_keys=False, default_flow_style=None, width=110)
+
+
+def _trial_threads(run_dir: Path) -> Optional[int]:
+    """The torch threads a CPU trial of this sweep used (automl/trial.py: int(cpus_per_trial)), from
+    launch.json; None for GPU sweeps or when unknown."""
+    try:
+        launch = json.loads((run_dir / "launch.json").read_text())
+    except (OSError, ValueError):
+        return None
+    if launch.get("gpus_per_trial") or not launch.get("cpus_per_trial"):
+        return None
+    return max(1, int(launch["cpus_per_trial"]))
 
 
 def _json_value(value: Any) -> Any:

@@ -173,6 +173,9 @@ def test_the_best_checkpoint_and_spec_load(swept):
     spec = load_spec(str(swept["run"] / "best_spec.yaml"), action="train")
     assert spec.train.optim.lr == pytest.approx(best["params"]["train.optim.lr"])
     assert spec.results_dir == str(swept["run"] / "retrain")  # never the trial's folder (it would auto-resume)
+    # the trials trained with one torch thread: the printed retrain command says so, or its numbers drift
+    header = (swept["run"] / "best_spec.yaml").read_text().splitlines()[1]
+    assert header == f"# Retrain: OMP_NUM_THREADS=1 depth_net train -e {swept['run'] / 'best_spec.yaml'}"
 
 
 # --- a real MLflow server on the sweep's own store -----------------------------------------------------------
