@@ -63,7 +63,8 @@ def test_a_signal_ends_evaluate_recorded_as_interrupted(long_evaluation, tmp_pat
         if proc.poll() is not None or not store.is_file():
             return proc.poll() is not None
         try:
-            return bool(MlflowTracker(f"sqlite:///{store}").find_runs("depth_net", {"action": "evaluate"}, status="RUNNING"))
+            tracker = MlflowTracker(f"sqlite:///{store}")
+            return bool(tracker.find_runs("depth_net", {"action": "evaluate"}, status="RUNNING"))
         except Exception:  # the store is still being created by the action
             return False
 
