@@ -219,14 +219,23 @@ def _base_spec(skill: Skill, spec_file: Optional[str],
     return source, raw, overridden, missing
 
 
-def _spec_problems(raw: dict, run_dir: Path) -> Tuple[List[str], Any]:
+def _spec_problems(raw: dict, run_dir: Path, source: str = "",
+                   overridden: Sequence[str] = ()) -> Tuple[List[str], Any]:
+    """(problems as one line each, named by where the key came from: `command line` for an override,
+    else the base spec's file:line; the loaded spec or None)."""
     from stereo.config.errors import SpecError
-    from stereo.config.load import load_spec
+    from stereo.config.load import load_spec, locate_problems
+    from stereo.config.source_lines import read_yaml_with_lines
 
     try:
         return [], load_spec({**raw, "results_dir": str(run_dir)}, action="train")
     except SpecError as exc:
-        return [p.render() for p in exc.errors], None
+        try:
+            lines = read_yaml_with_lines(source)[1] if source else {}
+        except (OSError, ValueError):
+            lines = {}
+        located = locate_problems(list(exc.errors), source or None, lines, set(overridden))
+        return [p.render() for p in located], None
 
 
 def _search_space(skill: Skill, schema: dict, search_space: Optional[str], fixed: Dict[str, str],
@@ -286,7 +295,7 @@ def build_plan(*, skill: Optional[str] = None, skill_dir: Optional[str] = None, 
     run_dir = Path(output or Path("automl_runs") / f"{the_skill.path.name}-{time.strftime('%Y%m%d-%H%M%S')}")
     run_dir = run_dir.expanduser().resolve()
     source, raw, overridden, missing = _base_spec(the_skill, spec, expanded)
-    problems, resolved = ([missing], None) if missing else _spec_problems(raw, run_dir)
+    problems, resolved = ([missing], None) if missing else _spec_problems(raw, run_dir, source, overridden)
     shape = None
     if resolved is not None:
         from automl.trial_shape import plan_trial

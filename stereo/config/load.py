@@ -78,13 +78,13 @@ def resolve_spec(source: Source, overrides: Sequence[str] = (), *, spec_type: ty
     except OmegaConfBaseException as exc:  # the walker should prevent this; report it the same way
         key = getattr(exc, "full_key", "") or ""
         problems.append(Problem(key, missing_value(), str(exc).splitlines()[0], "fix this key"))
-        raise SpecError(_locate(problems, file, lines, overridden)) from None
+        raise SpecError(locate_problems(problems, file, lines, overridden)) from None
     problems += check_fields(spec)
     if isinstance(spec, ExperimentSpec):
         problems += check_cross_fields(spec, explicit=checked.explicit, action=action)
     if checks is not None and not any(p.is_error for p in problems):
         problems += checks(spec)
-    problems = _locate(problems, file, lines, overridden)
+    problems = locate_problems(problems, file, lines, overridden)
     if any(p.is_error for p in problems):
         raise SpecError(problems)
     return ResolvedSpec(spec, problems, file)
@@ -96,8 +96,10 @@ def _structured_defaults(spec_type: type) -> Any:
     return OmegaConf.structured(spec_type)
 
 
-def _locate(problems: List[Problem], file: Optional[str], lines: Dict[str, int],
-            overridden: Set[str]) -> List[Problem]:
+def locate_problems(problems: List[Problem], file: Optional[str], lines: Dict[str, int],
+                    overridden: Set[str]) -> List[Problem]:
+    """Each problem named where its key came from: the command line for an overridden key (or a section an
+    override created), else `file`:line (`lines`: read_yaml_with_lines)."""
     out = []
     for p in problems:
         from_override = any(p.key == k or p.key.startswith((k + ".", k + "[")) for k in overridden)

@@ -53,6 +53,14 @@ def test_template_placeholders_make_the_plan_not_ready(tmp_path):
     assert "NOT READY" in review(plan)
 
 
+def test_each_problem_names_where_its_key_came_from(tmp_path):
+    plan = build_plan(skill="tiny-demo", output=str(tmp_path), overrides=["learning_rat=1e-3"])
+    template = "skills/tiny-demo/references/spec_template_train.yaml:"
+    assert any(p.startswith("command line: learning_rat: unknown key") for p in plan.spec_problems), plan.spec_problems
+    placeholder = next(p for p in plan.spec_problems if "<train_annotations>" in p)
+    assert template in placeholder and not placeholder.startswith("<spec>"), placeholder
+
+
 def test_tao_skill_directory_works_unchanged(tmp_path):
     plan = build_plan(skill_dir=str(TAO_FFS), output=str(tmp_path), algorithm="bayesian", scheduler="hyperband")
     assert plan.sweep and plan.search_space_file.endswith("fast_foundation_stereo.yaml")
