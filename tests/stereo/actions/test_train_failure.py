@@ -43,5 +43,6 @@ def test_fp16_on_cpu_is_a_clear_error(tmp_path):
     from stereo.actions.train import train
     if torch.cuda.is_available():
         pytest.skip("fp16 is valid with a GPU")
-    with pytest.raises(ActionError, match="train.precision='fp16' needs a CUDA GPU"):
+    # the library action's pre-flight finds it before any trainer is built (stereo/actions/preflight.py)
+    with pytest.raises(ActionError, match=r"train.precision: needs a CUDA GPU .*fix: set train.precision=bf16"):
         train(load_spec(_raw(tmp_path, precision="fp16")), tracker=False)
