@@ -5,9 +5,10 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 TORCH_INDEX ?=
-# two pytest workers (2-core CI): much of the suite waits on subprocesses, Ray start-up and imports; a
-# module's tests stay on one worker (loadscope), so module-scoped sweeps run once. WORKERS=0 runs serially.
-WORKERS ?= 2
+# WORKERS=2: two pytest workers (loadscope: a module's tests stay on one worker), ~25 % faster on 2 cores.
+# Serial by default: in two loaded clean-clone runs the other worker's memory made Ray's machine-wide memory
+# monitor kill an innocent trial in tests/automl/test_engine_oom.py (it never did serially).
+WORKERS ?= 0
 XDIST := $(if $(filter 0,$(WORKERS)),-p no:xdist,-n $(WORKERS) --dist loadscope)
 
 .PHONY: setup test test-shuffled demo bench bench-search lint schemas clean chromium ui-snapshot
