@@ -14,29 +14,16 @@ NVIDIA driver lists.
 """
 from __future__ import annotations
 
-import glob
-import os
 from dataclasses import dataclass
 from typing import List, Optional
+
+from stereo.gpus import visible_gpus  # noqa: F401  (re-exported: automl callers import it from here)
 
 
 class ResourceError(ValueError):
     """GPU settings that contradict each other; the message names both and the fix."""
 
 
-def visible_gpus() -> int:
-    """NVIDIA GPUs this process (and an embedded Ray) may use."""
-    physical = len(glob.glob("/proc/driver/nvidia/gpus/*")) or len(glob.glob("/dev/nvidia[0-9]*"))
-    env = os.environ.get("CUDA_VISIBLE_DEVICES")
-    if env is None:
-        return physical
-    ids: List[str] = []
-    for item in env.split(","):  # CUDA stops at the first invalid entry ("-1" hides every device)
-        item = item.strip()
-        if not item or item == "-1":
-            break
-        ids.append(item)
-    return min(len(ids), physical)
 
 
 @dataclass(frozen=True)

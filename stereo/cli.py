@@ -144,7 +144,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except KeyboardInterrupt as exc:  # Ctrl-C or SIGTERM/SIGHUP: status.json and MLflow already record it
         print(f"depth_net {args.action}: interrupted ({exc or 'SIGINT'}); its status.json and MLflow run "
               "record it (FAILURE, KILLED)", file=sys.stderr)
-        return 128 + (signal.Signals[str(exc)] if str(exc) in signal.Signals.__members__ else signal.SIGINT)
+        return 128 + signal.Signals[str(exc) or "SIGINT"]  # the handler below names the signal
     except Exception as exc:  # the CLI boundary: one clear line, never a traceback unless asked
         if args.debug:
             traceback.print_exc()

@@ -117,13 +117,11 @@ def unwritable_reason(folder: Path) -> Optional[str]:
 
 # --- precision ------------------------------------------------------------------------------------
 def gpu_visible() -> bool:
-    """An NVIDIA GPU this process may use, seen without importing torch (driver files, CUDA_VISIBLE_DEVICES).
-    A True here can still meet a CPU-only torch; the trainer checks again (stereo/training/trainer.py)."""
-    import glob
+    """A GPU the driver shows to this process (stereo/gpus.py). A True here can still meet a CPU-only torch;
+    the trainer checks again (stereo/training/trainer.py)."""
+    from stereo.gpus import visible_gpus
 
-    if os.environ.get("CUDA_VISIBLE_DEVICES", None) in ("", "-1"):
-        return False
-    return bool(glob.glob("/proc/driver/nvidia/gpus/*") or glob.glob("/dev/nvidia[0-9]*"))
+    return visible_gpus() > 0
 
 
 def _check_precision(spec: Any) -> List[Problem]:
