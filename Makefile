@@ -7,7 +7,7 @@ PYTEST_ARGS ?=
 TORCH_INDEX ?=
 # WORKERS=2: two pytest workers (loadscope: a module's tests stay on one worker), ~25 % faster on 2 cores.
 # Serial by default: in two loaded clean-clone runs the other worker's memory made Ray's machine-wide memory
-# monitor kill an innocent trial in tests/automl/test_engine_oom.py (it never did serially).
+# monitor kill an innocent trial in tests/automl/e2e/test_oom_sweep.py (it never did serially).
 WORKERS ?= 0
 XDIST := $(if $(filter 0,$(WORKERS)),-p no:xdist,-n $(WORKERS) --dist loadscope)
 
@@ -48,7 +48,7 @@ demo: setup
 # docs/automl.md: from the demo's store (STORE=... for another), run `make demo` first
 STORE ?= demo_runs/results
 ui-snapshot: setup chromium
-	$(BIN)/python -m automl.ui_browser --store $(STORE) --out docs/img
+	$(BIN)/python -m automl.ui.browser --store $(STORE) --out docs/img
 
 bench: setup
 	$(BIN)/python -m bench.run_all

@@ -12,7 +12,7 @@ import argparse
 import sys
 from typing import Optional, Sequence
 
-from automl.launch import ALGORITHMS, SCHEDULERS, LaunchError, LaunchPlan, build_plan, load_plan, review
+from automl.plan.launch import ALGORITHMS, SCHEDULERS, LaunchError, LaunchPlan, build_plan, load_plan, review
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
 RUN_HELP = """\
@@ -140,16 +140,16 @@ def plan_from_args(args: argparse.Namespace) -> LaunchPlan:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from automl.launch import run_plain
+    from automl.plain import run_plain
 
     plan = plan_from_args(args)
     problems = []
     if plan.sweep:
-        from automl.sweep import preflight  # Ray/Optuna stay unimported until a sweep is certain
+        from automl.tune.backend import preflight  # Ray/Optuna stay unimported until a sweep is certain
 
         problems = preflight(plan)
         if not (plan.spec_problems or problems or args.resume or args.no_probe):
-            from automl.probe import measure
+            from automl.plan.probe import measure
 
             print("automl run: probing one trial's memory and time (a few training steps in a subprocess; "
                   "cached per spec shape, --no-probe skips it) ...", flush=True)
@@ -194,7 +194,7 @@ def _why_nothing_scored(trials, run_dir: str) -> str:
 def main(argv: Optional[Sequence[str]] = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["ui"]:  # automl.ui parses its own options (and its own --help)
-        from automl.ui import main as ui_main
+        from automl.ui.server import main as ui_main
 
         return int(ui_main(argv[1:]) or 0)
     args = build_parser().parse_args(argv)

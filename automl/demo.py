@@ -45,8 +45,8 @@ class DemoPlan:
 
     @property
     def ui_command(self) -> str:
-        """Works as printed: a `make` checkout has no `automl` on PATH (automl/ui.py ui_command)."""
-        from automl.ui import ui_command
+        """Works as printed: a `make` checkout has no `automl` on PATH (automl/ui/server.py ui_command)."""
+        from automl.ui.server import ui_command
 
         return ui_command("sqlite:///" + str(self.results_dir / "mlflow.db"))
 
@@ -92,14 +92,14 @@ def prepare(root: str | Path = "demo_runs", *, stamp: Optional[str] = None) -> D
 
 def load_demo_spec(plan: DemoPlan):
     """The tiny-demo train template with the plan's overrides, validated like `depth_net train -e`."""
-    from automl.skills import find_skill
+    from automl.plan.skills import find_skill
     from stereo.config.load import load_spec
 
     return load_spec(find_skill(SKILL).load_template("train"), plan.overrides, action="train")
 
 
 def sweep_argv(plan: DemoPlan, trials: int, concurrency: int) -> List[str]:
-    """`automl run` arguments (automl/launch.py build_plan): one MLflow store for every demo sweep."""
+    """`automl run` arguments (automl/plan/launch.py build_plan): one MLflow store for every demo sweep."""
     args = ["run", "--skill", SKILL, "--policy", "auto", "--num-samples", str(trials),
             "--max-concurrent", str(concurrency), "--output", str(plan.sweep_dir),
             "--tracking-uri", "sqlite:///" + str(plan.results_dir / "mlflow.db")]
@@ -137,8 +137,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
 
 def sweep_link_lines(plan: DemoPlan) -> List[str]:
-    """The newest sweep's two UI links (automl/ui_links.py), read back from the demo's store."""
-    from automl.ui_links import latest_sweep_links
+    """The newest sweep's two UI links (automl/ui/links.py), read back from the demo's store."""
+    from automl.ui.links import latest_sweep_links
     from stereo.tracking import MlflowTracker
 
     try:

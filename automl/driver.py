@@ -1,6 +1,6 @@
 """The sweep driver: one parent MLflow run, attempts, interruption and resume, the final report.
 
-Ray-free itself (automl/sweep.py holds every Ray/Optuna call); this is the order of events:
+Ray-free itself (automl/tune/backend.py holds every Ray/Optuna call); this is the order of events:
 write launch.json -> create the MLflow experiment in this process (workers must never migrate a fresh
 SQLite DB concurrently) -> reuse or start the parent run -> close trials a dead driver left running ->
 run the remaining budget with Ray Tune -> judge complete/interrupted from the ledger -> write_report.
@@ -24,15 +24,17 @@ import time
 from pathlib import Path
 from typing import List, Mapping, Optional
 
-from automl.dead_params import mlflow_tags
-from automl.launch import LaunchPlan
-from automl.ledger import Ledger, finished_on_its_own
-from automl.space import SearchSpace
-from automl.grid import grid_points
-from automl.ray_session import ray_session
-from automl.sweep import run_tune
-from automl.trial import TrialContext, trial_dir
-from automl.verdicts import RUN_STATUS, end_trial_runs, finalize_finished, outcome_of, progress_line, run_tags
+from automl.plan.dead_params import mlflow_tags
+from automl.plan.launch import LaunchPlan
+from automl.tune.ledger import Ledger, finished_on_its_own
+from automl.space.build import SearchSpace
+from automl.space.grid import grid_points
+from automl.tune.ray_session import ray_session
+from automl.tune.backend import run_tune
+from automl.tune.trial import TrialContext
+from automl.tune.trial_runs import trial_dir
+from automl.tune.trial_runs import end_trial_runs
+from automl.tune.events import RUN_STATUS, finalize_finished, outcome_of, progress_line, run_tags
 
 SEARCH_SPACE_FILE = "search_space.json"  # the full space, also an artifact of the parent run
 BASE_SPEC_FILE = "base_spec.yaml"  # the trials' common spec, also an artifact of the parent run
@@ -67,7 +69,7 @@ def _reconcile_runs(ledger: Ledger, tracker, plan: LaunchPlan) -> None:
     ``automl.outcome`` tags, and the value it is ranked by (``best/val/<metric>``, ``best/step``) where the
     trial could not log it (its process was ended first, or the driver died before the verdict).
     Each run is read once and written only where it disagrees, so nothing is logged twice."""
-    from automl.trial import TRIAL_TAG
+    from automl.tune.trial_runs import TRIAL_TAG
     from stereo.tracking import PARENT_RUN_TAG
 
     parent_id = ledger.sweep().get("parent_run_id")
@@ -161,7 +163,7 @@ def run_sweep(plan: LaunchPlan, *, printer=print, stream=None) -> dict:
 
 
 def _claim_run_dir(ledger: Ledger) -> None:
-    from automl.ray_temp import owner_alive, owner_record
+    from automl.tune.ray_temp import owner_alive, owner_record
     from stereo.atomic_io import atomic_write_json
 
     path = ledger.root / DRIVER_FILE
@@ -178,7 +180,7 @@ class RunInUseError(RuntimeError):
 
 
 def _run_sweep(plan: LaunchPlan, ledger: Ledger, printer, stream) -> dict:
-    from automl.report import write_report
+    from automl.report.results import write_report
     from stereo.tracking import MlflowTracker, ensure_experiment
 
     run_dir = Path(plan.run_dir)
@@ -248,10 +250,10 @@ def _run_sweep(plan: LaunchPlan, ledger: Ledger, printer, stream) -> dict:
 
 
 def _describe_parent(plan: LaunchPlan, tracker, parent, report, space: SearchSpace):
-    """The sweep's shared view in the UI (automl/ui_links.py) and the parent run's note (automl/sweep_note.py);
+    """The sweep's shared view in the UI (automl/ui/links.py) and the parent run's note (automl/report/note.py);
     returns the links (None when tracking failed: that must never fail a finished sweep)."""
-    from automl.sweep_note import sweep_note
-    from automl.ui_links import publish_sweep_view
+    from automl.report.note import sweep_note
+    from automl.ui.links import publish_sweep_view
 
     try:
         links = publish_sweep_view(tracker, plan.experiment, parent.run_id, list(space.names), plan.metric,
@@ -273,7 +275,7 @@ def _describe_parent(plan: LaunchPlan, tracker, parent, report, space: SearchSpa
 def pointers(report, plan: LaunchPlan, links=None) -> List[str]:
     """Where the results are, a UI command that works as printed, and the links that open the trials
     ranked (with the sampled values as columns) and the compare view of the best ones once it runs."""
-    from automl.ui import ui_command
+    from automl.ui.server import ui_command
 
     def where(path) -> str:
         return str(path) if path else "none (no trial was scored)"

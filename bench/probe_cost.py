@@ -1,4 +1,4 @@
-"""The memory/time probe's own cost (automl/probe.py): a fresh probe process per spec shape, then the
+"""The memory/time probe's own cost (automl/plan/probe.py): a fresh probe process per spec shape, then the
 cached lookup a second sweep of the same shape pays.
 
     python -m bench.probe_cost --repeats 3 --out /tmp/sa-probe
@@ -39,8 +39,8 @@ def main(argv=None) -> int:
     root = Path(args.out)
     shutil.rmtree(root, ignore_errors=True)
 
-    from automl.launch import build_plan
-    from automl.probe import run_probe
+    from automl.plan.launch import build_plan
+    from automl.plan.probe import run_probe
 
     print("| shape | uncached probe, wall (median of %d) | of which 2 steps + val forward | model build | "
           "cached lookup | peak RSS | s/step |" % args.repeats)

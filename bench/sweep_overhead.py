@@ -38,10 +38,11 @@ def main(argv=None) -> int:
     shutil.rmtree(root, ignore_errors=True)
     overrides = _overrides(root)
 
-    from automl.launch import build_plan
-    from automl.ledger import Ledger
+    from automl.plan.launch import build_plan
+    from automl.tune.ledger import Ledger
     from automl.driver import run_sweep
-    from automl.trial import TaggingTracker, trial_raw_spec
+    from automl.tune.trial import trial_raw_spec
+    from automl.tune.trial_runs import TaggingTracker
     from stereo.actions.train import train
     from stereo.config.load import load_spec
     from stereo.tracking import ensure_experiment

@@ -59,7 +59,7 @@ def spread_report(root: Path) -> Optional[str]:
     run_dir = sweep_dir(root, SPREAD)
     if not is_complete(run_dir):
         return None
-    from automl.importance import param_importance
+    from automl.report.importance import param_importance
 
     data = json.loads((run_dir / "results.json").read_text())
     scored = [t for t in data["history"] if t["status"] == "completed" and t["metric"] is not None]

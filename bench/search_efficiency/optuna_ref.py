@@ -4,9 +4,9 @@
 
 One process, one trial at a time, no Ray and no MLflow. The plan (search space, base spec, sampler
 settings, grace period, reduction factor, max_t) comes from the same `automl.launch.build_plan` as a
-sweep, and the sampler from the same `automl.sweep` function, so the only differences from
+sweep, and the sampler from the same `automl.tune.backend` function, so the only differences from
 ``tpe+asha`` are Ray's asynchronous, 2-at-a-time execution and its overheads. Each trial trains through
-`automl.trial.run_trial` (the sweep's own trial code) into the sweep ledger layout, and the finished
+`automl.tune.trial.run_trial` (the sweep's own trial code) into the sweep ledger layout, and the finished
 run writes the sweep's results.json with `automl.report.write_report`, so the analysis reads it like
 any sweep. Finished trials are never re-run: a restarted run replays them into the study.
 """
@@ -22,11 +22,12 @@ def run(run_dir: Path, seed: int, num_samples: int, overrides: List[str], skill:
         grace_period: int = 1, reduction_factor: int = 3) -> Path:
     import optuna
 
-    from automl.launch import build_plan
-    from automl.ledger import Ledger, trial_id_for
-    from automl.report import write_report
-    from automl.sweep import DefineByRun, _sampler, prepare_study
-    from automl.trial import INDEX_KEY, TrialContext, TrialFailure, run_trial
+    from automl.plan.launch import build_plan
+    from automl.tune.ledger import Ledger, trial_id_for
+    from automl.report.results import write_report
+    from automl.tune.backend import DefineByRun, _sampler, prepare_study
+    from automl.tune.trial import TrialContext, TrialFailure, run_trial
+    from automl.tune.trial_runs import INDEX_KEY
 
     plan = build_plan(skill=skill, policy="on", search_space=space_file, algorithm="tpe", scheduler="asha",
                       num_samples=num_samples, max_concurrent=1, seed=seed, grace_period=grace_period,

@@ -68,7 +68,7 @@ def _record_wall(root: Path, key: str, entry: dict) -> None:
 
 
 # Ray 2.60 turns token auth on; a driver joining a local `ray start` head was refused without the token
-# (tests/automl/test_cluster.py), so this loopback-only head runs without it
+# (tests/automl/e2e/test_cluster.py), so this loopback-only head runs without it
 RAY_ENV = {"RAY_AUTH_MODE": "disabled"}
 
 

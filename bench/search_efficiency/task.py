@@ -72,7 +72,7 @@ def _pretrain(task: Path, train_ann: Path, val_ann: Path) -> None:
 
     import torch
 
-    from automl.skills import find_skill
+    from automl.plan.skills import find_skill
     from stereo.actions.train import train
     from stereo.config.load import load_spec
 

@@ -131,7 +131,7 @@ class Tracker(abc.ABC):
 
     @abc.abstractmethod
     def set_experiment_tags(self, experiment: str, tags: Mapping[str, str]) -> None:
-        """Tag `experiment` (created if missing), e.g. a saved view of the UI (automl/ui_links.py)."""
+        """Tag `experiment` (created if missing), e.g. a saved view of the UI (automl/ui/links.py)."""
 
     @abc.abstractmethod
     def log_datasets(self, run: RunHandle, files: Mapping[str, Sequence[str]]) -> None:

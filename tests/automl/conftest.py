@@ -88,13 +88,13 @@ def tiny_sweep_overrides(root: Path, *, n_train: int = 2, n_val: int = 1, epochs
             f"num_epochs={epochs}", "max_steps=-1", "dataset.train_dataset.augmentation.crop_size=[32,64]",
             "model.train_iters=1", "model.valid_iters=1",
             # the template's MultiStepLR milestone (16) lies beyond these short runs, where lr_decay would be
-            # dead (automl/dead_params.py) and leave the space; at step 1 it is live from 2 steps on
+            # dead (automl/plan/dead_params.py) and leave the space; at step 1 it is live from 2 steps on
             "train.optim.lr_steps=[1]"]
 
 
 @pytest.fixture(autouse=True, scope="session")
 def _probe_cache(tmp_path_factory):
-    """The memory/time probe's cache (automl/probe.py) lives in this session's temp folder, never in the
+    """The memory/time probe's cache (automl/plan/probe.py) lives in this session's temp folder, never in the
     user's ~/.cache; sweeps of one shape share it, so the probe runs once per shape per session."""
     import os
 

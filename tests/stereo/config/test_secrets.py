@@ -71,7 +71,7 @@ def test_an_action_run_never_writes_or_prints_the_secret(tmp_path, capfd, monkey
 
 
 def test_automl_launch_files_and_review_never_hold_the_secret(tmp_path):
-    from automl.launch import build_plan, review
+    from automl.plan.launch import build_plan, review
 
     plan = build_plan(skill="tiny-demo", output=str(tmp_path / "run"), overrides=[f"encryption_key={SECRET}"])
     text = review(plan)
@@ -81,7 +81,7 @@ def test_automl_launch_files_and_review_never_hold_the_secret(tmp_path):
 
 
 def test_best_spec_yaml_is_redacted(tmp_path):
-    from automl.report import _best_spec_yaml
+    from automl.report.results import _best_spec_yaml
 
     text = _best_spec_yaml({"encryption_key": SECRET}, tmp_path, {"trial_id": "t0", "score": 1.0}, "val/epe", None)
     assert SECRET not in text and f"encryption_key: {REDACTED}" in text

@@ -1,0 +1,390 @@
+"""The sweep launcher: with automl/tune/ray_session.py the only modules that import Ray and Optuna (STYLE habit 8),
+both lazily.
+
+``run_tune`` (called by automl/driver.py ``run_sweep``) runs the plan's remaining trials with Ray Tune:
+what is searched is an Optuna define-by-run function (our distributions, relations applied at sample
+time), how is ``TuneConfig`` (OptunaSearch + ASHA / asynchronous HyperBand / FIFO, ``num_samples``,
+``max_concurrent_trials``, what is left of the time budget, ``reuse_actors``), where is ``RunConfig``
+(``storage_path`` = the run folder, retries, a callback forwarding trial events to automl/tune/events.py).
+automl/tune/ray_session.py starts the embedded Ray (loopback only, its files in the run folder) or joins a
+cluster whose nodes must all see the run folder.
+
+Resuming does not use ``Tuner.restore``: after a SIGKILL its experiment state is stale and it re-runs
+finished trials (stack_facts §3). The ledger (automl/tune/ledger.py) is the truth instead: each attempt is a
+fresh Tune experiment (``<run_dir>/tune/attempt-N``) whose Optuna study is pre-loaded with every finished
+trial (same numbers, values, states), so TPE/GP keep their history, trial numbers stay unique, and only
+the remaining budget runs.
+"""
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+from pathlib import Path
+from typing import Any, Dict, List, Mapping, Optional, Tuple
+
+from automl.space.distributions import BoolDist, CategoricalDist, FloatDist, IntDist, PowerOfDist
+from automl.space.grid import grid_points
+from automl.plan.launch import LaunchPlan
+from automl.tune.ledger import Ledger, metric_value
+from automl.space.build import SearchSpace
+from automl.tune.trial import TrialContext
+from automl.tune.trial_runs import INDEX_KEY
+
+STUDY_NAME = "automl"
+
+
+# --- search space -> Optuna --------------------------------------------------------------------
+def optuna_distribution(dist: Any):
+    """Our distribution as an Optuna one. Optuna bounds are closed: open ends use the nearest float inside.
+
+    Option weights of categorical fields are not honoured by Optuna's samplers (they model the
+    objective, not a prior); the review notes it.
+    """
+    import optuna.distributions as od
+
+    if isinstance(dist, FloatDist):
+        return od.FloatDistribution(dist.closed_low, dist.closed_high, log=dist.log)
+    if isinstance(dist, IntDist):
+        return od.IntDistribution(dist.low, dist.high, step=dist.step, log=dist.log)
+    if isinstance(dist, PowerOfDist):
+        return od.CategoricalDistribution(list(dist.choices))
+    if isinstance(dist, CategoricalDist):
+        return od.CategoricalDistribution(list(dist.choices))
+    if isinstance(dist, BoolDist):
+        return od.CategoricalDistribution([False, True])
+    raise TypeError(f"no Optuna distribution for {type(dist).__name__}; add one in automl/tune/backend.py")
+
+
+class DefineByRun:
+    """Optuna define-by-run space: parents first, each child's range narrowed by its `depends_on`.
+
+    A plain class (not a closure) because OptunaSearch pickles its space with the searcher state.
+    """
+
+    def __init__(self, space: SearchSpace):
+        self.params = dict(space.params)
+        self.relations = {k: tuple(v) for k, v in space.relations.items()}
+
+    def distributions(self, values: Mapping[str, Any]) -> Dict[str, Any]:
+        """The Optuna distribution of every parameter given the (parent) values."""
+        out = {}
+        for name, dist in self.params.items():
+            for rel in self.relations.get(name, ()):
+                dist = dist.restricted(**rel.bounds(values[rel.parent]))
+            out[name] = optuna_distribution(dist)
+        return out
+
+    def __call__(self, trial) -> Dict[str, Any]:
+        values: Dict[str, Any] = {}
+        for name, dist in self.params.items():
+            for rel in self.relations.get(name, ()):
+                dist = dist.restricted(**rel.bounds(values[rel.parent]))
+            values[name] = _suggest(trial, name, dist)
+        return {INDEX_KEY: trial.number}  # OptunaSearch merges this with the suggested values
+
+
+def _suggest(trial, name: str, dist: Any) -> Any:
+    # the public suggest_* calls: Ray's OptunaSearch records define-by-run values through them
+    if isinstance(dist, FloatDist):
+        return trial.suggest_float(name, dist.closed_low, dist.closed_high, log=dist.log)
+    if isinstance(dist, IntDist):
+        return trial.suggest_int(name, dist.low, dist.high, step=dist.step, log=dist.log)
+    if isinstance(dist, (PowerOfDist, CategoricalDist)):
+        return trial.suggest_categorical(name, list(dist.choices))
+    return trial.suggest_categorical(name, [False, True])
+
+
+def _sampler(plan: LaunchPlan, attempt: int = 1):
+    import optuna
+
+    # a resumed attempt must not replay the first attempt's random draws (TPE's startup trials are random
+    # and their stream depends only on the seed, not on the history the study is pre-loaded with)
+    seed = plan.seed + 7919 * (attempt - 1)
+    name = plan.algorithm
+    # Optuna's model-based samplers draw 10 random points before modelling anything; with the small
+    # budgets of CPU sweeps (8-30 trials) that is most of the sweep. A quarter of the budget (2..10)
+    # keeps the random warm-up without turning the whole sweep into random search.
+    startup = max(2, min(10, int(plan.num_samples) // 4))
+    if name == "tpe":
+        return optuna.samplers.TPESampler(seed=seed, n_startup_trials=startup)
+    if name in ("random", "grid"):  # grid: the points are enqueued; the sampler is never consulted for them
+        return optuna.samplers.RandomSampler(seed=seed)
+    if name == "bayesian":
+        return optuna.samplers.GPSampler(seed=seed, n_startup_trials=startup)
+    if name == "cmaes":
+        return optuna.samplers.CmaEsSampler(seed=seed, n_startup_trials=startup)
+    raise ValueError(f"--algorithm {name!r} is unknown; use tpe, random, grid, bayesian or cmaes")
+
+
+def preflight(plan: LaunchPlan) -> List[str]:
+    """Problems that would stop the sweep before it starts (missing optional sampler packages)."""
+    problems = []
+    if plan.sweep and plan.algorithm == "cmaes":
+        try:
+            import cmaes  # noqa: F401
+        except ImportError:
+            problems.append("--algorithm cmaes needs the `cmaes` package (pip install cmaes); or use "
+                            "--algorithm tpe or bayesian")
+    if plan.sweep and plan.algorithm == "bayesian":
+        try:
+            import scipy  # noqa: F401
+        except ImportError:
+            problems.append("--algorithm bayesian (GPSampler) needs scipy; or use --algorithm tpe")
+    return problems
+
+
+def prepare_study(plan: LaunchPlan, space: SearchSpace, ledger: Ledger):
+    """An in-memory Optuna study holding every trial the ledger knows (numbers 0..max kept), plus, for
+    grid, the points still to run enqueued. Returns (storage, number of trials this attempt runs)."""
+    import optuna
+    from optuna.trial import TrialState, create_trial
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    storage = optuna.storages.InMemoryStorage()
+    study = optuna.create_study(storage=storage, study_name=STUDY_NAME, sampler=optuna.samplers.RandomSampler(),
+                                direction="minimize" if plan.mode == "min" else "maximize")
+    space_fn = DefineByRun(space)
+    known = {t["index"]: t for t in ledger.trials()}
+    for index in range(max(known, default=-1) + 1):
+        t = known.get(index)
+        params = dict(t["params"]) if t else {}
+        try:
+            dists = space_fn.distributions(params) if params else {}
+        except (KeyError, ValueError):
+            params, dists = {}, {}
+        if not t or t["status"] == "running" or t["interrupted"] or t["status"] == "failed" or t["metric"] is None:
+            state, value = TrialState.FAIL, None  # a failure teaches the sampler nothing, never a 0
+        elif t["status"] == "stopped":
+            state, value = TrialState.PRUNED, None
+        else:
+            state, value = TrialState.COMPLETE, t["metric"]
+        inter = {int(r["iteration"]): metric_value(r, plan.metric) for r in (t or {}).get("history", [])
+                 if metric_value(r, plan.metric) is not None}
+        study.add_trial(create_trial(state=state, value=value, params=params, distributions=dists,
+                                     intermediate_values=inter or None))
+    done = len(ledger.counted())
+    if plan.algorithm == "grid":
+        points, _ = grid_points(space, plan.grid_points)
+        finished = [t["params"] for t in ledger.counted()]
+        todo = [p for p in points if p not in finished]
+        for point in todo:
+            study.enqueue_trial(point)
+        return storage, len(todo)
+    return storage, max(0, plan.num_samples - done)
+
+
+# --- the driver-side callback: Ray's trial events -> automl/tune/events.py --------------------------------
+def _ledger_callback(ledger: Ledger, plan: LaunchPlan, printer, tick=None, progress=None):
+    from ray.tune import Callback
+
+    from automl.tune.events import TrialEvents
+    from stereo.tracking import MlflowTracker
+
+    events = TrialEvents(ledger, metric=plan.metric, max_t=plan.max_t, max_failures=plan.max_failures,
+                         experiment=plan.experiment, printer=printer, tick=tick, progress=progress,
+                         tracker=MlflowTracker(plan.tracking_uri) if plan.tracking_uri else None)
+
+    class LedgerCallback(Callback):
+        """Forwards each trial event to :class:`automl.tune.events.TrialEvents` (ledger verdicts, MLflow runs
+        closed, one console line); the trial process itself may be dead or stopped mid-step."""
+
+        def on_trial_start(self, iteration, trials, trial, **info):
+            events.started(trial.config)
+
+        def on_trial_result(self, iteration, trials, trial, result, **info):
+            events.tick()
+
+        def on_step_end(self, iteration, trials, **info):
+            events.heartbeat()  # the progress line at least every PROGRESS_EVERY_S while trials train
+
+        def on_trial_complete(self, iteration, trials, trial, **info):
+            events.completed(trial.config)
+
+        def on_trial_recover(self, iteration, trials, trial, **info):
+            events.retrying(trial.config, trial.num_failures, _died(trial, ledger))
+
+        def on_trial_error(self, iteration, trials, trial, **info):
+            events.errored(trial.config, _died(trial, ledger))
+
+    return LedgerCallback()
+
+
+def _record_errors(results, ledger: Ledger) -> None:
+    """Trials Ray aborted without telling callbacks (e.g. a failed actor reuse) still get their verdict."""
+    from automl.tune.events import sampled, trial_id_of
+
+    for result in results:
+        config = result.config or {}
+        if result.error is None or INDEX_KEY not in config:
+            continue
+        tid = trial_id_of(config)
+        if not ledger.is_final(tid):
+            reason = (ledger.progress(tid) or {}).get("error") or (str(result.error).strip().splitlines() or ["?"])[-1]
+            ledger.finalize(tid, "failed", error=reason, params=sampled(config))
+
+
+def _died(trial, ledger: Optional[Ledger] = None) -> str:
+    """Why Ray says a trial ended in error when the trial could not say it itself: a memory kill gets
+    "out of memory: peak X GB of Y GB available — ..." (automl/tune/oom.py), anything else the generic line."""
+    from automl.tune.oom import looks_like_oom, reason_from_ray
+    from automl.tune.events import trial_id_of
+
+    text = ""
+    with contextlib.suppress(Exception):  # Tune's error.txt in the trial's folder; best effort
+        text = Path(trial.error_file).read_text() if trial.error_file else str(trial.get_error() or "")
+    if looks_like_oom(text):
+        progress = (ledger.progress(trial_id_of(trial.config)) if ledger is not None else None) or {}
+        return reason_from_ray(text, progress)
+    return ("the trial process died before reporting an error (killed, out of memory or crashed); see "
+            + str(getattr(trial, "path", "") or ""))  # under <run_dir>/tune, kept (Ray's temp dir is not)
+
+
+def _trainable(config: Dict[str, Any], ctx: TrialContext) -> None:
+    """What Ray runs in a worker: the Ray-free trial with Ray's reporter."""
+    import ray
+    from ray import tune
+    from ray.train._internal.session import get_session
+
+    from automl.tune.trial import run_trial
+
+    session = get_session()
+    stopped = []
+
+    def report(metrics: Dict[str, Any]) -> None:
+        try:
+            tune.report(metrics)
+        except SystemExit:
+            stopped.append(True)
+            raise
+
+    run_trial(config, ctx, report, node=ray.get_runtime_context().get_node_id(),
+              stop_requested=(lambda: session.stop_event.is_set()) if session is not None else None)
+    if stopped:
+        # Ray told this thread to stop and the trial ended cleanly; returning would make Ray's wrapper report
+        # a last result that nobody collects any more, blocking the thread (and the actor's reuse) for good
+        raise SystemExit(0)
+
+
+#: how long a stopped trial's worker may take to finish its records (status.json, checkpoint artifact,
+#: MLflow run) before Ray may end it; a scheduler's stop arrives after the epoch's checkpoint is written
+STOP_GRACE_S = 120
+
+
+def _trial_trainable(ctx: TrialContext):
+    """Ray's function trainable for `_trainable`, except that stopping it waits for the trial's thread.
+
+    Ray ends a stopped trial's actor as soon as ``cleanup`` returns, and its ``cleanup`` does not wait
+    for the training thread (``finish(timeout=0)``): a trial stopped early by the scheduler would be
+    killed while it writes status.json, logs its checkpoint and closes its MLflow run. A reused actor
+    already waits (``reset_config``, TUNE_FUNCTION_THREAD_TIMEOUT_S); this makes the last ones wait too.
+    """
+    from ray import tune
+    from ray.train._internal.session import get_session
+    from ray.tune.trainable.function_trainable import wrap_function
+
+    base = wrap_function(tune.with_parameters(_trainable, ctx=ctx), name="trial")
+
+    class GracefulTrial(base):
+        def cleanup(self):
+            session = get_session()
+            if session is not None and session.training_started:
+                session.finish(timeout=STOP_GRACE_S)  # sets the stop, lets a blocked report() raise, joins
+            super().cleanup()
+
+    return GracefulTrial
+
+
+def _tolerate_worker_loss() -> None:
+    """Ray Tune turns only actor and task errors into trial failures. A worker killed by Ray's memory
+    monitor fails its task with ``OutOfMemoryError`` (a bare ``RayError``), on which Tune's actor manager
+    raises "Caught unexpected exception" and the whole sweep dies. Such an error is handed on as what it
+    is for the trial, the loss of its actor (the original text kept, so the driver can say "out of
+    memory"): that one trial fails and the sweep goes on."""
+    from ray.air.execution._internal import actor_manager
+    from ray.exceptions import RayActorError, RayError, RayTaskError
+
+    manager = actor_manager.RayActorManager
+    if getattr(manager._actor_task_failed, "_automl_tolerant", False):
+        return
+    original = manager._actor_task_failed
+
+    def _actor_task_failed(self, tracked_actor_task, exception):
+        # OutOfMemoryError, WorkerCrashedError, NodeDiedError, ...: the worker is gone, whatever the cause
+        if isinstance(exception, RayError) and not isinstance(exception, (RayActorError, RayTaskError)):
+            exception = RayActorError(error_msg=f"{type(exception).__name__}: {exception}")
+        return original(self, tracked_actor_task, exception)
+
+    _actor_task_failed._automl_tolerant = True
+    manager._actor_task_failed = _actor_task_failed
+
+
+def hyperband_brackets(max_t: int, grace_period: int, reduction_factor: int) -> int:
+    """HyperBand's bracket count s_max + 1, s_max = floor(log_eta(max_t / grace)) (Li et al. 2018)."""
+    ratio = max(int(max_t), int(grace_period)) / max(1, int(grace_period))
+    return int(math.floor(math.log(ratio, reduction_factor) + 1e-9)) + 1
+
+
+def _scheduler(plan: LaunchPlan):
+    from ray.tune.schedulers import AsyncHyperBandScheduler, FIFOScheduler
+
+    max_t = max(plan.max_t, plan.grace_period)
+    if plan.scheduler == "asha":
+        return AsyncHyperBandScheduler(time_attr="training_iteration", metric=plan.metric, mode=plan.mode,
+                                       max_t=max_t, grace_period=plan.grace_period,
+                                       reduction_factor=plan.reduction_factor)
+    if plan.scheduler == "hyperband":
+        # HyperBand's brackets run asynchronously (Li et al. 2020, "ASHA" paper, §3): Ray's synchronous
+        # HyperBandScheduler *pauses* trials at each rung and restarts them from a Tune checkpoint; our
+        # trials keep their state in the train action, not in Tune checkpoints, so a paused trial would
+        # start again from scratch with a second MLflow run. The asynchronous brackets only ever stop.
+        return AsyncHyperBandScheduler(time_attr="training_iteration", metric=plan.metric, mode=plan.mode,
+                                       max_t=max_t, grace_period=plan.grace_period,
+                                       reduction_factor=plan.reduction_factor,
+                                       brackets=hyperband_brackets(max_t, plan.grace_period, plan.reduction_factor))
+    return FIFOScheduler()
+
+
+def run_tune(plan: LaunchPlan, space: SearchSpace, ctx: TrialContext, ledger: Ledger, attempt: int,
+             printer=print, *, time_budget_s: Optional[float] = None, tick=None, progress=None) -> Tuple[int, bool]:
+    """One Tune experiment for the remaining budget; returns (trials asked for, interrupted?).
+
+    `time_budget_s`: what is left of the sweep's --time-budget (earlier attempts spent the rest);
+    `tick()` is called at every trial event to book the elapsed time in the ledger; `progress()` returns
+    the progress line (automl/tune/events.py prints it on each event and at least every 30 s)."""
+    from ray import tune
+    from ray.tune.search.optuna import OptunaSearch
+
+    storage, todo = prepare_study(plan, space, ledger)
+    if todo <= 0:
+        return 0, False
+    search = OptunaSearch(space=DefineByRun(space), metric=plan.metric, mode=plan.mode, sampler=_sampler(plan, attempt),
+                          storage=storage, study_name=STUDY_NAME)
+    _tolerate_worker_loss()
+    trainable = tune.with_resources(_trial_trainable(ctx), {"cpu": plan.cpus_per_trial, "gpu": plan.gpus_per_trial})
+    tuner = tune.Tuner(
+        trainable,
+        param_space={},  # what is searched lives in the searcher's define-by-run space
+        tune_config=tune.TuneConfig(search_alg=search, scheduler=_scheduler(plan), num_samples=todo,
+                                    max_concurrent_trials=plan.max_concurrent, time_budget_s=time_budget_s,
+                                    reuse_actors=True),  # 4.4x less per-trial overhead (stack_facts §2b)
+        run_config=tune.RunConfig(name=f"attempt-{attempt}", storage_path=str(Path(plan.run_dir) / "tune"),
+                                  failure_config=tune.FailureConfig(max_failures=plan.max_failures),
+                                  callbacks=[_ledger_callback(ledger, plan, printer, tick, progress)],
+                                  verbose=0))
+    interrupted = False
+    tune_log = logging.getLogger("ray.tune.tune")
+    tune_log.addFilter(_no_tuner_restore_hint)
+    try:
+        _record_errors(tuner.fit(), ledger)
+    except (KeyboardInterrupt, SystemExit):  # a second Ctrl-C ends fit with KeyboardInterrupt; one returns
+        interrupted = True
+    finally:
+        tune_log.removeFilter(_no_tuner_restore_hint)
+    return todo, interrupted
+
+
+def _no_tuner_restore_hint(record) -> bool:
+    """Tune's "Resume experiment with: Tuner.restore(...)" is the wrong advice here (it re-runs finished
+    trials after a crash); the driver prints `automl run --resume` instead."""
+    return "Tuner.restore" not in record.getMessage()

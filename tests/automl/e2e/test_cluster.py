@@ -1,0 +1,140 @@
+"""`--ray-address`: a sweep joins a running cluster (a head and a worker node started here on 127.0.0.1,
+one CPU each) and its two concurrent trials land on both nodes; a node that cannot see the run folder
+(no shared filesystem) makes the sweep refuse to start, with the fix."""
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from automl.tune.ledger import Ledger
+
+RAY = str(Path(sys.executable).with_name("ray"))
+# Ray 2.60 turns token auth on by default. A driver joining a `ray start` cluster was refused here with
+# "InvalidAuthToken: Authentication token is missing or incorrect" although ~/.ray/auth_token existed, so
+# this local test cluster runs without auth; a real cluster passes its token to every node and driver.
+ENV = {**{k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}, "RAY_AUTH_MODE": "disabled"}
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _stop(proc):
+    # each node runs `ray start --block` in its own session: its process group is everything it started
+    with_group = [signal.SIGTERM, signal.SIGKILL]
+    for sig in with_group:
+        if proc.poll() is not None:
+            break
+        try:
+            os.killpg(proc.pid, sig)
+            proc.wait(timeout=20)
+        except (ProcessLookupError, subprocess.TimeoutExpired):
+            pass
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    port = _free_port()
+    temp = Path(f"/tmp/sa-clu-{os.getpid()}")
+    log = tmp_path_factory.mktemp("cluster")
+    common = ["--num-cpus=1", "--block", "--disable-usage-stats"]
+    head = subprocess.Popen([RAY, "start", "--head", f"--port={port}", "--node-ip-address=127.0.0.1",
+                             "--include-dashboard=false", f"--temp-dir={temp}", *common],
+                            stdout=open(log / "head.log", "w"), stderr=subprocess.STDOUT, start_new_session=True,
+                            env=ENV)
+    procs = [head]
+    try:
+        address = f"127.0.0.1:{port}"
+        deadline = time.time() + 90
+        def up():
+            return subprocess.run([RAY, "status", f"--address={address}"], capture_output=True, env=ENV).returncode == 0
+
+        while time.time() < deadline and not up():
+            assert head.poll() is None, (log / "head.log").read_text()[-2000:]
+            time.sleep(1)
+        worker = subprocess.Popen([RAY, "start", f"--address={address}", "--node-ip-address=127.0.0.1", *common],
+                                  stdout=open(log / "worker.log", "w"), stderr=subprocess.STDOUT,
+                                  start_new_session=True, env=ENV)
+        procs.append(worker)
+        while time.time() < deadline:
+            status = subprocess.run([RAY, "status", f"--address={address}"], capture_output=True, text=True,
+                                    env=ENV).stdout
+            if "2.0 CPU" in status or " 0.0/2.0 CPU" in status:
+                break
+            assert worker.poll() is None, (log / "worker.log").read_text()[-2000:]
+            time.sleep(1)
+        yield address
+    finally:
+        for proc in reversed(procs):
+            _stop(proc)
+        shutil.rmtree(temp, ignore_errors=True)
+
+
+def test_sweep_on_an_existing_cluster_uses_both_nodes(cluster, tmp_path):
+    from stereo.data.synthetic import generate
+
+    tr = generate(tmp_path / "train", "fsd", n=2, height=32, width=64, max_disparity=24, seed=0)
+    va = generate(tmp_path / "val", "fsd", n=1, height=32, width=64, max_disparity=24, seed=1)
+    run = tmp_path / "run"
+    env = ENV
+    out = subprocess.run([sys.executable, "-m", "automl.cli", "run", "--skill", "tiny-demo", "--output", str(run),
+                          "--ray-address", cluster, "--num-samples", "2", "--max-concurrent", "2",
+                          "--scheduler", "none", f"dataset.train_dataset.data_sources[0].data_file={tr}",
+                          "dataset.train_dataset.data_sources[0].dataset_name=FSD",
+                          f"dataset.val_dataset.data_sources[0].data_file={va}",
+                          "dataset.val_dataset.data_sources[0].dataset_name=FSD", "num_epochs=1", "max_steps=-1",
+                          "dataset.train_dataset.augmentation.crop_size=[32,64]", "model.train_iters=1",
+                          "model.valid_iters=1"], env=env, capture_output=True, text=True, timeout=400)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    trials = Ledger(run).trials()
+    assert [t["status"] for t in trials] == ["completed", "completed"]
+    assert len({t["node"] for t in trials}) == 2, trials  # one trial per one-CPU node
+    assert json.loads((run / "results.json").read_text())["progress"]["complete"] is True
+    assert not (run / "ray").exists()  # joining a cluster starts no local Ray
+
+
+def _can_unshare_mounts() -> bool:
+    return shutil.which("unshare") is not None and subprocess.run(
+        ["unshare", "-m", "true"], capture_output=True).returncode == 0
+
+
+@pytest.mark.skipif(not _can_unshare_mounts(), reason="needs `unshare -m` (root or CAP_SYS_ADMIN) to give a "
+                                                      "node its own view of the filesystem")
+def test_a_node_that_cannot_see_the_run_folder_is_refused_with_the_fix(cluster, tmp_path):
+    # a third node whose mount namespace hides tmp_path behind an empty tmpfs: what a worker machine
+    # without the shared filesystem sees. Its trials would write the ledger where the driver never reads.
+    blind = subprocess.Popen(["unshare", "-m", "sh", "-c", f"mount -t tmpfs tmpfs {tmp_path} && exec {RAY} start "
+                              f"--address={cluster} --node-ip-address=127.0.0.1 --num-cpus=1 --block "
+                              "--disable-usage-stats"], stdout=open(tmp_path.parent / "blind.log", "w"),
+                             stderr=subprocess.STDOUT, start_new_session=True, env=ENV)
+    try:
+        deadline = time.time() + 90
+        while time.time() < deadline and "3.0 CPU" not in subprocess.run(
+                [RAY, "status", f"--address={cluster}"], capture_output=True, text=True, env=ENV).stdout:
+            assert blind.poll() is None, (tmp_path.parent / "blind.log").read_text()[-2000:]
+            time.sleep(1)
+        from stereo.data.synthetic import generate
+
+        tr = generate(tmp_path / "train", "fsd", n=2, height=32, width=64, max_disparity=24, seed=0)
+        run = tmp_path / "run"
+        out = subprocess.run([sys.executable, "-m", "automl.cli", "run", "--skill", "tiny-demo", "--output", str(run),
+                              "--ray-address", cluster, "--num-samples", "1",
+                              f"dataset.train_dataset.data_sources[0].data_file={tr}",
+                              f"dataset.val_dataset.data_sources[0].data_file={tr}",
+                              "dataset.train_dataset.data_sources[0].dataset_name=FSD",
+                              "dataset.val_dataset.data_sources[0].dataset_name=FSD"],
+                             env=ENV, capture_output=True, text=True, timeout=300)
+    finally:
+        _stop(blind)
+    assert out.returncode == 1, out.stdout[-2000:] + out.stderr[-2000:]
+    assert "cannot see the run folder" in out.stderr and "every node mounts at the same path" in out.stderr
+    assert Ledger(run).sweep()["state"] == "failed" and not Ledger(run).trials()  # nothing ran
