@@ -4,7 +4,8 @@
     automl run --resume automl_runs/tiny-demo-20260101-120000
     automl ui --store automl_runs/tiny-demo-20260101-120000
 
-Every exception becomes one line and a non-zero exit (2 bad input, 1 anything else, 130 interrupted).
+Every exception becomes one line and a non-zero exit, mapped by type (automl/errors.py): 2 bad input,
+1 anything else, 130 interrupted.
 """
 from __future__ import annotations
 
@@ -12,9 +13,11 @@ import argparse
 import sys
 from typing import Optional, Sequence
 
-from automl.plan.launch import ALGORITHMS, SCHEDULERS, LaunchError, LaunchPlan, build_plan, load_plan, review
+from automl.errors import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK, LaunchError, exit_code_of
+from automl.plan.configs import ALGORITHMS, SCHEDULERS, RunConfig, SearchConfig, TuneConfig
+from automl.plan.launch import LaunchPlan, build_plan, load_plan
+from automl.plan.review import review
 
-EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
 RUN_HELP = """\
 Decide whether this training is a sweep or one plain run (the policy), print the launch review, then run it.
 
@@ -127,16 +130,17 @@ def plan_from_args(args: argparse.Namespace) -> LaunchPlan:
         if args.ray_address:
             plan.ray_address = args.ray_address
         return plan
-    return build_plan(skill=args.skill, skill_dir=args.skill_dir, policy=args.policy, request=args.request,
-                      spec=args.spec, overrides=args.overrides, search_space=args.search_space,
-                      algorithm=args.algorithm, scheduler=args.scheduler,
+    search = SearchConfig(skill=args.skill, skill_dir=args.skill_dir, spec=args.spec, overrides=tuple(args.overrides),
+                          policy=args.policy, request=args.request, search_space=args.search_space,
+                          metric=args.metric, mode=args.mode, keep_dead_params=args.keep_dead_params)
+    tune = TuneConfig(algorithm=args.algorithm, scheduler=args.scheduler,
                       num_samples=8 if args.num_samples is None else args.num_samples,
                       max_concurrent=args.max_concurrent, time_budget_s=args.time_budget,
-                      cpus_per_trial=args.cpus_per_trial, gpus_per_trial=args.gpus_per_trial,
-                      max_failures=args.max_failures, metric=args.metric, mode=args.mode, output=args.output,
-                      ray_address=args.ray_address, tracking_uri=args.tracking_uri, experiment=args.experiment,
-                      seed=args.seed, grace_period=args.grace_period, reduction_factor=args.reduction_factor,
-                      grid_points=args.grid_points, keep_dead_params=args.keep_dead_params)
+                      max_failures=args.max_failures, seed=args.seed, grace_period=args.grace_period,
+                      reduction_factor=args.reduction_factor, grid_points=args.grid_points)
+    where = RunConfig(output=args.output, cpus_per_trial=args.cpus_per_trial, gpus_per_trial=args.gpus_per_trial,
+                      ray_address=args.ray_address, tracking_uri=args.tracking_uri, experiment=args.experiment)
+    return build_plan(search, tune, where)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -172,7 +176,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     unscored = _why_nothing_scored(outcome["trials"], plan.run_dir)
     if unscored:
         print(f"automl: error: {unscored}", file=sys.stderr)
-        return EXIT_FAILED
+        return EXIT_FAILURE
     return EXIT_OK
 
 
@@ -204,10 +208,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print(f"automl: interrupted{_resume_hint(args)}", file=sys.stderr)
         return EXIT_INTERRUPTED
     except Exception as exc:  # noqa: BLE001 - the CLI's job: one clear line and an exit code
-        bad = isinstance(exc, ValueError) or type(exc).__name__ in ("SpecError", "SkillError", "SearchSpaceError")
         text = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         print(f"automl: error: {text}{_resume_hint(args)}", file=sys.stderr)
-        return EXIT_BAD_INPUT if bad else EXIT_FAILED
+        return exit_code_of(exc)
 
 
 def _resume_hint(args: argparse.Namespace) -> str:

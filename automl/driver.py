@@ -24,6 +24,7 @@ import time
 from pathlib import Path
 from typing import List, Mapping, Optional
 
+from automl.errors import AutomlError
 from automl.plan.dead_params import mlflow_tags
 from automl.plan.launch import LaunchPlan
 from automl.tune.ledger import Ledger, finished_on_its_own
@@ -108,8 +109,8 @@ def _parent_run(plan: LaunchPlan, tracker, ledger: Ledger, space: SearchSpace):
     if known:
         return RunHandle(known, "", "sweep")
     d = plan.decision
-    tags = {"automl.kind": "sweep", "automl.decision": d["mode"], "automl.policy": d["policy_used"],
-            "automl.reasons": " | ".join(d.get("reasons", ())), "automl.algorithm": plan.algorithm,
+    tags = {"automl.kind": "sweep", "automl.decision": d.mode, "automl.policy": d.policy_used,
+            "automl.reasons": " | ".join(d.reasons), "automl.algorithm": plan.algorithm,
             "automl.scheduler": plan.scheduler, "automl.search_space": _space_tag(space),
             "automl.budget": f"{plan.num_samples} trials, {plan.max_concurrent} concurrent, time budget "
                              f"{plan.time_budget_s or 'none'}", "automl.run_dir": plan.run_dir,
@@ -175,7 +176,7 @@ def _claim_run_dir(ledger: Ledger) -> None:
     atomic_write_json(path, owner_record())
 
 
-class RunInUseError(RuntimeError):
+class RunInUseError(AutomlError):
     """Another live driver runs this sweep folder."""
 
 
@@ -262,7 +263,7 @@ def _describe_parent(plan: LaunchPlan, tracker, parent, report, space: SearchSpa
                   f"{plan.time_budget_s or 'none'}, max_t {plan.max_t} validations")
         tracker.set_note(parent, sweep_note(
             name=Path(plan.run_dir).name, results=report.results, metric=plan.metric, mode=plan.mode,
-            decision=plan.decision, budget=budget, algorithm=f"{plan.algorithm}+{plan.scheduler}",
+            decision=plan.decision.to_dict(), budget=budget, algorithm=f"{plan.algorithm}+{plan.scheduler}",
             experiment_id=links.experiment_id, parent_run_id=parent.run_id, links=links,
             report_path=str(report.html_path)))
         return links

@@ -19,8 +19,8 @@ def run_plain(plan: LaunchPlan):
     spec = load_spec({**plan.base_spec, "results_dir": plan.run_dir}, action="train")
     ensure_experiment(plan.tracking_uri, plan.experiment)
     d = plan.decision
-    tracker = TaggingTracker(plan.tracking_uri, {"automl.kind": "plain", "automl.decision": d["mode"],
-                                                 "automl.policy": d["policy_used"],
-                                                 "automl.reasons": " | ".join(d.get("reasons", ())),
+    tracker = TaggingTracker(plan.tracking_uri, {"automl.kind": "plain", "automl.decision": d.mode,
+                                                 "automl.policy": d.policy_used,
+                                                 "automl.reasons": " | ".join(d.reasons),
                                                  "automl.skill": plan.skill_name}, lambda run_id: None)
     return train(spec, tracker=tracker, experiment=plan.experiment, run_name=f"plain {Path(plan.run_dir).name}")

@@ -39,6 +39,8 @@ def main(argv=None) -> int:
     root = Path(args.out)
     shutil.rmtree(root, ignore_errors=True)
 
+    from automl.plan.configs import RunConfig, SearchConfig
+
     from automl.plan.launch import build_plan
     from automl.plan.probe import run_probe
 
@@ -47,8 +49,8 @@ def main(argv=None) -> int:
     print("|---|---|---|---|---|---|---|")
     for name, crop, tiny in (("tests' tiny trial", (32, 64), True), ("make demo", (64, 128), False)):
         where = root / name.replace(" ", "_")
-        plan = build_plan(skill="tiny-demo", output=str(where / "run"), gpus_available=0,
-                          overrides=_overrides(where, crop, tiny))
+        plan = build_plan(SearchConfig(skill="tiny-demo", overrides=_overrides(where, crop, tiny)),
+                          where=RunConfig(output=str(where / "run")), gpus_available=0)
         raw = {**plan.base_spec, "results_dir": plan.run_dir}
         walls, results = [], []
         for i in range(args.repeats):

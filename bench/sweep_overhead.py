@@ -38,6 +38,8 @@ def main(argv=None) -> int:
     shutil.rmtree(root, ignore_errors=True)
     overrides = _overrides(root)
 
+    from automl.plan.configs import RunConfig, SearchConfig, TuneConfig
+
     from automl.plan.launch import build_plan
     from automl.tune.ledger import Ledger
     from automl.driver import run_sweep
@@ -47,8 +49,9 @@ def main(argv=None) -> int:
     from stereo.config.load import load_spec
     from stereo.tracking import ensure_experiment
 
-    plan = build_plan(skill="tiny-demo", output=str(root / "sweep"), num_samples=args.trials, max_concurrent=1,
-                      scheduler="none", algorithm="random", overrides=overrides)
+    plan = build_plan(SearchConfig(skill="tiny-demo", overrides=overrides),
+                      tune=TuneConfig(num_samples=args.trials, max_concurrent=1, scheduler="none", algorithm="random"),
+                      where=RunConfig(output=str(root / "sweep")))
     # the bare loop: same specs, same MLflow store kind, one process, no Ray
     import torch
     torch.set_num_threads(1)

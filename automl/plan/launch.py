@@ -27,29 +27,24 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
-from automl.plan.review import ALGORITHMS, SCHEDULERS, WEIGHTS_IGNORED, review
-from automl.space.relations import as_number
-from automl.policy.decision import PolicyDecision, resolve_policy
+from automl.errors import LaunchError
+from automl.plan.configs import WEIGHTS_IGNORED, RunConfig, SearchConfig, TuneConfig
 from automl.plan.resources import ResourceError, plan_gpus, visible_gpus
 from automl.plan.skills import SKILLS_ROOT, Skill, expand_shorthand, find_skill, load_skill
+from automl.policy.decision import NothingToSearch, PolicyDecision, resolve_policy
 from automl.space.build import SearchSpace, build_search_space
 from automl.space.files import default_search_space_name, load_search_space, search_space_path
+from automl.space.relations import as_number
 
 PLAN_FILE = "launch.json"
 RESUME_COMMAND = "automl run --resume {run_dir}"
-__all__ = ("ALGORITHMS", "SCHEDULERS", "LaunchError", "LaunchPlan", "build_plan", "load_plan", "review",
-           "PLAN_FILE", "RESUME_COMMAND")
-
-
-class LaunchError(ValueError):
-    """A run that cannot be launched; the message names the option or key and the fix."""
 
 
 @dataclass
 class LaunchPlan:
     skill_name: str
     skill_dir: str
-    decision: Dict[str, Any]  # PolicyDecision.to_dict()
+    decision: PolicyDecision  # decided once (automl/policy/decision.py), frozen
     spec_source: str
     base_spec: Dict[str, Any]
     overrides: List[str]  # expanded key=value, as applied
@@ -91,15 +86,16 @@ class LaunchPlan:
 
     @property
     def sweep(self) -> bool:
-        return self.decision.get("mode") == "sweep"
+        return self.decision.sweep
 
     def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
+        return {**dataclasses.asdict(self), "decision": self.decision.to_dict()}
 
     @classmethod
     def from_dict(cls, data: dict) -> "LaunchPlan":
         names = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in names})
+        kept = {k: v for k, v in data.items() if k in names}
+        return cls(**{**kept, "decision": PolicyDecision.from_dict(kept["decision"])})
 
     def save(self) -> Path:
         from stereo.atomic_io import atomic_write_json
@@ -252,49 +248,23 @@ def _search_space(skill: Skill, schema: dict, search_space: Optional[str], fixed
     return parsed, parsed.space
 
 
-def build_plan(*, skill: Optional[str] = None, skill_dir: Optional[str] = None, policy: Optional[str] = None,
-               request: Optional[str] = None, spec: Optional[str] = None, overrides: Sequence[str] = (),
-               search_space: Optional[str] = None, algorithm: str = "tpe", scheduler: str = "asha",
-               num_samples: int = 8, max_concurrent: Optional[int] = None, time_budget_s: Optional[float] = None,
-               cpus_per_trial: float = 1.0, gpus_per_trial: Optional[float] = None, max_failures: int = 0,
-               metric: Optional[str] = None, mode: Optional[str] = None, output: Optional[str] = None,
-               ray_address: Optional[str] = None, tracking_uri: Optional[str] = None,
-               experiment: str = "depth_net", seed: int = 0, grace_period: int = 1, reduction_factor: int = 3,
-               grid_points: int = 3, gpus_available: Optional[int] = None,
-               keep_dead_params: bool = False) -> LaunchPlan:
+def build_plan(search: SearchConfig, tune: Optional[TuneConfig] = None, where: Optional[RunConfig] = None, *,
+               gpus_available: Optional[int] = None) -> LaunchPlan:
     """Resolve the policy and everything a run needs; raises :class:`LaunchError` on bad options.
 
-    `gpus_per_trial` None derives it from ``train.num_gpus`` (automl/plan/resources.py); `gpus_available`
-    None counts this machine's GPUs. Pre-flight: the data files are checked and one trial is planned
-    (automl/plan/trial_shape.py); a sweep that could never score a trial is NOT READY; searched keys that
-    cannot change this run are dead and leave the space unless `keep_dead_params`
-    (automl/plan/dead_params.py). Problems land in ``plan.spec_problems`` (the review lists them).
+    `gpus_available` None counts this machine's GPUs. Pre-flight: the data files are checked and one
+    trial is planned (automl/plan/trial_shape.py); a sweep that could never score a trial is NOT READY;
+    searched keys that cannot change this run are dead and leave the space unless
+    ``search.keep_dead_params`` (automl/plan/dead_params.py). Problems land in ``plan.spec_problems`` (the
+    review lists them). The policy decides sweep or plain once: it examines the search space (through
+    :func:`_examine_search`) only when the skill and the policy would sweep.
     """
-    if bool(skill) == bool(skill_dir):
-        raise LaunchError("pass exactly one of --skill NAME or --skill-dir DIR (e.g. --skill tiny-demo)")
-    the_skill = load_skill(skill_dir) if skill_dir else find_skill(skill)
-    decision: PolicyDecision = resolve_policy(action="train", skill=the_skill.facts(), policy=policy,
-                                              request=request)
-    if algorithm not in ALGORITHMS:
-        raise LaunchError(f"--algorithm {algorithm!r} is not one of {', '.join(ALGORITHMS)}")
-    if scheduler not in SCHEDULERS:
-        raise LaunchError(f"--scheduler {scheduler!r} is not one of {', '.join(SCHEDULERS)}")
-    for name, value, low in (("--num-samples", num_samples, 1), ("--grace-period", grace_period, 1),
-                             ("--reduction-factor", reduction_factor, 2), ("--grid-points", grid_points, 2),
-                             ("--max-failures", max_failures, 0)):
-        if int(value) < low:
-            raise LaunchError(f"{name} {value} must be >= {low}")
-    if cpus_per_trial <= 0 or (gpus_per_trial is not None and gpus_per_trial < 0):
-        raise LaunchError(f"--cpus-per-trial {cpus_per_trial} must be > 0 and --gpus-per-trial {gpus_per_trial} "
-                          ">= 0")
-    if time_budget_s is not None and time_budget_s <= 0:
-        raise LaunchError(f"--time-budget {time_budget_s} must be > 0 seconds (omit it for no limit)")
-    if mode is not None and mode not in ("min", "max"):
-        raise LaunchError(f"--mode {mode!r} is not min or max")
-    expanded, output = _split_output(expand_shorthand(the_skill, overrides), output)
+    tune, where = tune or TuneConfig(), where or RunConfig()
+    the_skill = load_skill(search.skill_dir) if search.skill_dir else find_skill(search.skill)
+    expanded, output = _split_output(expand_shorthand(the_skill, search.overrides), where.output)
     run_dir = Path(output or Path("automl_runs") / f"{the_skill.path.name}-{time.strftime('%Y%m%d-%H%M%S')}")
     run_dir = run_dir.expanduser().resolve()
-    source, raw, overridden, missing = _base_spec(the_skill, spec, expanded)
+    source, raw, overridden, missing = _base_spec(the_skill, search.spec, expanded)
     problems, resolved = ([missing], None) if missing else _spec_problems(raw, run_dir, source, overridden)
     shape = None
     if resolved is not None:
@@ -304,37 +274,53 @@ def build_plan(*, skill: Optional[str] = None, skill_dir: Optional[str] = None, 
         problems = problems + data_problems
     from stereo.tracking import check_tracking_uri, default_tracking_uri
 
-    uri = check_tracking_uri(tracking_uri) if tracking_uri else default_tracking_uri(run_dir)
-    concurrency_given = max_concurrent is not None
+    uri = check_tracking_uri(where.tracking_uri) if where.tracking_uri else default_tracking_uri(run_dir)
+    max_concurrent = tune.max_concurrent
     if max_concurrent is None:
-        max_concurrent = max(1, int((os.cpu_count() or 1) // max(cpus_per_trial, 1)))
-    if int(max_concurrent) < 1:
-        raise LaunchError(f"--max-concurrent {max_concurrent} must be >= 1")
-    plan = LaunchPlan(skill_name=the_skill.name, skill_dir=str(the_skill.path), decision=decision.to_dict(),
-                      spec_source=source, base_spec=raw, overrides=expanded, run_dir=str(run_dir),
-                      tracking_uri=uri, experiment=experiment, spec_problems=problems, algorithm=algorithm,
-                      scheduler=scheduler, grace_period=int(grace_period), reduction_factor=int(reduction_factor),
-                      grid_points=int(grid_points), seed=int(seed), num_samples=int(num_samples),
-                      max_concurrent=int(max_concurrent), time_budget_s=time_budget_s,
-                      max_failures=int(max_failures), cpus_per_trial=float(cpus_per_trial),
-                      gpus_per_trial=float(gpus_per_trial or 0.0), ray_address=ray_address,
-                      keep_dead_params=bool(keep_dead_params), trial_shape=shape.to_dict() if shape else {})
+        max_concurrent = max(1, int((os.cpu_count() or 1) // max(where.cpus_per_trial, 1)))
+    plan = LaunchPlan(skill_name=the_skill.name, skill_dir=str(the_skill.path),
+                      decision=PolicyDecision("plain", "auto", ()), spec_source=source, base_spec=raw,
+                      overrides=expanded, run_dir=str(run_dir), tracking_uri=uri, experiment=where.experiment,
+                      spec_problems=problems, algorithm=tune.algorithm, scheduler=tune.scheduler,
+                      grace_period=int(tune.grace_period), reduction_factor=int(tune.reduction_factor),
+                      grid_points=int(tune.grid_points), seed=int(tune.seed), num_samples=int(tune.num_samples),
+                      max_concurrent=int(max_concurrent), time_budget_s=tune.time_budget_s,
+                      max_failures=int(tune.max_failures), cpus_per_trial=float(where.cpus_per_trial),
+                      gpus_per_trial=float(where.gpus_per_trial or 0.0), ray_address=where.ray_address,
+                      keep_dead_params=bool(search.keep_dead_params), trial_shape=shape.to_dict() if shape else {})
+    found: Dict[str, Any] = {}
+    plan.decision = resolve_policy(
+        action="train", skill=the_skill.facts(), policy=search.policy, request=search.request,
+        nothing_to_search=lambda: _examine_search(plan, the_skill, search, overridden, resolved, shape, found))
     if not plan.sweep:
         return plan
+    _settle_search(plan, search, tune, found)
+    _settle_resources(plan, tune, where, resolved, gpus_available)
+    if shape is not None and shape.validation_steps:
+        plan.max_t = len(shape.validation_steps)  # validations a full trial runs (max_steps may cut epochs)
+    elif resolved is not None:
+        epochs = int(resolved.train.num_epochs)
+        plan.max_t = max(1, epochs // max(1, int(resolved.train.validation_interval)))
+    return plan
+
+
+def _examine_search(plan: LaunchPlan, skill: Skill, search: SearchConfig, overridden: Dict[str, str],
+                    resolved: Any, shape: Any, found: Dict[str, Any]) -> Optional[NothingToSearch]:
+    """Build the search space of a would-be sweep (into `found`: the parsed file and the space) with the
+    keys the user fixed and the dead keys taken out; why it is empty, or None."""
     if "train.results_dir" in overridden:
         raise LaunchError(f"train.results_dir={overridden['train.results_dir']} would make every trial write into "
                           "one folder; drop it (each trial writes under <output>/trials/<id>/train; --output or "
                           "results_dir= choose the run folder)")
-    schema = the_skill.load_schema("train")
-    known = dotted_values(raw)
-    parsed, space = _search_space(the_skill, schema, search_space, {}, known)
+    schema = skill.load_schema("train")
+    known = dotted_values(plan.base_spec)
+    parsed, space = _search_space(skill, schema, search.search_space, {}, known)
     plan.fixed = {n: overridden[n] for n in space.names if n in overridden}
     if plan.fixed and len(plan.fixed) == len(space):
-        _nothing_to_search(plan, decision, ", ".join(f"{n} fixed at {v}" for n, v in plan.fixed.items()),
-                           "your overrides fix every searched parameter", plain="with your values")
-        return plan
+        return NothingToSearch("your overrides fix every searched parameter",
+                               ", ".join(f"{n} fixed at {v}" for n, v in plan.fixed.items()), plain="with your values")
     if plan.fixed:
-        parsed, space = _search_space(the_skill, schema, search_space, plan.fixed, known)
+        parsed, space = _search_space(skill, schema, search.search_space, plan.fixed, known)
     if shape is not None:
         from automl.plan.dead_params import check_dead
         from automl.plan.trial_shape import scoring_problems
@@ -344,55 +330,49 @@ def build_plan(*, skill: Optional[str] = None, skill_dir: Optional[str] = None, 
         plan.dead, plan.caveats = check_dead(resolved, shape.total_steps, space.to_dict()["parameters"])
         if plan.dead and not plan.keep_dead_params:
             if len(plan.dead) == len(space):
-                _nothing_to_search(plan, decision, "; ".join(f"{n}: {why}" for n, why in plan.dead.items()),
-                                   "every searched parameter is dead in this run (it cannot change the result)",
-                                   fix="--keep-dead-params to sweep them anyway")
-                return plan
+                return NothingToSearch("every searched parameter is dead in this run (it cannot change the result)",
+                                       "; ".join(f"{n}: {why}" for n, why in plan.dead.items()),
+                                       fix="--keep-dead-params to sweep them anyway")
             dead_fixed = plan.dead_fixed(known)
-            parsed, space = _search_space(the_skill, schema, search_space, {**plan.fixed, **dead_fixed}, known)
+            parsed, space = _search_space(skill, schema, search.search_space, {**plan.fixed, **dead_fixed}, known)
             space = _relabel_dead(space, dead_fixed, plan.dead)
-    plan.space = space.to_dict()
+    found.update(parsed=parsed, space=space)
+    return None
+
+
+def _settle_search(plan: LaunchPlan, search: SearchConfig, tune: TuneConfig, found: Dict[str, Any]) -> None:
+    """The searched space and the objective: the user's --metric/--mode, else the search-space file's."""
+    parsed = found["parsed"]
+    plan.space = found["space"].to_dict()
     if parsed is not None:
         plan.search_space_file = str(parsed.path)
-        plan.metric, plan.mode = metric or parsed.metric, mode or parsed.mode
+        plan.metric, plan.mode = search.metric or parsed.metric, search.mode or parsed.mode
     else:
         plan.space["notes"].append("no search_spaces/*.yaml for this skill: the schema's automl_default_parameters "
                                    "with schema ranges")
-        plan.metric, plan.mode = metric or "val/epe", mode or "min"
+        plan.metric, plan.mode = search.metric or "val/epe", search.mode or "min"
     weighted = [n for n, d in plan.space["parameters"].items() if d.get("weights")]
     if weighted:
         plan.space["notes"].append(f"option_weights of {', '.join(weighted)} are NOT applied by --algorithm "
-                                   f"{algorithm}: {WEIGHTS_IGNORED[algorithm]}; only TAO-style random draws "
-                                   "(SearchSpace.sample) use them")
+                                   f"{tune.algorithm}: {WEIGHTS_IGNORED[tune.algorithm]}; only TAO-style random "
+                                   "draws (SearchSpace.sample) use them")
+
+
+def _settle_resources(plan: LaunchPlan, tune: TuneConfig, where: RunConfig, resolved: Any,
+                      gpus_available: Optional[int]) -> None:
+    """GPUs per trial from train.num_gpus (or --gpus-per-trial), and the concurrency they allow."""
+    known = dotted_values(plan.base_spec)
     num_gpus = resolved.train.num_gpus if resolved is not None else as_number(known.get("train.num_gpus")) or 1
     try:
-        gpus = plan_gpus(requested=gpus_per_trial, num_gpus=int(num_gpus), cluster=bool(ray_address),
-                         available=None if ray_address else (visible_gpus() if gpus_available is None
-                                                             else gpus_available))
+        gpus = plan_gpus(requested=where.gpus_per_trial, num_gpus=int(num_gpus), cluster=bool(where.ray_address),
+                         available=None if where.ray_address else (visible_gpus() if gpus_available is None
+                                                                   else gpus_available))
     except ResourceError as exc:
         raise LaunchError(str(exc)) from None
     plan.gpus_per_trial, plan.resource_notes = gpus.gpus_per_trial, list(gpus.notes)
     if gpus.max_concurrent is not None and plan.max_concurrent > gpus.max_concurrent:
-        if concurrency_given:
+        if tune.max_concurrent is not None:
             plan.resource_notes.append(f"--max-concurrent {plan.max_concurrent}, but only {gpus.max_concurrent} "
                                        "trial(s) fit on the GPUs at once; the others wait")
         else:
             plan.max_concurrent = max(1, gpus.max_concurrent)
-    if shape is not None and shape.validation_steps:
-        plan.max_t = len(shape.validation_steps)  # validations a full trial runs (max_steps may cut epochs)
-    elif resolved is not None:
-        epochs = int(resolved.train.num_epochs)
-        plan.max_t = max(1, epochs // max(1, int(resolved.train.validation_interval)))
-    return plan
-
-
-def _nothing_to_search(plan: LaunchPlan, decision: PolicyDecision, listing: str, what: str,
-                       fix: str = "drop one of those overrides", plain: str = "") -> None:
-    """Every searched parameter is fixed by an override or dead: plain training (auto) or an error (on)."""
-    if decision.policy_used == "on":
-        raise LaunchError(f"AutoML is on, but {what} ({listing}), so there is nothing to search; {fix}, pass "
-                          "--search-space with other parameters, or use --policy off for one plain training run")
-    plan.decision = {**plan.decision, "mode": "plain",
-                     "reasons": list(plan.decision["reasons"]) + [
-                         f"{what} ({listing}), so there is nothing to search: one plain training run"
-                         + (f" {plain}" if plain else "")]}

@@ -17,10 +17,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import List, Optional
 
+from automl.errors import AutomlInputError
 from stereo.gpus import visible_gpus  # noqa: F401  (re-exported: automl callers import it from here)
 
 
-class ResourceError(ValueError):
+class ResourceError(AutomlInputError):
     """GPU settings that contradict each other; the message names both and the fix."""
 
 

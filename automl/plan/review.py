@@ -5,29 +5,8 @@ from __future__ import annotations
 import os
 from typing import Any, Sequence
 
-ALGORITHMS = {
-    "tpe": "Optuna TPESampler (tree-structured Parzen estimator)",
-    "random": "Optuna RandomSampler (independent uniform draws, relations honoured)",
-    "grid": "every combination of --grid-points values per parameter (floats: evenly spaced, log-spaced "
-            "for log ranges), run in order",
-    "bayesian": "Optuna GPSampler (Gaussian-process Bayesian optimisation; TAO AutoML's default algorithm)",
-    "cmaes": "Optuna CmaEsSampler (needs the `cmaes` package)",
-}
-SCHEDULERS = {
-    "asha": "ASHA (asynchronous successive halving): stops the worse trials at each rung",
-    "hyperband": "HyperBand (asynchronous brackets of successive halving; never pauses a trial)",
-    "none": "no early stopping: every trial trains its full budget (FIFO)",
-}
-#: why a schema's option_weights do not shape a sweep's draws, per --algorithm (every sweep samples
-#: through Optuna, whose categorical distributions carry no prior)
-WEIGHTS_IGNORED = {
-    "tpe": "TPESampler models the objective from finished trials and draws its random start-up choices "
-           "uniformly",
-    "random": "Optuna's RandomSampler draws every categorical choice with equal probability",
-    "grid": "the grid runs every choice once",
-    "bayesian": "GPSampler models the objective, not a prior over choices",
-    "cmaes": "CmaEsSampler draws categorical choices uniformly",
-}
+from automl.plan.configs import ALGORITHMS, SCHEDULERS
+
 _INDENT = " " * 17
 
 
@@ -57,10 +36,10 @@ def review(plan: Any, problems: Sequence[str] = ()) -> str:
     d = plan.decision
     lines = ["automl run: launch review",
              f"  skill        {plan.skill_name} ({plan.skill_dir})",
-             f"  decision     {d['mode']} (policy {d['policy_used']})"]
-    lines += [f"{_INDENT}- {r}" for r in d.get("reasons", ())]
-    if d.get("regenerate_command"):
-        lines.append(f"{_INDENT}fix: {d['regenerate_command']}")
+             f"  decision     {d.mode} (policy {d.policy_used})"]
+    lines += [f"{_INDENT}- {r}" for r in d.reasons]
+    if d.regenerate_command:
+        lines.append(f"{_INDENT}fix: {d.regenerate_command}")
     extra = f" + {len(plan.overrides)} override(s)" if plan.overrides else ""
     lines.append(f"  base spec    {plan.spec_source} + skill key_defaults{extra}" if plan.spec_source
                  else f"  base spec    none (no --spec, no spec template){extra}")

@@ -21,6 +21,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Union
 
 import yaml
 
+from automl.errors import AutomlInputError
 from automl.policy.decision import SkillFacts
 from automl.space.build import did_you_mean
 
@@ -31,7 +32,7 @@ _KNOWN = ("name", "network_arch", "automl_enabled", "actions", "spec_params", "k
           "spec_shorthand_keys", "spec_templates", "description")
 
 
-class SkillError(ValueError):
+class SkillError(AutomlInputError):
     """A skill directory that cannot be used; the message names the file, the key and the fix."""
 
 

@@ -30,6 +30,7 @@ from typing import Any, Mapping, Optional, Sequence, TextIO
 
 import yaml
 
+from automl.errors import AutomlInputError
 from automl.report.importance import ImportanceResult, param_importance
 from automl.tune.ledger import best_key
 from automl.report.plots import history_figure, importance_figure, parallel_figure, render
@@ -44,7 +45,7 @@ ARTIFACT_DIR = "report"  # where the files land among the parent MLflow run's ar
 BEST_CHECKPOINT_DIR = "best_checkpoint"
 
 
-class ReportError(ValueError):
+class ReportError(AutomlInputError):
     """Trials or arguments the report cannot describe; the message says which and how to fix it."""
 
 

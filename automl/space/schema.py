@@ -12,8 +12,10 @@ import math
 import re
 from typing import Any, List, Mapping, Optional, Tuple, Union
 
+from automl.errors import AutomlInputError
 
-class SearchSpaceError(ValueError):
+
+class SearchSpaceError(AutomlInputError):
     """A search space that cannot be built; the message names the key, the bad value and the fix."""
 
 

@@ -46,6 +46,7 @@ import time
 from pathlib import Path
 from typing import Any, Iterable, List, Mapping, Optional
 
+from automl.errors import AutomlInputError
 from stereo.atomic_io import atomic_write_json
 
 STATUSES = ("completed", "failed", "stopped", "running")
@@ -54,7 +55,7 @@ SWEEP_STATES = ("running", "interrupted", "completed", "failed")
 LEDGER_DIR = "ledger"
 
 
-class LedgerError(ValueError):
+class LedgerError(AutomlInputError):
     """A ledger that cannot be used (missing, corrupt, wrong state); the message says what to do."""
 
 

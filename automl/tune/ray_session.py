@@ -12,6 +12,7 @@ import threading
 from pathlib import Path
 from typing import Iterator
 
+from automl.errors import AutomlError
 from automl.tune import ray_temp
 from automl.plan.launch import LaunchPlan
 
@@ -129,5 +130,5 @@ def check_shared_run_dir(run_dir: str | os.PathLike, timeout_s: float = 120.0) -
             "filesystem every node mounts at the same path (NFS, a shared volume) and run again")
 
 
-class SharedStorageError(RuntimeError):
+class SharedStorageError(AutomlError):
     """A joined Ray cluster whose nodes do not share the run folder."""

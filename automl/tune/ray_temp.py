@@ -22,6 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import List, Optional
 
+from automl.errors import AutomlError
+
 SOCKET_ROOM = 40  # Ray appends up to ~64 chars (/session_<time>_<pid>/sockets/plasma_store); AF_UNIX stops at 107
 LINK_ROOT = Path("/tmp")
 LINK_PREFIX = "sa-"
@@ -29,7 +31,7 @@ FILES_NAME = "ray"  # <run_dir>/ray
 OWNER_FILE = "owner.json"
 
 
-class RayTempError(RuntimeError):
+class RayTempError(AutomlError):
     """The run folder's Ray files belong to a live driver; the message names it."""
 
 

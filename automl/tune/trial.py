@@ -36,6 +36,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, Mapping, Optional
 
+from automl.errors import AutomlError
 from automl.tune.ledger import Ledger, metric_value, trial_id_for
 from automl.tune.trial_runs import (ATTEMPT_TAG, INDEX_KEY, SAMPLED_TAG, SWEEP_TAG, TRIAL_TAG, TaggingTracker,
                                      best_checkpoint_on_disk, end_trial_runs, trial_dir)
@@ -51,7 +52,7 @@ FAULTS = ("kill", "raise", "nan", "oom")
 MEMORY_EVERY_S = 10.0  # how often a training trial books its peak memory in the ledger (automl/tune/oom.py)
 
 
-class TrialFailure(RuntimeError):
+class TrialFailure(AutomlError):
     """The trial cannot be scored; ``str()`` is the one-line reason stored in the ledger."""
 
 

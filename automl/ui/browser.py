@@ -22,6 +22,7 @@ import tempfile
 from pathlib import Path
 from typing import Optional, Sequence
 
+from automl.errors import AutomlError
 from automl.ui.links import latest_sweep_links
 from automl.ui.server import resolve_store
 
@@ -32,7 +33,7 @@ VIRTUAL_TIME_MS = 20000  # the page's own timers may run this far ahead: every f
 WINDOW = (1920, 1080)
 
 
-class BrowserError(RuntimeError):
+class BrowserError(AutomlError):
     """Chromium is missing or did not produce the page."""
 
 

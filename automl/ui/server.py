@@ -32,6 +32,7 @@ import urllib.request
 from pathlib import Path
 from typing import Mapping, Optional, Sequence
 
+from automl.errors import AutomlError, AutomlInputError
 from stereo.tracking import artifact_root, check_tracking_uri
 
 DB_NAME = "mlflow.db"
@@ -43,13 +44,13 @@ LIGHT_ENV = {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",  # no huey job runne
              "MLFLOW_DISABLE_TELEMETRY": "true"}  # offline machines: no telemetry attempts
 
 
-class UiError(RuntimeError):
+class UiError(AutomlError):
     """The UI cannot start; the message says why and what to do."""
 
     exit_code = 1
 
 
-class UiInputError(UiError):
+class UiInputError(AutomlInputError, UiError):
     """Bad input (store, port, host, log path): exit 2, before anything starts."""
 
     exit_code = 2

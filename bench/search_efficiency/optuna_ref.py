@@ -3,7 +3,7 @@
     python -m bench.search_efficiency.optuna_ref --run-dir DIR --seed S --num-samples N [overrides...]
 
 One process, one trial at a time, no Ray and no MLflow. The plan (search space, base spec, sampler
-settings, grace period, reduction factor, max_t) comes from the same `automl.launch.build_plan` as a
+settings, grace period, reduction factor, max_t) comes from the same `automl.plan.launch.build_plan` as a
 sweep, and the sampler from the same `automl.tune.backend` function, so the only differences from
 ``tpe+asha`` are Ray's asynchronous, 2-at-a-time execution and its overheads. Each trial trains through
 `automl.tune.trial.run_trial` (the sweep's own trial code) into the sweep ledger layout, and the finished
@@ -22,6 +22,8 @@ def run(run_dir: Path, seed: int, num_samples: int, overrides: List[str], skill:
         grace_period: int = 1, reduction_factor: int = 3) -> Path:
     import optuna
 
+    from automl.plan.configs import RunConfig, SearchConfig, TuneConfig
+
     from automl.plan.launch import build_plan
     from automl.tune.ledger import Ledger, trial_id_for
     from automl.report.results import write_report
@@ -29,9 +31,10 @@ def run(run_dir: Path, seed: int, num_samples: int, overrides: List[str], skill:
     from automl.tune.trial import TrialContext, TrialFailure, run_trial
     from automl.tune.trial_runs import INDEX_KEY
 
-    plan = build_plan(skill=skill, policy="on", search_space=space_file, algorithm="tpe", scheduler="asha",
-                      num_samples=num_samples, max_concurrent=1, seed=seed, grace_period=grace_period,
-                      reduction_factor=reduction_factor, output=str(run_dir), overrides=overrides)
+    plan = build_plan(SearchConfig(skill=skill, policy="on", search_space=space_file, overrides=overrides),
+                      tune=TuneConfig(algorithm="tpe", scheduler="asha", num_samples=num_samples, max_concurrent=1,
+                                      seed=seed, grace_period=grace_period, reduction_factor=reduction_factor),
+                      where=RunConfig(output=str(run_dir)))
     space = plan.search_space()
     ledger = Ledger(plan.run_dir, metric=plan.metric, mode=plan.mode)
     for t in ledger.unfinished():  # a trial cut by a crash: counted as failed, the sampler learns nothing

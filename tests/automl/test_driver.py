@@ -11,6 +11,7 @@ import pytest
 
 from automl.space.distributions import FloatDist
 from automl.driver import RunInUseError, SweepClock, _best_trial, _close_interrupted, _space_tag, run_sweep
+from automl.plan.configs import RunConfig, SearchConfig, TuneConfig
 from automl.plan.launch import LaunchPlan, build_plan
 from automl.tune.ledger import Ledger
 from automl.space.build import SearchSpace
@@ -108,8 +109,8 @@ def test_the_time_budget_is_for_the_whole_sweep(tmp_path):
 
 
 def test_a_resumed_sweep_whose_time_budget_is_spent_starts_nothing(tmp_path):
-    plan = build_plan(skill="tiny-demo", policy="on", output=str(tmp_path / "run"), time_budget_s=30,
-                      num_samples=4)
+    plan = build_plan(SearchConfig(skill="tiny-demo", policy="on"), tune=TuneConfig(time_budget_s=30, num_samples=4),
+                      where=RunConfig(output=str(tmp_path / "run")))
     plan.save()
     Ledger(plan.run_dir).update_sweep(state="interrupted", attempts=1, elapsed_s=31.0)
     started = time.time()
@@ -134,7 +135,8 @@ def test_the_search_space_tag_stays_short_valid_json():
 
 
 def test_a_folder_another_live_driver_runs_is_refused_untouched(tmp_path):
-    plan = build_plan(skill="tiny-demo", policy="on", output=str(tmp_path / "run"), num_samples=2)
+    plan = build_plan(SearchConfig(skill="tiny-demo", policy="on"), tune=TuneConfig(num_samples=2),
+                      where=RunConfig(output=str(tmp_path / "run")))
     other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     try:
         (tmp_path / "run" / "ledger").mkdir(parents=True)

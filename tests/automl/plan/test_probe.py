@@ -6,15 +6,18 @@ import re
 
 import pytest
 
-from automl.plan.launch import build_plan, review
+from automl.plan.configs import RunConfig, SearchConfig, TuneConfig
+from automl.plan.launch import build_plan
+from automl.plan.review import review
 from automl.plan.probe import GIB, fit_plan, measure
 
 GB = int(GIB)
 
 
-def _plan(tmp_path, sweep_overrides, **kw):
-    return build_plan(skill="tiny-demo", output=str(tmp_path / "run"), gpus_available=0,
-                      overrides=sweep_overrides(tmp_path, n_train=4), **kw)
+def _plan(tmp_path, sweep_overrides, max_concurrent=None, num_samples=8, gpus_per_trial=None):
+    return build_plan(SearchConfig(skill="tiny-demo", overrides=sweep_overrides(tmp_path, n_train=4)),
+                      TuneConfig(max_concurrent=max_concurrent, num_samples=num_samples),
+                      RunConfig(output=str(tmp_path / "run"), gpus_per_trial=gpus_per_trial), gpus_available=0)
 
 
 def test_the_probe_measures_one_trial_and_caches_it_per_shape(tmp_path, sweep_overrides, monkeypatch):

@@ -11,7 +11,10 @@ from pathlib import Path
 import pytest
 
 from automl.cli import main
-from automl.plan.launch import LaunchError, build_plan, load_plan, review
+from automl.plan.configs import RunConfig, SearchConfig
+from automl.errors import LaunchError
+from automl.plan.launch import build_plan, load_plan
+from automl.plan.review import review
 
 REPO = Path(__file__).resolve().parents[3]
 
@@ -27,9 +30,10 @@ def _data(root: Path, n_train: int = 4, n_val: int = 2) -> list:
             "dataset.val_dataset.data_sources[0].dataset_name=FSD"]
 
 
-def _plan(tmp_path, *extra, **kw):
-    return build_plan(skill="tiny-demo", output=str(tmp_path / "run"), gpus_available=0,
-                      overrides=[*_data(tmp_path), "train.optim.lr_steps=[1]", *extra], **kw)
+def _plan(tmp_path, *extra):
+    overrides = [*_data(tmp_path), "train.optim.lr_steps=[1]", *extra]
+    return build_plan(SearchConfig(skill="tiny-demo", overrides=overrides),
+                      where=RunConfig(output=str(tmp_path / "run")), gpus_available=0)
 
 
 def test_a_ready_plan_describes_one_trial(tmp_path):
@@ -90,10 +94,12 @@ def test_a_sweep_needs_validation_data_a_plain_run_does_not(tmp_path):
     raw["dataset"]["train_dataset"]["data_sources"] = [{"dataset_name": "FSD", "data_file": str(tr)}]
     raw["dataset"]["val_dataset"]["data_sources"] = []
     spec.write_text(yaml.safe_dump(raw))
-    sweep = build_plan(skill="tiny-demo", spec=str(spec), output=str(tmp_path / "s"), gpus_available=0)
+    sweep = build_plan(SearchConfig(skill="tiny-demo", spec=str(spec)), where=RunConfig(output=str(tmp_path / "s")),
+                       gpus_available=0)
     assert any(p.startswith("dataset.val_dataset.data_sources is empty: a sweep scores every trial by its "
                             "validation") for p in sweep.spec_problems), sweep.spec_problems
-    plain = build_plan(skill="tiny-demo", spec=str(spec), policy="off", output=str(tmp_path / "p"))
+    plain = build_plan(SearchConfig(skill="tiny-demo", spec=str(spec), policy="off"),
+                       where=RunConfig(output=str(tmp_path / "p")))
     assert plain.spec_problems == [] and plain.trial_shape["val_samples"] == 0
 
 
@@ -123,7 +129,8 @@ def test_a_missing_image_named_by_the_annotation_file_is_refused_with_its_line(t
     annotations = Path(overrides[0].partition("=")[2])
     gone = Path(annotations.parent / annotations.read_text().splitlines()[2].split()[1])
     gone.unlink()
-    plan = build_plan(skill="tiny-demo", output=str(tmp_path / "run"), gpus_available=0, overrides=overrides)
+    plan = build_plan(SearchConfig(skill="tiny-demo", overrides=overrides),
+                      where=RunConfig(output=str(tmp_path / "run")), gpus_available=0)
     assert len(plan.spec_problems) == 1
     assert plan.spec_problems[0].startswith(f"dataset.train_dataset.data_sources[0].data_file: {annotations}:3: "
                                             f"right image {gone} does not exist")
@@ -137,8 +144,8 @@ def _tao_overrides(tmp_path):
 def test_lr_decay_is_dead_on_the_shipped_tao_ffs_skill(tmp_path, tao_skill_dir, capsys):
     """TAO's FFS template: num_epochs 1, MultiStepLR with its default milestone at step 1000; a fine-tune on
     a small dataset (4 steps) never reaches it, so lr_decay cannot change the run."""
-    plan = build_plan(skill_dir=str(tao_skill_dir), output=str(tmp_path / "run"), gpus_available=0,
-                      overrides=_tao_overrides(tmp_path))
+    plan = build_plan(SearchConfig(skill_dir=str(tao_skill_dir), overrides=_tao_overrides(tmp_path)),
+                      where=RunConfig(output=str(tmp_path / "run")), gpus_available=0)
     assert plan.spec_problems == [] and plan.sweep
     assert list(plan.dead) == ["train.optim.lr_decay"]
     why = plan.dead["train.optim.lr_decay"]
@@ -154,25 +161,28 @@ def test_lr_decay_is_dead_on_the_shipped_tao_ffs_skill(tmp_path, tao_skill_dir, 
 
 
 def test_keep_dead_params_searches_them_anyway(tmp_path, tao_skill_dir, capsys):
-    plan = build_plan(skill_dir=str(tao_skill_dir), output=str(tmp_path / "run"), gpus_available=0,
-                      overrides=_tao_overrides(tmp_path), keep_dead_params=True)
+    plan = build_plan(SearchConfig(skill_dir=str(tao_skill_dir), overrides=_tao_overrides(tmp_path),
+                                   keep_dead_params=True),
+                      where=RunConfig(output=str(tmp_path / "run")), gpus_available=0)
     assert list(plan.dead) == ["train.optim.lr_decay"]
     assert list(plan.space["parameters"]) == ["train.optim.lr", "train.optim.lr_decay"]
     assert "train.optim.lr_decay: DEAD, searched anyway (--keep-dead-params)" in review(plan)
 
 
 def test_a_milestone_inside_the_run_makes_lr_decay_live(tmp_path, tao_skill_dir):
-    plan = build_plan(skill_dir=str(tao_skill_dir), output=str(tmp_path / "run"), gpus_available=0,
-                      overrides=[*_tao_overrides(tmp_path), "train.optim.lr_steps=[2]"])
+    plan = build_plan(SearchConfig(skill_dir=str(tao_skill_dir),
+                                   overrides=[*_tao_overrides(tmp_path), "train.optim.lr_steps=[2]"]),
+                      where=RunConfig(output=str(tmp_path / "run")), gpus_available=0)
     assert plan.dead == {} and list(plan.space["parameters"]) == ["train.optim.lr", "train.optim.lr_decay"]
 
 
 def test_every_searched_key_dead_is_plain_with_auto_and_an_error_with_on(tmp_path):
     # learning_rate= fixes lr; lr_decay is dead (milestone 16 beyond the 2-step run): nothing left to search
     overrides = [*_data(tmp_path), "learning_rate=1e-3"]
-    plan = build_plan(skill="tiny-demo", output=str(tmp_path / "a"), gpus_available=0, overrides=overrides)
+    plan = build_plan(SearchConfig(skill="tiny-demo", overrides=overrides), where=RunConfig(output=str(tmp_path / "a")),
+                      gpus_available=0)
     assert not plan.sweep
-    assert "every searched parameter is dead in this run" in " ".join(plan.decision["reasons"])
+    assert "every searched parameter is dead in this run" in " ".join(plan.decision.reasons)
     with pytest.raises(LaunchError, match="--keep-dead-params to sweep them anyway"):
-        build_plan(skill="tiny-demo", output=str(tmp_path / "b"), gpus_available=0, overrides=overrides,
-                   policy="on")
+        build_plan(SearchConfig(skill="tiny-demo", overrides=overrides, policy="on"),
+                   where=RunConfig(output=str(tmp_path / "b")), gpus_available=0)

@@ -8,8 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from automl.policy.decision import (REGENERATE_COMMAND, TRAIN_SCHEMA, TRAIN_TEMPLATE, PolicyDecision, SkillFacts,
-                           read_request, resolve_policy)
+from automl.errors import LaunchError
+from automl.policy.decision import (REGENERATE_COMMAND, TRAIN_SCHEMA, TRAIN_TEMPLATE, NothingToSearch, PolicyDecision,
+                                    SkillFacts, resolve_policy)
+from automl.policy.request import read_request
 from automl.plan.skills import load_skill
 
 TAO_FFS = Path(__file__).resolve().parents[2] / "fixtures" / "tao_skill_ffs" / "tao-train-fast-foundation-stereo"
@@ -166,6 +168,40 @@ def test_an_explicit_policy_beats_every_request_phrase():
         assert resolve_policy(action="train", skill=READY, policy="auto", request=text).policy_used == "auto"
 
 
+# --- rule 4: a sweep needs something to search -----------------------------------------------------
+EMPTY = NothingToSearch("your overrides fix every searched parameter", "train.optim.lr fixed at 0.001",
+                        plain="with your values")
+
+
+def test_nothing_to_search_is_plain_with_auto_and_decided_once():
+    decision = resolve_policy(action="train", skill=READY, policy="auto", request=None, nothing_to_search=lambda: EMPTY)
+    assert decision.mode == "plain" and not decision.sweep
+    assert decision.reasons[-1] == ("your overrides fix every searched parameter (train.optim.lr fixed at 0.001), so "
+                                    "there is nothing to search: one plain training run with your values")
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        decision.mode = "sweep"  # nothing downstream can rewrite the route
+    assert PolicyDecision.from_dict(decision.to_dict()) == decision
+
+
+def test_nothing_to_search_with_policy_on_is_bad_input():
+    with pytest.raises(LaunchError, match=r"AutoML is on, but your overrides fix every searched parameter "
+                                          r"\(train.optim.lr fixed at 0.001\), so there is nothing to search; "
+                                          r"drop one"):
+        resolve_policy(action="train", skill=READY, policy="on", request=None, nothing_to_search=lambda: EMPTY)
+    assert LaunchError.exit_code == 2
+
+
+@pytest.mark.parametrize("policy, skill", [("off", READY), ("auto", NO_SCHEMA), ("auto", DISABLED)])
+def test_the_search_space_is_examined_only_for_a_would_be_sweep(policy, skill):
+    def examine():
+        raise AssertionError("examined the search space of a run that cannot sweep")
+
+    assert resolve_policy(action="train", skill=skill, policy=policy, request=None,
+                          nothing_to_search=examine).mode == "plain"
+    assert resolve_policy(action="train", skill=READY, policy="auto", request=None,
+                          nothing_to_search=lambda: None).mode == "sweep"
+
+
 # --- the real TAO skill, and copies of it with files removed ---------------------------------------
 def test_tao_ffs_skill_sweeps(tao_skill_dir):
     decision = resolve_policy(action="train", skill=load_skill(tao_skill_dir).facts(), policy=None, request=None)
@@ -194,7 +230,8 @@ def test_tao_ffs_skill_copy_with_automl_disabled_trains_plainly(tao_skill_copy):
 
 
 def test_pure_modules_import_no_heavy_frameworks():
-    code = ("import sys, automl.policy.decision, automl.plan.skills, automl.space.build, automl.space.files; "
+    code = ("import sys, automl.policy.decision, automl.policy.request, automl.plan.skills, automl.plan.configs, "
+            "automl.space.build, automl.space.files; "
             "heavy = {'torch', 'ray', 'optuna', 'mlflow'} & set(sys.modules); "
             "sys.exit(f'imported {sorted(heavy)}' if heavy else 0)")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)

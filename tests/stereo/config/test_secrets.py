@@ -71,9 +71,12 @@ def test_an_action_run_never_writes_or_prints_the_secret(tmp_path, capfd, monkey
 
 
 def test_automl_launch_files_and_review_never_hold_the_secret(tmp_path):
-    from automl.plan.launch import build_plan, review
+    from automl.plan.configs import RunConfig, SearchConfig
+    from automl.plan.launch import build_plan
+    from automl.plan.review import review
 
-    plan = build_plan(skill="tiny-demo", output=str(tmp_path / "run"), overrides=[f"encryption_key={SECRET}"])
+    plan = build_plan(SearchConfig(skill="tiny-demo", overrides=[f"encryption_key={SECRET}"]),
+                      where=RunConfig(output=str(tmp_path / "run")))
     text = review(plan)
     assert SECRET not in text and f"encryption_key={REDACTED}" in text
     path = plan.save()
