@@ -212,7 +212,8 @@ def test_no_server_outlives_automl_ui(tmp_path, ui_cli, sig):
     (tmp_path / "mlflow.db").write_bytes(b"")
     port = free_port()
     proc, _ = ui_cli(tmp_path, port)
-    assert port_in_use("127.0.0.1", port) and len(ui_cli.processes()) >= 3
+    # the URL is printed once the server answers; under load its worker process may still be on its way
+    assert _wait_until(lambda: port_in_use("127.0.0.1", port) and len(ui_cli.processes()) >= 3, 30), ui_cli.processes()
     proc.send_signal(sig)
     proc.communicate(timeout=60)
     assert proc.returncode == (-sig if sig == signal.SIGKILL else 0)
