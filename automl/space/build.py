@@ -24,8 +24,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple
 
-from automl.space.distributions import (NUMERIC, BoolDist, CategoricalDist, Distribution, FloatDist, IntDist,
-                                  PowerOfDist, as_rng)
+from automl.space.param import NUMERIC_KINDS, Param
 from automl.space.relations import (Relation, check_parent, derived_distribution, fixed_parent_value, narrow_parent,
                               parent_values, parents_first, parse_relation)
 from automl.space.schema import (SearchSpaceError, field_default, field_kind, is_automl_enabled, leaf_names,
@@ -61,7 +60,7 @@ def refusal_reason(name: str) -> Optional[str]:
 class SearchSpace:
     """Ordered dotted name -> distribution; parents come before the parameters that depend on them."""
 
-    params: Mapping[str, Distribution]
+    params: Mapping[str, Param]
     relations: Mapping[str, Tuple[Relation, ...]] = field(default_factory=dict)
     defaults: Mapping[str, Any] = field(default_factory=dict)  # schema defaults, for reports/baselines
     notes: Tuple[str, ...] = ()  # every silent-looking decision, spelled out
@@ -92,13 +91,16 @@ class SearchSpace:
     def __contains__(self, name: object) -> bool:
         return name in self.params
 
-    def __getitem__(self, name: str) -> Distribution:
+    def __getitem__(self, name: str) -> Param:
         return self.params[name]
 
     def items(self):
         return self.params.items()
 
-    def conditioned(self, name: str, values: Mapping[str, Any]) -> Distribution:
+    def __reduce__(self):  # read-only mappings do not pickle; Ray's OptunaSearch pickles the space
+        return SearchSpace, (dict(self.params), dict(self.relations), dict(self.defaults), self.notes)
+
+    def conditioned(self, name: str, values: Mapping[str, Any]) -> Param:
         """The distribution of `name` once its parents have the given values (define-by-run samplers)."""
         dist = self.params[name]
         for rel in self.relations.get(name, ()):
@@ -109,13 +111,20 @@ class SearchSpace:
                                        f"value to sample ({exc})") from exc
         return dist
 
-    def sample(self, rng: Any = None) -> Dict[str, Any]:
-        """One configuration ``{dotted name: value}``; `rng` is a numpy Generator, a seed or None."""
-        rng = as_rng(rng)
+    def suggest(self, trial) -> Dict[str, Any]:
+        """Draw every parameter in an Optuna trial, parents first, each child narrowed by its relations."""
         out: Dict[str, Any] = {}
         for name in self.params:
-            out[name] = self.conditioned(name, out).sample(rng)
+            out[name] = self.conditioned(name, out).suggest(trial, name)
         return out
+
+    def sample(self, seed: Optional[int] = None) -> Dict[str, Any]:
+        """One configuration ``{dotted name: value}`` drawn by Optuna's RandomSampler (None: fresh entropy)."""
+        import optuna
+
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed))
+        return self.suggest(study.ask())
 
     def problems(self, config: Mapping[str, Any]) -> List[str]:
         """Why `config` is not a point of this space (empty list when it is)."""
@@ -173,7 +182,7 @@ def build_search_space(schema: Mapping[str, Any], *, parameters: Optional[Sequen
         if rel is not None:
             rels[name] = rel
     relations = {n: (r,) for n, r in rels.items() if n in names and r.parent in names}
-    params: Dict[str, Distribution] = {}
+    params: Dict[str, Param] = {}
     defaults: Dict[str, Any] = {}
     for name in parents_first(names, relations, origin):
         prop, ov, key = lookup_field(schema, name), overrides.get(name) or {}, f"{origin}: 'parameters.{name}'"
@@ -191,7 +200,7 @@ def build_search_space(schema: Mapping[str, Any], *, parameters: Optional[Sequen
         else:
             dist = _distribution(name, prop, ov, key, notes)
         if rel is not None and not rel.derived:
-            if not isinstance(dist, NUMERIC):
+            if dist.kind not in NUMERIC_KINDS:
                 raise SearchSpaceError(f"{key}.depends_on: '{rel}' needs a numeric parameter, but {name} is "
                                        f"{dist.kind}; remove depends_on")
             if parent_fixed is None:
@@ -257,7 +266,7 @@ def _select(schema: Mapping[str, Any], parameters: Optional[Sequence[str]], over
 
 
 def _distribution(name: str, prop: Mapping[str, Any], ov: Mapping[str, Any], where: str,
-                  notes: List[str]) -> Distribution:
+                  notes: List[str]) -> Param:
     unknown = [k for k in ov if k not in OVERRIDE_KEYS]
     if unknown:
         raise SearchSpaceError(f"{where}: unknown key '{unknown[0]}'{did_you_mean(unknown[0], OVERRIDE_KEYS)}; "
@@ -281,20 +290,20 @@ def _distribution(name: str, prop: Mapping[str, Any], ov: Mapping[str, Any], whe
             raise SearchSpaceError(f"{where}.{key}: does not apply to a "
                                    f"{'categorical' if categorical else kind} distribution; remove it")
     if kind == "bool" and wanted != "categorical":
-        return BoolDist()
+        return Param.boolean()
     if categorical:
         return _categorical(name, prop, ov, where, kind, ordered)
     return _numeric(name, prop, ov, where, kind, wanted, notes)
 
 
 def _categorical(name: str, prop: Mapping[str, Any], ov: Mapping[str, Any], where: str, kind: str,
-                 ordered: bool) -> CategoricalDist:
+                 ordered: bool) -> Param:
     enum = list(prop.get("enum") or ([True, False] if kind == "bool" else []))
     weights = prop.get("option_weights")
     choices = ov.get("choices", enum)
     if not isinstance(choices, (list, tuple)) or not choices:
         raise SearchSpaceError(f"{where}.choices: expected a non-empty list, got {choices!r}")
-    probe = CategoricalDist(tuple(enum)) if enum else None
+    probe = Param.categorical(tuple(enum)) if enum else None
     lo, _, hi, _ = numeric_bounds(prop) if kind in ("float", "int") else (None, False, None, False)
     for choice in choices:
         if probe is not None and not probe.contains(choice):
@@ -304,17 +313,17 @@ def _categorical(name: str, prop: Mapping[str, Any], ov: Mapping[str, Any], wher
     if "weights" in ov:
         weights = ov["weights"]
     elif weights is not None and "choices" in ov:  # narrowed choices keep their own schema weights
-        weights = [weights[next(i for i, e in enumerate(enum) if CategoricalDist((e,)).contains(c))]
+        weights = [weights[next(i for i, e in enumerate(enum) if Param.categorical((e,)).contains(c))]
                    for c in choices]
     try:
-        return CategoricalDist(tuple(choices), None if weights is None else tuple(weights),
+        return Param.categorical(tuple(choices), None if weights is None else tuple(weights),
                                ordered=ordered or kind == "int")
     except ValueError as exc:
         raise SearchSpaceError(f"{where}: {exc}") from exc
 
 
 def _numeric(name: str, prop: Mapping[str, Any], ov: Mapping[str, Any], where: str, kind: str,
-             wanted: Optional[str], notes: List[str]) -> Distribution:
+             wanted: Optional[str], notes: List[str]) -> Param:
     cond = parse_math_cond(prop.get("math_cond"), where)
     lo, lo_open, hi, hi_open = numeric_bounds(prop)
     power = int(cond[1]) if cond and cond[0] == "^" else None
@@ -360,15 +369,15 @@ def _numeric(name: str, prop: Mapping[str, Any], ov: Mapping[str, Any], where: s
     log = _wants_log(name, prop, wanted, lo, lo_open, where, notes)
     try:
         if kind == "float":
-            return FloatDist(float(lo), float(hi), log, lo_open, hi_open)
+            return Param.real(float(lo), float(hi), log, lo_open, hi_open)
         first = math.floor(lo) + 1 if lo_open and float(lo).is_integer() else math.ceil(lo)
         last = math.ceil(hi) - 1 if hi_open and float(hi).is_integer() else math.floor(hi)
         if wanted == "power_of" or power is not None:
             base = ov.get("base", power if power is not None else 2)
-            return PowerOfDist(base, max(1, first), last)
+            return Param.power_of(base, max(1, first), last)
         if multiple is not None:
             first, last = -(-first // multiple) * multiple, (last // multiple) * multiple
-        return IntDist(first, last, multiple or 1, log)
+        return Param.integer(first, last, multiple or 1, log)
     except ValueError as exc:
         if isinstance(exc, SearchSpaceError):
             raise

@@ -3,13 +3,13 @@ from __future__ import annotations
 
 import pytest
 
-from automl.space.distributions import BoolDist, CategoricalDist, FloatDist, IntDist
+from automl.space.param import Param
 from automl.report.importance import param_importance
 from automl.report.plots import history_figure, importance_figure, parallel_figure, render
 from automl.space.build import SearchSpace
 
-SPACE = SearchSpace({"lr": FloatDist(1e-5, 1e-1, log=True), "iters": IntDist(2, 8),
-                     "opt": CategoricalDist(("AdamW", "SGD", "Adam")), "aug": BoolDist()})
+SPACE = SearchSpace({"lr": Param.real(1e-5, 1e-1, log=True), "iters": Param.integer(2, 8),
+                     "opt": Param.categorical(("AdamW", "SGD", "Adam")), "aug": Param.boolean()})
 
 
 def _points(n):
