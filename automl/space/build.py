@@ -1,4 +1,4 @@
-"""TAO-dialect JSON schema -> :class:`SearchSpace` (ordered name -> self-validating distribution).
+"""TAO-dialect JSON schema -> :class:`SearchSpace` (automl/space/search_space.py): which fields, which distribution.
 
 Semantics (docs/automl.md "Search spaces"):
 - default parameters = the schema's top-level ``automl_default_parameters``. TAO's runner ignores that
@@ -17,18 +17,16 @@ Semantics (docs/automl.md "Search spaces"):
 """
 from __future__ import annotations
 
-import difflib
 import math
 import re
-from dataclasses import dataclass, field
-from types import MappingProxyType
-from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Sequence
 
 from automl.space.param import NUMERIC_KINDS, Param
-from automl.space.relations import (Relation, check_parent, derived_distribution, fixed_parent_value, narrow_parent,
+from automl.space.relations import (check_parent, derived_distribution, fixed_parent_value, narrow_parent,
                               parent_values, parents_first, parse_relation)
-from automl.space.schema import (SearchSpaceError, field_default, field_kind, is_automl_enabled, leaf_names,
-                                  lookup_field, numeric_bounds, parse_math_cond)
+from automl.space.schema import (SearchSpaceError, did_you_mean, field_default, field_kind, is_automl_enabled,
+                                  leaf_names, lookup_field, numeric_bounds, parse_math_cond)
+from automl.space.search_space import SearchSpace
 
 #: keys one entry of ``overrides`` (a search-space file's ``parameters.<name>``) may carry
 OVERRIDE_KEYS = ("distribution", "low", "high", "base", "choices", "weights", "depends_on")
@@ -41,11 +39,6 @@ _SCALE_NAME = re.compile(r"(^|_)(lr|learning_rate|weight_decay)$")
 _EVAL_AUGMENTATION = re.compile(r"^dataset\.(val|test|infer)_dataset\.augmentation\.")
 
 
-def did_you_mean(name: str, options: Sequence[str]) -> str:
-    close = difflib.get_close_matches(name, list(options), n=1, cutoff=0.6)
-    return f" (did you mean '{close[0]}'?)" if close else ""
-
-
 def refusal_reason(name: str) -> Optional[str]:
     """Why `name` must never be searched, or None when it may be."""
     if name.startswith("model.") and name not in SEARCHABLE_MODEL_FIELDS:
@@ -54,101 +47,6 @@ def refusal_reason(name: str) -> Optional[str]:
     if _EVAL_AUGMENTATION.match(name):
         return "augments validation/test/inference data, which is never augmented here (a no-op to search)"
     return None
-
-
-@dataclass(frozen=True)
-class SearchSpace:
-    """Ordered dotted name -> distribution; parents come before the parameters that depend on them."""
-
-    params: Mapping[str, Param]
-    relations: Mapping[str, Tuple[Relation, ...]] = field(default_factory=dict)
-    defaults: Mapping[str, Any] = field(default_factory=dict)  # schema defaults, for reports/baselines
-    notes: Tuple[str, ...] = ()  # every silent-looking decision, spelled out
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "params", MappingProxyType(dict(self.params)))
-        object.__setattr__(self, "relations", MappingProxyType({k: tuple(v) for k, v in self.relations.items()}))
-        object.__setattr__(self, "defaults", MappingProxyType(dict(self.defaults)))
-        object.__setattr__(self, "notes", tuple(self.notes))
-        seen = set()
-        for name in self.params:
-            for rel in self.relations.get(name, ()):
-                if rel.parent not in seen:
-                    raise SearchSpaceError(f"search space: '{name}' depends on '{rel.parent}', which must be "
-                                           "a searched parameter listed before it.")
-            seen.add(name)
-
-    @property
-    def names(self) -> Tuple[str, ...]:
-        return tuple(self.params)
-
-    def __len__(self) -> int:
-        return len(self.params)
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self.params)
-
-    def __contains__(self, name: object) -> bool:
-        return name in self.params
-
-    def __getitem__(self, name: str) -> Param:
-        return self.params[name]
-
-    def items(self):
-        return self.params.items()
-
-    def __reduce__(self):  # read-only mappings do not pickle; Ray's OptunaSearch pickles the space
-        return SearchSpace, (dict(self.params), dict(self.relations), dict(self.defaults), self.notes)
-
-    def conditioned(self, name: str, values: Mapping[str, Any]) -> Param:
-        """The distribution of `name` once its parents have the given values (define-by-run samplers)."""
-        dist = self.params[name]
-        for rel in self.relations.get(name, ()):
-            try:
-                dist = dist.restricted(**rel.bounds(values[rel.parent]))
-            except ValueError as exc:
-                raise SearchSpaceError(f"search space: '{name}' {rel} = {values[rel.parent]!r} leaves no "
-                                       f"value to sample ({exc})") from exc
-        return dist
-
-    def suggest(self, trial) -> Dict[str, Any]:
-        """Draw every parameter in an Optuna trial, parents first, each child narrowed by its relations."""
-        out: Dict[str, Any] = {}
-        for name in self.params:
-            out[name] = self.conditioned(name, out).suggest(trial, name)
-        return out
-
-    def sample(self, seed: Optional[int] = None) -> Dict[str, Any]:
-        """One configuration ``{dotted name: value}`` drawn by Optuna's RandomSampler (None: fresh entropy)."""
-        import optuna
-
-        optuna.logging.set_verbosity(optuna.logging.WARNING)
-        study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed))
-        return self.suggest(study.ask())
-
-    def problems(self, config: Mapping[str, Any]) -> List[str]:
-        """Why `config` is not a point of this space (empty list when it is)."""
-        out = [f"'{n}' is missing" for n in self.params if n not in config]
-        out += [f"'{n}' is not searched here{did_you_mean(n, self.names)}" for n in config if n not in self.params]
-        for name, dist in self.params.items():
-            if name not in config:
-                continue
-            if not dist.contains(config[name]):
-                out.append(f"'{name}' = {config[name]!r} is outside {dist.to_dict()}")
-            for rel in self.relations.get(name, ()):
-                if rel.parent in config and not rel.holds(config[name], config[rel.parent]):
-                    out.append(f"'{name}' = {config[name]!r} violates '{name} {rel}' "
-                               f"({rel.parent} = {config[rel.parent]!r})")
-        return out
-
-    def contains(self, config: Mapping[str, Any]) -> bool:
-        return not self.problems(config)
-
-    def to_dict(self) -> dict:
-        return {"parameters": {n: {**d.to_dict(), **({"depends_on": [str(r) for r in self.relations[n]]}
-                                                      if self.relations.get(n) else {})}
-                               for n, d in self.params.items()},
-                "defaults": dict(self.defaults), "notes": list(self.notes)}
 
 
 def build_search_space(schema: Mapping[str, Any], *, parameters: Optional[Sequence[str]] = None,

@@ -120,8 +120,9 @@ class Param:
         if self.kind in ("float", "int"):
             ok = _is_real if self.kind == "float" else _is_int
             if not (ok(self.low) and ok(self.high) and math.isfinite(self.low) and math.isfinite(self.high)):
-                raise ValueError(f"`low` and `high` must be finite {'real numbers' if self.kind == 'float' else 'integers'}"
-                                 f", but got (low={self.low!r}, high={self.high!r}).")
+                what = "real numbers" if self.kind == "float" else "integers"
+                raise ValueError(f"`low` and `high` must be finite {what}, but got (low={self.low!r}, "
+                                 f"high={self.high!r}).")
             if not self.low <= self.high:
                 raise ValueError(f"`low <= high` must hold, but got (low={self.low}, high={self.high}).")
             if self.log and not self.low > 0:

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 from automl.space.param import NUMERIC_KINDS, Param
-from automl.space.schema import (SearchSpaceError, field_default, field_kind, leaf_names, lookup_field,
+from automl.space.schema import (SearchSpaceError, did_you_mean, field_default, field_kind, leaf_names, lookup_field,
                                   numeric_bounds)
 
 ORDER_OPS = (">", ">=", "<", "<=")
@@ -114,15 +114,8 @@ def parse_relation(schema: Mapping[str, Any], name: str, prop: Mapping[str, Any]
         raise SearchSpaceError(f"{where}.depends_on: {name} cannot depend on itself")
     if lookup_field(schema, parent) is None:
         raise SearchSpaceError(f"{where}.depends_on: '{parent}' is not a field of the schema"
-                               f"{_did_you_mean(parent, leaf_names(schema))}")
+                               f"{did_you_mean(parent, leaf_names(schema))}")
     return rel
-
-
-def _did_you_mean(name: str, options: List[str]) -> str:
-    import difflib
-
-    close = difflib.get_close_matches(name, options, n=1, cutoff=0.6)
-    return f" (did you mean '{close[0]}'?)" if close else ""
 
 
 def check_parent(rel: Relation, parent_dist: Param, where: str) -> None:

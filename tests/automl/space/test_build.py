@@ -240,7 +240,7 @@ def test_search_space_is_frozen_and_checks_its_order():
     space = SearchSpace({"a": Param.real(0.0, 1.0)})
     with pytest.raises(TypeError):
         space.params["b"] = Param.real(0.0, 1.0)
-    from automl.space.build import Relation
+    from automl.space.relations import Relation
     with pytest.raises(SearchSpaceError, match="must be a searched parameter listed before it"):
         SearchSpace({"b": Param.real(0.0, 1.0), "a": Param.real(0.0, 1.0)}, {"b": (Relation(">", "a"),)})
 

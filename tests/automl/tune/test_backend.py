@@ -8,7 +8,8 @@ import pytest
 from automl.space.param import Param
 from automl.tune.ledger import Ledger
 from automl.plan.launch import LaunchPlan
-from automl.space.build import Relation, SearchSpace
+from automl.space.relations import Relation
+from automl.space.search_space import SearchSpace
 from automl.tune.backend import DefineByRun, grid_points, hyperband_brackets, prepare_study
 from automl.tune.trial import FAULT_ENV, TrialContext, TrialFailure, run_trial, trial_raw_spec
 
