@@ -252,3 +252,25 @@ def test_a_scheduler_stop_after_the_last_validation_is_a_completion(tmp_path, ba
         assert len(steps) == len(set(steps)), (key, steps)
     files = {f.path for f in tracker.client.list_artifacts(run.run_id, "checkpoints")}
     assert any(f.startswith("checkpoints/dn_model_best_epoch_") and f.endswith(".safetensors") for f in files), files
+
+
+def test_ray_optuna_search_samples_every_kind_and_survives_its_pickle(tmp_path):
+    """Ray's OptunaSearch with our define-by-run space (no cluster needed): every Param kind reaches the
+    trial config through Optuna's own distributions, also after the searcher is saved and restored."""
+    from ray.tune.search.optuna import OptunaSearch
+
+    space = SearchSpace({"lr": Param.real(0.0, 1e-2, low_open=True), "steps": Param.integer(32, 96, step=32),
+                         "bs": Param.power_of(2, 1, 8), "opt": Param.categorical(("AdamW", "SGD")),
+                         "aug": Param.boolean(), "max_lr": Param.real(1e-6, 1e-1, log=True)},
+                        relations={"max_lr": (Relation(">", "lr"),)})
+    search = OptunaSearch(space=DefineByRun(space), metric="val/epe", mode="min",
+                          sampler=optuna.samplers.RandomSampler(seed=0))
+    configs = [search.suggest(f"t{i}") for i in range(6)]
+    search.save(str(tmp_path / "searcher.pkl"))
+    again = OptunaSearch(space=DefineByRun(space), metric="val/epe", mode="min")
+    again.restore(str(tmp_path / "searcher.pkl"))
+    configs.append(again.suggest("t6"))
+    for i, config in enumerate(configs):
+        sampled = {k: v for k, v in config.items() if k != "_index"}
+        assert config["_index"] == i and space.contains(sampled), space.problems(sampled)
+    assert {type(configs[0][k]) for k in ("lr", "steps", "bs", "opt", "aug")} == {float, int, str, bool}
