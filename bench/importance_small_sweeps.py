@@ -69,8 +69,8 @@ def main(argv=None) -> None:
 
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     warnings.filterwarnings("ignore")
-    print(f"{'method':22} {'n':>3} {'decay last':>10} {'top driver':>10} {'decay share':>11} {'noise max':>9} "
-          f"{'s/call':>7}")
+    print("| method | trials | decay last | top driver | decay share | noise max | s/call |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
     for n in args.trials:
         for name in methods(0):
             last = top = 0
@@ -87,8 +87,8 @@ def main(argv=None) -> None:
                 noise = fn(trial_list(n, 10_000 + seed, noise_only=True))
                 noise_max.append(max(noise.values(), default=0.0))
             k = args.seeds
-            print(f"{name:22} {n:>3} {last / k:>10.0%} {top / k:>10.0%} {np.mean(decay_share):>11.2f} "
-                  f"{np.mean(noise_max):>9.2f} {took / k:>7.3f}")
+            print(f"| {name} | {n} | {last / k:.0%} | {top / k:.0%} | {np.mean(decay_share):.2f} | "
+                  f"{np.mean(noise_max):.2f} | {took / k:.3f} |", flush=True)
 
 
 if __name__ == "__main__":
