@@ -1,1 +1,2 @@
-"""After a sweep: leaderboard, results.json, plots, importance, HTML report, the parent run's note."""
+"""After a sweep: leaderboard, results.json, the trials as an Optuna study, plots, importance, HTML report,
+the parent run's note."""

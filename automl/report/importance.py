@@ -13,8 +13,20 @@ makes the estimate invariant to monotone transforms, so log-scale parameters nee
 The importances shown are the ε² values normalised to sum to 1 (Optuna's fANOVA convention); the raw ε²
 and a Spearman rank correlation (the direction, for ordered parameters) are kept alongside.
 
-This is deliberately not Optuna's fANOVA (a random forest): reports must not import Optuna, and with
-tens of trials a forest's interaction terms are noise anyway.
+Why ours and not Optuna's evaluators: they need more trials than our sweeps have. Measured with
+``python -m bench.importance_small_sweeps --trials 8 16 --seeds 100`` (lr drives the metric, a
+categorical less, ``decay`` is irrelevant; 2026-12-07, 2-core CPU), how often ``decay`` is ranked strictly last / the
+mean share it gets / seconds per call:
+
+    trials  ours (binned ε²)       fANOVA               PED-ANOVA            mean decrease impurity
+      8     34 % / 0.13 / 0.002    27 % / 0.33 / 0.35   0 % / 0.50 / 0.007   26 % / 0.31 / 0.15
+     16     81 % / 0.08 / 0.003    45 % / 0.23 / 0.56   35 % / 0.27 / 0.007  51 % / 0.23 / 0.23
+
+A forest (fANOVA, MDI) fitted on 8-16 points spreads importance over the irrelevant parameter, and
+PED-ANOVA contrasts the best 10 % of the trials with the rest (Optuna's docs ask for 5 trials above
+that quantile, i.e. ~50 trials): on 8 it gives the irrelevant parameter half of everything. Optuna's
+evaluators remain one call away on the report's study (automl/report/study.py) for sweeps with hundreds
+of trials.
 """
 from __future__ import annotations
 

@@ -1,153 +1,134 @@
 """Sweep plots: optimisation history, parallel coordinates, parameter importance.
 
-Each ``*_figure`` builds a matplotlib Figure without pyplot (no global state, no display needed, safe in
-threads); :func:`render` writes the PNG and returns the same figure as inline SVG text for the
-self-contained HTML report. Failed trials never get a score: the history marks them on a separate band
-below the axis instead of plotting a number.
+History and parallel coordinates are Optuna's own (``optuna.visualization.matplotlib``), drawn from the
+report's in-memory study (automl/report/study.py); we only add what our report needs on top: failed and
+running trials on a band under the history's axis (Optuna's history draws COMPLETE trials only, and a
+failure is an event, never a value) and the trial ids as its ticks. The importance figure stays ours
+(see :func:`importance_figure`). :func:`render` writes the PNG and returns the same figure as inline SVG
+text for the self-contained HTML report.
 """
 from __future__ import annotations
 
+import contextlib
 import io
-import math
+import sys
+import warnings
 from pathlib import Path
-from typing import Any, Mapping, Optional, Sequence
+from typing import Sequence
 
 import matplotlib
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.ticker import LogFormatter, NullFormatter
 
 from automl.report.importance import ImportanceResult
 from stereo.atomic_io import atomic_write_bytes
 
-_STATUS_STYLE = {"completed": ("tab:blue", "o"), "stopped": ("tab:orange", "s")}
 _UNSCORED_STYLE = {"failed": ("tab:red", "x"), "running": ("tab:gray", "."), "stopped": ("tab:orange", "|"),
-                   "completed": ("tab:purple", "v")}  # completed without a finite metric
+                   "completed": ("tab:purple", "v")}  # completed/stopped without a finite metric
 
 
-def _finite(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+@contextlib.contextmanager
+def _optuna_pyplot():
+    """Optuna's plots draw through pyplot: keep their style sheet (``plt.style.use("ggplot")``), their
+    experimental-API warning and their "no completed trials" log line inside this block; yields pyplot."""
+    import optuna
+
+    if "matplotlib.pyplot" not in sys.modules:
+        matplotlib.use("agg")  # a report never opens a window; a process already using pyplot keeps its backend
+    from matplotlib import pyplot as plt
+
+    verbosity = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    try:
+        with matplotlib.rc_context(), warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            warnings.filterwarnings("ignore", "No artists with labels")  # its legend() of a history without scores
+            warnings.filterwarnings("ignore", "Attempting to set identical low and high")  # one value on an axis
+            yield plt
+    finally:
+        optuna.logging.set_verbosity(verbosity)
 
 
-def _better(a: float, b: float, mode: str) -> bool:
-    return a < b if mode == "min" else a > b
+def _own(plt, ax) -> Figure:
+    """The axes' figure, out of pyplot's registry (no leak, no global 'current figure' left behind)."""
+    plt.close(ax.figure)
+    return ax.figure
 
 
-def history_figure(rows: Sequence[Mapping[str, Any]], metric: str, mode: str) -> Figure:
-    """`rows`: one dict per trial in launch order: ``trial_id``, ``status``, ``metric`` (None = no score)."""
-    fig = Figure(figsize=(7.5, 4.0), dpi=100)
+def _placeholder(title: str, text: str, size=(7.5, 4.0)) -> Figure:
+    fig = Figure(figsize=size, dpi=100)
     ax = fig.add_subplot(1, 1, 1)
-    best, best_x, best_y = None, [], []
-    unscored = []
-    for i, row in enumerate(rows):
-        value = row.get("metric")
-        if row.get("status") in _STATUS_STYLE and _finite(value):
-            color, marker = _STATUS_STYLE[row["status"]]
-            ax.scatter([i], [value], c=color, marker=marker, s=28, zorder=3)
-            if best is None or _better(value, best, mode):
-                best = value
-        else:
-            unscored.append((i, row.get("status", "failed")))
-        if best is not None:
-            best_x.append(i)
-            best_y.append(best)
-    if best_x:
-        ax.step(best_x, best_y, where="post", color="black", lw=1.4, label=f"best so far ({mode})")
-    for status, (color, marker) in _STATUS_STYLE.items():
-        ax.scatter([], [], c=color, marker=marker, label=status)
+    ax.set_title(title)
+    ax.text(0.5, 0.5, text, transform=ax.transAxes, ha="center", va="center")
+    ax.set_axis_off()
+    return fig
+
+
+def history_figure(study, metric: str) -> Figure:
+    """Optuna's optimisation history (each score and the best so far, by launch order) plus a band of the
+    unscored trials (status from the study's ``status`` user attribute) and the trial ids as ticks."""
+    from optuna.trial import TrialState
+    from optuna.visualization.matplotlib import plot_optimization_history
+
+    with _optuna_pyplot() as plt:
+        ax = plot_optimization_history(study, target_name=metric)
+        fig = _own(plt, ax)
+    fig.set_size_inches(7.5, 4.0)
+    fig.set_dpi(100)
+    trials = study.get_trials(deepcopy=False)
+    unscored = [(t.number, t.user_attrs.get("status") or "failed") for t in trials if t.state != TrialState.COMPLETE]
     if unscored:  # a band under the axis: failed/running trials are events, never values
         trans = ax.get_xaxis_transform()
         for status in sorted({s for _, s in unscored}):
             color, marker = _UNSCORED_STYLE.get(status, ("tab:red", "x"))
-            xs = [i for i, s in unscored if s == status]
+            xs = [n for n, s in unscored if s == status]
             ax.scatter(xs, [0.03] * len(xs), c=color, marker=marker, s=40, transform=trans, clip_on=False,
                        label=f"{status} (no score)", zorder=3)
     ax.set_xlabel("trial (launch order)")
-    ax.set_ylabel(metric)
     ax.set_title(f"Optimisation history: {metric} per trial and best so far")
-    if len(rows) <= 30:
-        ax.set_xticks(range(len(rows)), [str(r.get("trial_id", i)) for i, r in enumerate(rows)],
+    if len(trials) <= 30:
+        ax.set_xticks([t.number for t in trials], [t.user_attrs.get("trial_id") or str(t.number) for t in trials],
                       rotation=60, fontsize=7)
-    if not best_x:
+    if len(unscored) == len(trials):
         ax.text(0.5, 0.5, "no trial has a score yet", transform=ax.transAxes, ha="center", va="center")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, loc="best")
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     fig.tight_layout()
     return fig
 
 
-def _axis(name: str, values: Sequence[Any], dist: Any) -> tuple:
-    """(to-unit function, tick positions, tick labels, axis label) for one parallel-coordinates axis."""
-    kind = getattr(dist, "kind", "float")
-    numeric = all(_finite(v) for v in values) and kind not in ("categorical", "bool")
-    if numeric:
-        lo = getattr(dist, "low", None) if dist is not None and dist.kind != "power_of" else None
-        hi = getattr(dist, "high", None) if dist is not None and dist.kind != "power_of" else None
-        lo = min(values) if lo is None else min(lo, min(values))
-        hi = max(values) if hi is None else max(hi, max(values))
-        log = bool(getattr(dist, "log", False)) or getattr(dist, "kind", "") == "power_of"
-        log = log and lo > 0
-        f = (lambda v: math.log10(v)) if log else (lambda v: float(v))
-        a, b = f(lo), f(hi)
-        span = (b - a) or 1.0
+def parallel_figure(study, names: Sequence[str], metric: str) -> Figure:
+    """Optuna's parallel coordinates of the scored trials over `names` (log axes for log-scale parameters,
+    one tick per category, colour = the metric)."""
+    from optuna.trial import TrialState
+    from optuna.visualization.matplotlib import plot_parallel_coordinate
 
-        def unit(v):
-            return (f(v) - a) / span
-        ticks = [0.0, 1.0] if b != a else [0.0]
-        labels = [f"{lo:.3g}", f"{hi:.3g}"][:len(ticks)]
-        return unit, ticks, labels, name + (" (log)" if log else "")
-    choices = list(getattr(dist, "choices", ()) or ([False, True] if kind == "bool" else []))
-    for v in values:
-        if not any(repr(v) == repr(c) for c in choices):
-            choices.append(v)
-    index = {repr(c): i for i, c in enumerate(choices)}
-    denom = max(1, len(choices) - 1)
-    return (lambda v: index[repr(v)] / denom), [i / denom for i in range(len(choices))], \
-        [str(c) for c in choices], name
-
-
-def parallel_figure(points: Sequence[tuple], names: Sequence[str], metric: str, mode: str,
-                    space: Any = None, best_index: Optional[int] = None) -> Figure:
-    """`points`: [(params, metric)] of scored trials; one axis per parameter plus the metric."""
-    fig = Figure(figsize=(max(6.0, 2.2 * (len(names) + 1)), 4.2), dpi=100)
-    ax = fig.add_subplot(1, 1, 1)
-    ax.set_title(f"Parallel coordinates: parameters -> {metric} (colour: {metric})")
-    scored = [(p, m) for p, m in points if _finite(m)]
-    if not scored or not names:
-        ax.text(0.5, 0.5, "no scored trial to draw", transform=ax.transAxes, ha="center", va="center")
-        ax.set_axis_off()
-        return fig
-    dists = getattr(space, "params", {}) if space is not None else {}
-    axes = []
-    for name in names:
-        vals = [p[name] for p, _ in scored if name in p]
-        axes.append(_axis(name, vals, dists.get(name)))
-    metrics = [m for _, m in scored]
-    axes.append(_axis(metric, metrics, None))
-    lo, hi = min(metrics), max(metrics)
-    cmap = matplotlib.colormaps["viridis_r" if mode == "min" else "viridis"]  # best trials are bright yellow
-    norm = matplotlib.colors.Normalize(lo, hi if hi > lo else lo + 1)
-    for i, (params, m) in enumerate(scored):
-        ys = [unit(params[n]) if n in params else math.nan for (unit, *_), n in zip(axes, names)]
-        ys.append(axes[-1][0](m))
-        is_best = i == best_index
-        ax.plot(range(len(ys)), ys, color="tab:red" if is_best else cmap(norm(m)), lw=2.6 if is_best else 1.2,
-                alpha=1.0 if is_best else 0.8, zorder=3 if is_best else 2, gid="trial")
-    for x, (_, ticks, labels, _label) in enumerate(axes):
-        ax.axvline(x, color="black", lw=0.8)
-        for t, text in zip(ticks, labels):
-            ax.text(x + 0.03, t, text, fontsize=7, va="center")
-    ax.set_xticks(range(len(axes)), [a[3] for a in axes], fontsize=8)
-    ax.set_yticks([])
-    ax.set_xlim(-0.2, len(axes) - 0.6)
-    ax.set_ylim(-0.08, 1.08)
-    for side in ("left", "right", "top"):
-        ax.spines[side].set_visible(False)
-    fig.colorbar(matplotlib.cm.ScalarMappable(norm=norm, cmap=cmap), ax=ax, label=metric, pad=0.01)
-    fig.tight_layout()
+    title = f"Parallel coordinates: parameters -> {metric} (colour: {metric})"
+    scored = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    names = [n for n in names if any(n in t.params for t in scored)]
+    if not scored or not names:  # Optuna would draw empty axes and only log why
+        return _placeholder(title, "no scored trial to draw", (6.0, 4.2))
+    with _optuna_pyplot() as plt:
+        ax = plot_parallel_coordinate(study, params=names, target_name=metric)
+        fig = _own(plt, ax)
+    fig.set_size_inches(max(6.0, 2.2 * (len(names) + 1)), 4.2)
+    fig.set_dpi(100)
+    ax.set_title(title)
+    for axis in fig.axes:  # "1e-05", not mathtext 10^{-5}: its fonts are not installed everywhere (log noise)
+        if axis.get_yscale() == "log":
+            axis.yaxis.set_major_formatter(LogFormatter(labelOnlyBase=True))
+            axis.yaxis.set_minor_formatter(NullFormatter())
     return fig
 
 
 def importance_figure(result: ImportanceResult) -> Figure:
+    """Our importance (automl/report/importance.py) as bars, with each parameter's direction (Spearman rho)
+    and the result's note ("needs at least 3 scored trials", "nothing explains more than noise").
+
+    Not Optuna's ``plot_param_importances``: that one takes Optuna's evaluators (which rank worse than ours
+    at our sweep sizes, see importance.py) and has no place for the direction or the note.
+    """
     fig = Figure(figsize=(6.5, max(2.4, 0.5 * len(result.params) + 1.4)), dpi=100)
     ax = fig.add_subplot(1, 1, 1)
     ax.set_title(f"Parameter importance ({result.n_trials} scored trials)")

@@ -34,11 +34,11 @@ from automl.errors import AutomlInputError
 from automl.report.importance import ImportanceResult, param_importance
 from automl.tune.ledger import best_key
 from automl.report.plots import history_figure, importance_figure, parallel_figure, render
+from automl.report.study import report_study, trial_score
 from automl.report.html import html_report
 from stereo.atomic_io import atomic_write_json, atomic_write_text
 
 STATUSES = ("completed", "failed", "stopped", "running")
-SCORED = ("completed", "stopped")  # an early-stopped trial has a real (shorter-budget) score
 RESULTS_FILE, BEST_SPEC_FILE, LEADERBOARD_FILE, HTML_FILE = ("results.json", "best_spec.yaml",
                                                              "leaderboard.txt", "report.html")
 ARTIFACT_DIR = "report"  # where the files land among the parent MLflow run's artifacts
@@ -65,19 +65,6 @@ class Report:
     warnings: list = field(default_factory=list)  # best checkpoint/spec problems (the rest was written)
 
 
-def _score(trial: Mapping[str, Any]) -> Optional[float]:
-    """The trial's score, or None: failed/running/interrupted trials and non-finite values never count
-    (an interrupted trial neither finished nor counts toward the budget, so it cannot be the best)."""
-    value = trial.get("metric")
-    if trial["status"] not in SCORED or trial.get("interrupted") or value is None or isinstance(value, bool):
-        return None
-    try:
-        value = float(value)
-    except (TypeError, ValueError):
-        return None
-    return value if math.isfinite(value) else None
-
-
 def _check(trials: Sequence[Mapping[str, Any]], mode: str) -> list:
     if mode not in ("min", "max"):
         raise ReportError(f"mode must be 'min' or 'max', got {mode!r}")
@@ -92,7 +79,7 @@ def _check(trials: Sequence[Mapping[str, Any]], mode: str) -> list:
             raise ReportError(f"trial id {t['trial_id']!r} appears twice; trial ids must be unique")
         seen.add(t["trial_id"])
         out.append({**t, "params": dict(t.get("params") or {}), "score": None})
-        out[-1]["score"] = _score(out[-1])
+        out[-1]["score"] = trial_score(out[-1])
     return out
 
 
@@ -338,11 +325,9 @@ def write_report(run_dir: str | os.PathLike, trials: Sequence[Mapping[str, Any]]
     points = [(t["params"], t["score"]) for t in checked if t["score"] is not None]
     importance = param_importance(points, names)
     plot_dir = run_dir / "plots"
-    best_index = next((i for i, t in enumerate(c for c in checked if c["score"] is not None)
-                       if best is not None and t["trial_id"] == best["trial_id"]), None)
-    rows = [{"trial_id": t["trial_id"], "status": t["status"], "metric": t["score"]} for t in checked]
-    figures = {"history": history_figure(rows, metric, mode),
-               "parallel": parallel_figure(points, names, metric, mode, space, best_index),
+    study = report_study(checked, space, mode)  # Optuna's plots read the sweep through it
+    figures = {"history": history_figure(study, metric),
+               "parallel": parallel_figure(study, names, metric),
                "importance": importance_figure(importance)}
     svgs, plots = {}, {}
     for name, fig in figures.items():

@@ -1,1 +1,2 @@
-"""TAO's schema dialect -> a search space: fields, distributions, relations, grid, search-space files."""
+"""TAO's schema dialect -> a search space: schema fields, Param (the adapter onto Optuna's distributions),
+relations, the space, grid, search-space files."""

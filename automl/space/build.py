@@ -1,4 +1,4 @@
-"""TAO-dialect JSON schema -> :class:`SearchSpace` (ordered name -> self-validating distribution).
+"""TAO-dialect JSON schema -> :class:`SearchSpace` (automl/space/search_space.py): which fields, which distribution.
 
 Semantics (docs/automl.md "Search spaces"):
 - default parameters = the schema's top-level ``automl_default_parameters``. TAO's runner ignores that
@@ -17,19 +17,16 @@ Semantics (docs/automl.md "Search spaces"):
 """
 from __future__ import annotations
 
-import difflib
 import math
 import re
-from dataclasses import dataclass, field
-from types import MappingProxyType
-from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Sequence
 
-from automl.space.distributions import (NUMERIC, BoolDist, CategoricalDist, Distribution, FloatDist, IntDist,
-                                  PowerOfDist, as_rng)
-from automl.space.relations import (Relation, check_parent, derived_distribution, fixed_parent_value, narrow_parent,
+from automl.space.param import NUMERIC_KINDS, Param
+from automl.space.relations import (check_parent, derived_distribution, fixed_parent_value, narrow_parent,
                               parent_values, parents_first, parse_relation)
-from automl.space.schema import (SearchSpaceError, field_default, field_kind, is_automl_enabled, leaf_names,
-                                  lookup_field, numeric_bounds, parse_math_cond)
+from automl.space.schema import (SearchSpaceError, did_you_mean, field_default, field_kind, is_automl_enabled,
+                                  leaf_names, lookup_field, numeric_bounds, parse_math_cond)
+from automl.space.search_space import SearchSpace
 
 #: keys one entry of ``overrides`` (a search-space file's ``parameters.<name>``) may carry
 OVERRIDE_KEYS = ("distribution", "low", "high", "base", "choices", "weights", "depends_on")
@@ -42,11 +39,6 @@ _SCALE_NAME = re.compile(r"(^|_)(lr|learning_rate|weight_decay)$")
 _EVAL_AUGMENTATION = re.compile(r"^dataset\.(val|test|infer)_dataset\.augmentation\.")
 
 
-def did_you_mean(name: str, options: Sequence[str]) -> str:
-    close = difflib.get_close_matches(name, list(options), n=1, cutoff=0.6)
-    return f" (did you mean '{close[0]}'?)" if close else ""
-
-
 def refusal_reason(name: str) -> Optional[str]:
     """Why `name` must never be searched, or None when it may be."""
     if name.startswith("model.") and name not in SEARCHABLE_MODEL_FIELDS:
@@ -55,91 +47,6 @@ def refusal_reason(name: str) -> Optional[str]:
     if _EVAL_AUGMENTATION.match(name):
         return "augments validation/test/inference data, which is never augmented here (a no-op to search)"
     return None
-
-
-@dataclass(frozen=True)
-class SearchSpace:
-    """Ordered dotted name -> distribution; parents come before the parameters that depend on them."""
-
-    params: Mapping[str, Distribution]
-    relations: Mapping[str, Tuple[Relation, ...]] = field(default_factory=dict)
-    defaults: Mapping[str, Any] = field(default_factory=dict)  # schema defaults, for reports/baselines
-    notes: Tuple[str, ...] = ()  # every silent-looking decision, spelled out
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "params", MappingProxyType(dict(self.params)))
-        object.__setattr__(self, "relations", MappingProxyType({k: tuple(v) for k, v in self.relations.items()}))
-        object.__setattr__(self, "defaults", MappingProxyType(dict(self.defaults)))
-        object.__setattr__(self, "notes", tuple(self.notes))
-        seen = set()
-        for name in self.params:
-            for rel in self.relations.get(name, ()):
-                if rel.parent not in seen:
-                    raise SearchSpaceError(f"search space: '{name}' depends on '{rel.parent}', which must be "
-                                           "a searched parameter listed before it.")
-            seen.add(name)
-
-    @property
-    def names(self) -> Tuple[str, ...]:
-        return tuple(self.params)
-
-    def __len__(self) -> int:
-        return len(self.params)
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self.params)
-
-    def __contains__(self, name: object) -> bool:
-        return name in self.params
-
-    def __getitem__(self, name: str) -> Distribution:
-        return self.params[name]
-
-    def items(self):
-        return self.params.items()
-
-    def conditioned(self, name: str, values: Mapping[str, Any]) -> Distribution:
-        """The distribution of `name` once its parents have the given values (define-by-run samplers)."""
-        dist = self.params[name]
-        for rel in self.relations.get(name, ()):
-            try:
-                dist = dist.restricted(**rel.bounds(values[rel.parent]))
-            except ValueError as exc:
-                raise SearchSpaceError(f"search space: '{name}' {rel} = {values[rel.parent]!r} leaves no "
-                                       f"value to sample ({exc})") from exc
-        return dist
-
-    def sample(self, rng: Any = None) -> Dict[str, Any]:
-        """One configuration ``{dotted name: value}``; `rng` is a numpy Generator, a seed or None."""
-        rng = as_rng(rng)
-        out: Dict[str, Any] = {}
-        for name in self.params:
-            out[name] = self.conditioned(name, out).sample(rng)
-        return out
-
-    def problems(self, config: Mapping[str, Any]) -> List[str]:
-        """Why `config` is not a point of this space (empty list when it is)."""
-        out = [f"'{n}' is missing" for n in self.params if n not in config]
-        out += [f"'{n}' is not searched here{did_you_mean(n, self.names)}" for n in config if n not in self.params]
-        for name, dist in self.params.items():
-            if name not in config:
-                continue
-            if not dist.contains(config[name]):
-                out.append(f"'{name}' = {config[name]!r} is outside {dist.to_dict()}")
-            for rel in self.relations.get(name, ()):
-                if rel.parent in config and not rel.holds(config[name], config[rel.parent]):
-                    out.append(f"'{name}' = {config[name]!r} violates '{name} {rel}' "
-                               f"({rel.parent} = {config[rel.parent]!r})")
-        return out
-
-    def contains(self, config: Mapping[str, Any]) -> bool:
-        return not self.problems(config)
-
-    def to_dict(self) -> dict:
-        return {"parameters": {n: {**d.to_dict(), **({"depends_on": [str(r) for r in self.relations[n]]}
-                                                      if self.relations.get(n) else {})}
-                               for n, d in self.params.items()},
-                "defaults": dict(self.defaults), "notes": list(self.notes)}
 
 
 def build_search_space(schema: Mapping[str, Any], *, parameters: Optional[Sequence[str]] = None,
@@ -173,7 +80,7 @@ def build_search_space(schema: Mapping[str, Any], *, parameters: Optional[Sequen
         if rel is not None:
             rels[name] = rel
     relations = {n: (r,) for n, r in rels.items() if n in names and r.parent in names}
-    params: Dict[str, Distribution] = {}
+    params: Dict[str, Param] = {}
     defaults: Dict[str, Any] = {}
     for name in parents_first(names, relations, origin):
         prop, ov, key = lookup_field(schema, name), overrides.get(name) or {}, f"{origin}: 'parameters.{name}'"
@@ -191,7 +98,7 @@ def build_search_space(schema: Mapping[str, Any], *, parameters: Optional[Sequen
         else:
             dist = _distribution(name, prop, ov, key, notes)
         if rel is not None and not rel.derived:
-            if not isinstance(dist, NUMERIC):
+            if dist.kind not in NUMERIC_KINDS:
                 raise SearchSpaceError(f"{key}.depends_on: '{rel}' needs a numeric parameter, but {name} is "
                                        f"{dist.kind}; remove depends_on")
             if parent_fixed is None:
@@ -257,7 +164,7 @@ def _select(schema: Mapping[str, Any], parameters: Optional[Sequence[str]], over
 
 
 def _distribution(name: str, prop: Mapping[str, Any], ov: Mapping[str, Any], where: str,
-                  notes: List[str]) -> Distribution:
+                  notes: List[str]) -> Param:
     unknown = [k for k in ov if k not in OVERRIDE_KEYS]
     if unknown:
         raise SearchSpaceError(f"{where}: unknown key '{unknown[0]}'{did_you_mean(unknown[0], OVERRIDE_KEYS)}; "
@@ -281,20 +188,20 @@ def _distribution(name: str, prop: Mapping[str, Any], ov: Mapping[str, Any], whe
             raise SearchSpaceError(f"{where}.{key}: does not apply to a "
                                    f"{'categorical' if categorical else kind} distribution; remove it")
     if kind == "bool" and wanted != "categorical":
-        return BoolDist()
+        return Param.boolean()
     if categorical:
         return _categorical(name, prop, ov, where, kind, ordered)
     return _numeric(name, prop, ov, where, kind, wanted, notes)
 
 
 def _categorical(name: str, prop: Mapping[str, Any], ov: Mapping[str, Any], where: str, kind: str,
-                 ordered: bool) -> CategoricalDist:
+                 ordered: bool) -> Param:
     enum = list(prop.get("enum") or ([True, False] if kind == "bool" else []))
     weights = prop.get("option_weights")
     choices = ov.get("choices", enum)
     if not isinstance(choices, (list, tuple)) or not choices:
         raise SearchSpaceError(f"{where}.choices: expected a non-empty list, got {choices!r}")
-    probe = CategoricalDist(tuple(enum)) if enum else None
+    probe = Param.categorical(tuple(enum)) if enum else None
     lo, _, hi, _ = numeric_bounds(prop) if kind in ("float", "int") else (None, False, None, False)
     for choice in choices:
         if probe is not None and not probe.contains(choice):
@@ -304,17 +211,17 @@ def _categorical(name: str, prop: Mapping[str, Any], ov: Mapping[str, Any], wher
     if "weights" in ov:
         weights = ov["weights"]
     elif weights is not None and "choices" in ov:  # narrowed choices keep their own schema weights
-        weights = [weights[next(i for i, e in enumerate(enum) if CategoricalDist((e,)).contains(c))]
+        weights = [weights[next(i for i, e in enumerate(enum) if Param.categorical((e,)).contains(c))]
                    for c in choices]
     try:
-        return CategoricalDist(tuple(choices), None if weights is None else tuple(weights),
+        return Param.categorical(tuple(choices), None if weights is None else tuple(weights),
                                ordered=ordered or kind == "int")
     except ValueError as exc:
         raise SearchSpaceError(f"{where}: {exc}") from exc
 
 
 def _numeric(name: str, prop: Mapping[str, Any], ov: Mapping[str, Any], where: str, kind: str,
-             wanted: Optional[str], notes: List[str]) -> Distribution:
+             wanted: Optional[str], notes: List[str]) -> Param:
     cond = parse_math_cond(prop.get("math_cond"), where)
     lo, lo_open, hi, hi_open = numeric_bounds(prop)
     power = int(cond[1]) if cond and cond[0] == "^" else None
@@ -360,15 +267,15 @@ def _numeric(name: str, prop: Mapping[str, Any], ov: Mapping[str, Any], where: s
     log = _wants_log(name, prop, wanted, lo, lo_open, where, notes)
     try:
         if kind == "float":
-            return FloatDist(float(lo), float(hi), log, lo_open, hi_open)
+            return Param.real(float(lo), float(hi), log, lo_open, hi_open)
         first = math.floor(lo) + 1 if lo_open and float(lo).is_integer() else math.ceil(lo)
         last = math.ceil(hi) - 1 if hi_open and float(hi).is_integer() else math.floor(hi)
         if wanted == "power_of" or power is not None:
             base = ov.get("base", power if power is not None else 2)
-            return PowerOfDist(base, max(1, first), last)
+            return Param.power_of(base, max(1, first), last)
         if multiple is not None:
             first, last = -(-first // multiple) * multiple, (last // multiple) * multiple
-        return IntDist(first, last, multiple or 1, log)
+        return Param.integer(first, last, multiple or 1, log)
     except ValueError as exc:
         if isinstance(exc, SearchSpaceError):
             raise

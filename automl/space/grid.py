@@ -10,7 +10,6 @@ import itertools
 import math
 from typing import Any, Dict, List, Tuple
 
-from automl.space.distributions import CategoricalDist, FloatDist, IntDist, PowerOfDist
 from automl.space.build import SearchSpace
 
 
@@ -18,7 +17,7 @@ def grid_points(space: SearchSpace, per_float: int) -> Tuple[List[Dict[str, Any]
     """Every combination that satisfies the relations (dropped ones are counted in the notes)."""
     axes = []
     for name, dist in space.items():
-        if isinstance(dist, FloatDist):
+        if dist.kind == "float":
             lo, hi = dist.closed_low, dist.closed_high
             if dist.log:
                 values = [math.exp(math.log(lo) + i * (math.log(hi) - math.log(lo)) / (per_float - 1))
@@ -26,12 +25,10 @@ def grid_points(space: SearchSpace, per_float: int) -> Tuple[List[Dict[str, Any]
             else:
                 values = [lo + i * (hi - lo) / (per_float - 1) for i in range(per_float)]
             values = [min(max(v, lo), hi) for v in values]
-        elif isinstance(dist, IntDist):
+        elif dist.kind == "int":
             values = list(range(dist.low, dist.high + 1, dist.step))
-        elif isinstance(dist, (PowerOfDist, CategoricalDist)):
+        else:  # power_of, categorical, bool
             values = list(dist.choices)
-        else:
-            values = [False, True]
         axes.append((name, values))
     points, dropped = [], 0
     for combo in itertools.product(*(v for _, v in axes)):

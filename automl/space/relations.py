@@ -11,7 +11,7 @@ Every form TAO's AutoML reads (tao_depth_net.md §13), and what each means here:
 A parent that is not searched has one value (the user's override, else the base spec's, else the
 schema default), so the relation is applied once, when the space is built. A *child* that the user
 fixed narrows its searched parent the other way round (``max_lr`` fixed at 1e-3 with
-``max_lr > lr`` leaves ``lr < 1e-3``). Pure: no Optuna, no Ray.
+``max_lr > lr`` leaves ``lr < 1e-3``). Pure: no Optuna, no Ray (:meth:`Param.restricted` does the narrowing).
 """
 from __future__ import annotations
 
@@ -19,8 +19,8 @@ import numbers
 from dataclasses import dataclass
 from typing import Any, Dict, List, Mapping, Optional, Tuple
 
-from automl.space.distributions import NUMERIC, CategoricalDist, Distribution, IntDist, PowerOfDist
-from automl.space.schema import (SearchSpaceError, field_default, field_kind, leaf_names, lookup_field,
+from automl.space.param import NUMERIC_KINDS, Param
+from automl.space.schema import (SearchSpaceError, did_you_mean, field_default, field_kind, leaf_names, lookup_field,
                                   numeric_bounds)
 
 ORDER_OPS = (">", ">=", "<", "<=")
@@ -114,41 +114,32 @@ def parse_relation(schema: Mapping[str, Any], name: str, prop: Mapping[str, Any]
         raise SearchSpaceError(f"{where}.depends_on: {name} cannot depend on itself")
     if lookup_field(schema, parent) is None:
         raise SearchSpaceError(f"{where}.depends_on: '{parent}' is not a field of the schema"
-                               f"{_did_you_mean(parent, leaf_names(schema))}")
+                               f"{did_you_mean(parent, leaf_names(schema))}")
     return rel
 
 
-def _did_you_mean(name: str, options: List[str]) -> str:
-    import difflib
-
-    close = difflib.get_close_matches(name, options, n=1, cutoff=0.6)
-    return f" (did you mean '{close[0]}'?)" if close else ""
-
-
-def check_parent(rel: Relation, parent_dist: Distribution, where: str) -> None:
+def check_parent(rel: Relation, parent_dist: Param, where: str) -> None:
     """A searched parent must give numbers the relation can compare (ints for a derived child)."""
-    numeric = isinstance(parent_dist, NUMERIC) or (
-        isinstance(parent_dist, CategoricalDist)
+    numeric = parent_dist.kind in NUMERIC_KINDS or (
+        parent_dist.kind == "categorical"
         and all(isinstance(c, numbers.Real) and not isinstance(c, bool) for c in parent_dist.choices))
     if not numeric:
         raise SearchSpaceError(f"{where}.depends_on: parent '{rel.parent}' is {parent_dist.kind} with non-numeric "
                                f"values; '{rel}' needs a numeric parent")
-    if rel.derived and not isinstance(parent_dist, (IntDist, PowerOfDist, CategoricalDist)):
+    if rel.derived and parent_dist.kind not in ("int", "power_of", "categorical"):
         raise SearchSpaceError(f"{where}.depends_on: '{rel}' divides an integer, but parent '{rel.parent}' is "
                                f"{parent_dist.kind}; derive from an int parameter")
 
 
-def parent_values(parent_dist: Distribution) -> tuple:
+def parent_values(parent_dist: Param) -> tuple:
     """(smallest, largest) value a searched numeric parent can take."""
-    if isinstance(parent_dist, CategoricalDist):
+    if parent_dist.kind in ("categorical", "power_of"):
         return min(parent_dist.choices), max(parent_dist.choices)
-    if isinstance(parent_dist, PowerOfDist):
-        return parent_dist.choices[0], parent_dist.choices[-1]
     return parent_dist.low, parent_dist.high
 
 
 def derived_distribution(name: str, prop: Mapping[str, Any], ov: Mapping[str, Any], rel: Relation,
-                         low_parent: Any, high_parent: Any, where: str) -> IntDist:
+                         low_parent: Any, high_parent: Any, where: str) -> Param:
     """The range of ``name = parent // k`` for parent values in [low_parent, high_parent]."""
     given = [k for k in _SAMPLING_KEYS if k in ov]
     if given:
@@ -170,7 +161,7 @@ def derived_distribution(name: str, prop: Mapping[str, Any], ov: Mapping[str, An
                                f"[{low_parent}, {high_parent}], outside {name}'s schema range "
                                f"{'(' if lo_open else '['}{_num(lo)}, {_num(hi)}{')' if hi_open else ']'}; narrow "
                                f"the range of {rel.parent}")
-    return IntDist(low, high)
+    return Param.integer(low, high)
 
 
 def _num(value: Any) -> str:
@@ -190,11 +181,11 @@ def fixed_parent_value(schema: Mapping[str, Any], rel: Relation, fixed: Mapping[
     return as_number(default), "its default"
 
 
-def narrow_parent(params: Dict[str, Distribution], rel: Relation, child: str, value: Any, where: str,
+def narrow_parent(params: Dict[str, Param], rel: Relation, child: str, value: Any, where: str,
                    notes: List[str]) -> None:
     """A fixed child keeps its relation by narrowing its searched parent (max_lr fixed -> lr below it)."""
     number, parent = as_number(value), rel.parent
-    if number is None or not hasattr(params[parent], "restricted"):
+    if number is None or params[parent].kind not in NUMERIC_KINDS:
         raise SearchSpaceError(f"{where}: {child} is fixed at {value!r} and must satisfy '{child} {rel}', but "
                                f"{parent} ({params[parent].kind}) cannot be narrowed to match; fix {parent} too")
     try:

@@ -8,15 +8,22 @@ generate may use standard JSON-Schema words instead (``number``, ``integer``, ``
 """
 from __future__ import annotations
 
+import difflib
 import math
 import re
-from typing import Any, List, Mapping, Optional, Tuple, Union
+from typing import Any, List, Mapping, Optional, Sequence, Tuple, Union
 
 from automl.errors import AutomlInputError
 
 
 class SearchSpaceError(AutomlInputError):
     """A search space that cannot be built; the message names the key, the bad value and the fix."""
+
+
+def did_you_mean(name: str, options: Sequence[str]) -> str:
+    """`` (did you mean 'x'?)`` for the closest option, or an empty string."""
+    close = difflib.get_close_matches(name, list(options), n=1, cutoff=0.6)
+    return f" (did you mean '{close[0]}'?)" if close else ""
 
 
 _MATH_COND = re.compile(r"^\s*(>=|<=|>|<|\^|/)\s*(\S+)\s*$")

@@ -2,10 +2,11 @@
 both lazily.
 
 ``run_tune`` (called by automl/driver.py ``run_sweep``) runs the plan's remaining trials with Ray Tune:
-what is searched is an Optuna define-by-run function (our distributions, relations applied at sample
-time), how is ``TuneConfig`` (OptunaSearch + ASHA / asynchronous HyperBand / FIFO, ``num_samples``,
-``max_concurrent_trials``, what is left of the time budget, ``reuse_actors``), where is ``RunConfig``
-(``storage_path`` = the run folder, retries, a callback forwarding trial events to automl/tune/events.py).
+what is searched is an Optuna define-by-run function (Optuna's distributions, built by automl/space/param.py;
+relations applied at sample time), how is ``TuneConfig`` (OptunaSearch + ASHA / asynchronous HyperBand /
+FIFO, ``num_samples``, ``max_concurrent_trials``, what is left of the time budget, ``reuse_actors``), where is
+``RunConfig`` (``storage_path`` = the run folder, retries, a callback forwarding trial events to
+automl/tune/events.py).
 automl/tune/ray_session.py starts the embedded Ray (loopback only, its files in the run folder) or joins a
 cluster whose nodes must all see the run folder.
 
@@ -23,7 +24,6 @@ import math
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Tuple
 
-from automl.space.distributions import BoolDist, CategoricalDist, FloatDist, IntDist, PowerOfDist
 from automl.space.grid import grid_points
 from automl.plan.launch import LaunchPlan
 from automl.tune.ledger import Ledger, metric_value
@@ -35,64 +35,23 @@ STUDY_NAME = "automl"
 
 
 # --- search space -> Optuna --------------------------------------------------------------------
-def optuna_distribution(dist: Any):
-    """Our distribution as an Optuna one. Optuna bounds are closed: open ends use the nearest float inside.
-
-    Option weights of categorical fields are not honoured by Optuna's samplers (they model the
-    objective, not a prior); the review notes it.
-    """
-    import optuna.distributions as od
-
-    if isinstance(dist, FloatDist):
-        return od.FloatDistribution(dist.closed_low, dist.closed_high, log=dist.log)
-    if isinstance(dist, IntDist):
-        return od.IntDistribution(dist.low, dist.high, step=dist.step, log=dist.log)
-    if isinstance(dist, PowerOfDist):
-        return od.CategoricalDistribution(list(dist.choices))
-    if isinstance(dist, CategoricalDist):
-        return od.CategoricalDistribution(list(dist.choices))
-    if isinstance(dist, BoolDist):
-        return od.CategoricalDistribution([False, True])
-    raise TypeError(f"no Optuna distribution for {type(dist).__name__}; add one in automl/tune/backend.py")
-
-
 class DefineByRun:
-    """Optuna define-by-run space: parents first, each child's range narrowed by its `depends_on`.
+    """Optuna define-by-run space: parents first, each child's range narrowed by its `depends_on`
+    (:meth:`SearchSpace.suggest`; each parameter's Optuna distribution is :attr:`Param.optuna`).
 
     A plain class (not a closure) because OptunaSearch pickles its space with the searcher state.
     """
 
     def __init__(self, space: SearchSpace):
-        self.params = dict(space.params)
-        self.relations = {k: tuple(v) for k, v in space.relations.items()}
+        self.space = space
 
     def distributions(self, values: Mapping[str, Any]) -> Dict[str, Any]:
         """The Optuna distribution of every parameter given the (parent) values."""
-        out = {}
-        for name, dist in self.params.items():
-            for rel in self.relations.get(name, ()):
-                dist = dist.restricted(**rel.bounds(values[rel.parent]))
-            out[name] = optuna_distribution(dist)
-        return out
+        return {name: self.space.conditioned(name, values).optuna for name in self.space.names}
 
     def __call__(self, trial) -> Dict[str, Any]:
-        values: Dict[str, Any] = {}
-        for name, dist in self.params.items():
-            for rel in self.relations.get(name, ()):
-                dist = dist.restricted(**rel.bounds(values[rel.parent]))
-            values[name] = _suggest(trial, name, dist)
-        return {INDEX_KEY: trial.number}  # OptunaSearch merges this with the suggested values
-
-
-def _suggest(trial, name: str, dist: Any) -> Any:
-    # the public suggest_* calls: Ray's OptunaSearch records define-by-run values through them
-    if isinstance(dist, FloatDist):
-        return trial.suggest_float(name, dist.closed_low, dist.closed_high, log=dist.log)
-    if isinstance(dist, IntDist):
-        return trial.suggest_int(name, dist.low, dist.high, step=dist.step, log=dist.log)
-    if isinstance(dist, (PowerOfDist, CategoricalDist)):
-        return trial.suggest_categorical(name, list(dist.choices))
-    return trial.suggest_categorical(name, [False, True])
+        self.space.suggest(trial)  # the suggest_* calls record the values; OptunaSearch merges them in
+        return {INDEX_KEY: trial.number}
 
 
 def _sampler(plan: LaunchPlan, attempt: int = 1):

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from automl.space.distributions import FloatDist
+from automl.space.param import Param
 from automl.driver import RunInUseError, SweepClock, _best_trial, _close_interrupted, _space_tag, run_sweep
 from automl.plan.configs import RunConfig, SearchConfig, TuneConfig
 from automl.plan.launch import LaunchPlan, build_plan
@@ -52,7 +52,7 @@ def test_resume_keeps_a_trial_that_finished_before_the_driver_died(tmp_path):
     assert tracker.runs[done_run.run_id].tags["automl.status"] == "completed"
     assert tracker.runs[cut_run.run_id].status == "KILLED"
     assert [t["trial_id"] for t in led.counted()] == [done]
-    _, todo = prepare_study(_plan(tmp_path, num_samples=4), SearchSpace({"lr": FloatDist(1e-4, 1e-1)}), led)
+    _, todo = prepare_study(_plan(tmp_path, num_samples=4), SearchSpace({"lr": Param.real(1e-4, 1e-1)}), led)
     assert todo == 3  # the finished trial is not re-sampled
     assert any("kept as completed" in line for line in lines)
 
@@ -124,13 +124,13 @@ def test_a_resumed_sweep_whose_time_budget_is_spent_starts_nothing(tmp_path):
 
 
 def test_the_search_space_tag_stays_short_valid_json():
-    space = SearchSpace({f"model.stereo_backbone.a_rather_long_parameter_name_{i:03d}": FloatDist(0.0, 1.0)
+    space = SearchSpace({f"model.stereo_backbone.a_rather_long_parameter_name_{i:03d}": Param.real(0.0, 1.0)
                          for i in range(400)})
     tag = _space_tag(space)
     data = json.loads(tag)
     assert len(tag) <= 8000 and data["more"] > 0 and data["full"] == "search_space.json"
     assert len(data["parameters"]) + data["more"] == 400
-    small = json.loads(_space_tag(SearchSpace({"train.optim.lr": FloatDist(1e-4, 1e-2, log=True)})))
+    small = json.loads(_space_tag(SearchSpace({"train.optim.lr": Param.real(1e-4, 1e-2, log=True)})))
     assert small == {"parameters": ["train.optim.lr"], "more": 0, "full": "search_space.json"}
 
 

@@ -8,7 +8,7 @@ import os
 
 import pytest
 
-from automl.space.distributions import BoolDist, CategoricalDist, FloatDist, PowerOfDist
+from automl.space.param import Param
 from automl.report.results import ReportError, write_report
 from automl.plan.skills import find_skill
 from automl.space.build import SearchSpace
@@ -20,11 +20,11 @@ METRIC = "val/epe"
 
 @pytest.fixture(scope="module")
 def space():
-    return SearchSpace({"train.optim.lr": FloatDist(1e-4, 1e-2, log=True),
-                        "train.optim.lr_decay": FloatDist(0.05, 1.0),
-                        "train.optim.optimizer": CategoricalDist(("AdamW", "SGD")),
-                        "train.shuffle": BoolDist(),
-                        "dataset.train_dataset.batch_size": PowerOfDist(2, 1, 8)})
+    return SearchSpace({"train.optim.lr": Param.real(1e-4, 1e-2, log=True),
+                        "train.optim.lr_decay": Param.real(0.05, 1.0),
+                        "train.optim.optimizer": Param.categorical(("AdamW", "SGD")),
+                        "train.shuffle": Param.boolean(),
+                        "dataset.train_dataset.batch_size": Param.power_of(2, 1, 8)})
 
 
 @pytest.fixture(scope="module")

@@ -3,12 +3,12 @@ from __future__ import annotations
 
 import copy
 import json
+import pickle
 from pathlib import Path
 
-import numpy as np
 import pytest
 
-from automl.space.distributions import BoolDist, CategoricalDist, FloatDist, IntDist, PowerOfDist
+from automl.space.param import Param
 from automl.space.build import SearchSpace, SearchSpaceError, build_search_space, refusal_reason
 
 TAO_FFS = Path(__file__).resolve().parents[2] / "fixtures" / "tao_skill_ffs" / "tao-train-fast-foundation-stereo"
@@ -30,8 +30,8 @@ def test_tao_schema_default_is_its_automl_default_parameters(tao_schema):
     space = build_search_space(tao_schema)
     # TAO's runner would search all 45 automl_enabled fields; the schema narrows to these two
     assert space.names == ("train.optim.lr", "train.optim.lr_decay")
-    assert space["train.optim.lr"] == FloatDist(1e-6, 1e-2, log=True)
-    assert space["train.optim.lr_decay"] == FloatDist(0.0, 1.0, low_open=True)
+    assert space["train.optim.lr"] == Param.real(1e-6, 1e-2, log=True)
+    assert space["train.optim.lr_decay"] == Param.real(0.0, 1.0, low_open=True)
     assert any("automl_default_parameters" in n and "TAO" in n for n in space.notes)
     assert all(cfg["train.optim.lr_decay"] > 0 for cfg in (space.sample(s) for s in range(200)))
 
@@ -64,7 +64,7 @@ def test_automl_disabled_field_needs_an_explicit_range(dialect_schema):
     with pytest.raises(SearchSpaceError, match="automl_enabled: false; give it an explicit range"):
         build_search_space(dialect_schema, parameters=["train.optim.momentum"])
     dist, _ = _one(dialect_schema, "train.optim.momentum", {"low": 0.5, "high": 0.99})
-    assert dist == FloatDist(0.5, 0.99)
+    assert dist == Param.real(0.5, 0.99)
 
 
 @pytest.mark.parametrize("name, words", [
@@ -102,16 +102,16 @@ def test_schema_without_properties_raises():
 
 # --- dialect ---------------------------------------------------------------------------------------
 @pytest.mark.parametrize("name, expected", [
-    ("train.optim.lr", FloatDist(1e-6, 1e-2, log=True)),                   # scale name -> log-uniform
-    ("train.optim.min_lr", FloatDist(1e-8, 1e-3, log=True)),               # "TRUE" string flag, *_lr
-    ("train.optim.lr_decay", FloatDist(0.0, 1.0, low_open=True)),          # "> 0.0": (0, 1]
-    ("train.scale", FloatDist(0.5, 8.0, log=True, low_open=True)),          # exclusiveMinimum + log_scale
-    ("train.batch_size", PowerOfDist(2, 1, 64)),                           # "^ 2"
-    ("train.crop", IntDist(128, 672, step=32)),                             # "/ 32", bounds rounded inwards
-    ("train.iters", CategoricalDist((4, 8, 16), (1.0, 2.0, 1.0), ordered=True)),
-    ("train.optim.optimizer", CategoricalDist(("AdamW", "SGD"), (3.0, 1.0))),
-    ("train.shuffle", BoolDist()),
-    ("model.train_iters", IntDist(1, 32)),
+    ("train.optim.lr", Param.real(1e-6, 1e-2, log=True)),                   # scale name -> log-uniform
+    ("train.optim.min_lr", Param.real(1e-8, 1e-3, log=True)),               # "TRUE" string flag, *_lr
+    ("train.optim.lr_decay", Param.real(0.0, 1.0, low_open=True)),          # "> 0.0": (0, 1]
+    ("train.scale", Param.real(0.5, 8.0, log=True, low_open=True)),          # exclusiveMinimum + log_scale
+    ("train.batch_size", Param.power_of(2, 1, 64)),                           # "^ 2"
+    ("train.crop", Param.integer(128, 672, step=32)),                             # "/ 32", bounds rounded inwards
+    ("train.iters", Param.categorical((4, 8, 16), (1.0, 2.0, 1.0), ordered=True)),
+    ("train.optim.optimizer", Param.categorical(("AdamW", "SGD"), (3.0, 1.0))),
+    ("train.shuffle", Param.boolean()),
+    ("model.train_iters", Param.integer(1, 32)),
 ])
 def test_dialect(dialect_schema, name, expected):
     schema = copy.deepcopy(dialect_schema)
@@ -121,9 +121,9 @@ def test_dialect(dialect_schema, name, expected):
 
 def test_unbounded_fields_fall_back_to_default_times_ten_and_say_so(dialect_schema):
     space = build_search_space(dialect_schema, parameters=["train.clip_grad_norm", "train.steps", "train.warmup"])
-    assert space["train.clip_grad_norm"] == FloatDist(0.0, 1.0, low_open=True)
-    assert space["train.steps"] == IntDist(1, 10000)
-    assert space["train.warmup"] == FloatDist(0.0, 50.0)  # log_scale: false wins over any name rule
+    assert space["train.clip_grad_norm"] == Param.real(0.0, 1.0, low_open=True)
+    assert space["train.steps"] == Param.integer(1, 10000)
+    assert space["train.warmup"] == Param.real(0.0, 50.0)  # log_scale: false wins over any name rule
     assert sum("TAO's rule" in n for n in space.notes) == 3
 
 
@@ -135,10 +135,10 @@ def test_unbounded_field_without_positive_default_asks_for_a_range(dialect_schem
 
 def test_scale_parameter_starting_at_zero_is_uniform_with_a_note(dialect_schema):
     dist, space = _one(dialect_schema, "train.optim.weight_decay")
-    assert dist == FloatDist(0.0, 1e-2)
+    assert dist == Param.real(0.0, 1e-2)
     assert any("sampled uniformly" in n for n in space.notes)
     dist, _ = _one(dialect_schema, "train.optim.weight_decay", {"low": 1e-6})
-    assert dist == FloatDist(1e-6, 1e-2, log=True)
+    assert dist == Param.real(1e-6, 1e-2, log=True)
 
 
 @pytest.mark.parametrize("name", ["train.optim.lr_steps", "train.name"])
@@ -156,17 +156,17 @@ def test_bad_math_cond_names_the_parameter(dialect_schema):
 # --- overrides -------------------------------------------------------------------------------------
 def test_override_narrows_and_keeps_the_open_end(dialect_schema):
     assert _one(dialect_schema, "train.optim.lr", {"distribution": "log_uniform", "low": 1e-6, "high": 1e-3})[0] \
-        == FloatDist(1e-6, 1e-3, log=True)
+        == Param.real(1e-6, 1e-3, log=True)
     assert _one(dialect_schema, "train.optim.lr_decay", {"low": 0.0, "high": 0.5})[0] \
-        == FloatDist(0.0, 0.5, low_open=True)
-    assert _one(dialect_schema, "train.optim.lr", {"distribution": "uniform"})[0] == FloatDist(1e-6, 1e-2)
+        == Param.real(0.0, 0.5, low_open=True)
+    assert _one(dialect_schema, "train.optim.lr", {"distribution": "uniform"})[0] == Param.real(1e-6, 1e-2)
 
 
 def test_override_choices_keep_their_schema_weights(dialect_schema):
     assert _one(dialect_schema, "train.iters", {"choices": [16, 4]})[0] == \
-        CategoricalDist((16, 4), (1.0, 1.0), ordered=True)
+        Param.categorical((16, 4), (1.0, 1.0), ordered=True)
     assert _one(dialect_schema, "train.crop", {"choices": [128, 256]})[0] == \
-        CategoricalDist((128, 256), ordered=True)
+        Param.categorical((128, 256), ordered=True)
 
 
 @pytest.mark.parametrize("name, override, words", [
@@ -209,7 +209,7 @@ def test_depends_on_orders_parents_first_and_holds_in_every_sample(dialect_schem
 
 def test_depends_on_unsearched_parent_uses_its_default(dialect_schema):
     space = build_search_space(dialect_schema, parameters=["train.optim.max_lr"])
-    assert space["train.optim.max_lr"] == FloatDist(1e-4, 1e-2, log=True, low_open=True)
+    assert space["train.optim.max_lr"] == Param.real(1e-4, 1e-2, log=True, low_open=True)
     assert "train.optim.max_lr: '> train.optim.lr' applied with train.optim.lr fixed at 0.0001 (its default)" \
         in space.notes
 
@@ -237,17 +237,19 @@ def test_problems_explain_why_a_config_is_not_in_the_space(dialect_schema):
 
 
 def test_search_space_is_frozen_and_checks_its_order():
-    space = SearchSpace({"a": FloatDist(0.0, 1.0)})
+    space = SearchSpace({"a": Param.real(0.0, 1.0)})
     with pytest.raises(TypeError):
-        space.params["b"] = FloatDist(0.0, 1.0)
-    from automl.space.build import Relation
+        space.params["b"] = Param.real(0.0, 1.0)
+    from automl.space.relations import Relation
     with pytest.raises(SearchSpaceError, match="must be a searched parameter listed before it"):
-        SearchSpace({"b": FloatDist(0.0, 1.0), "a": FloatDist(0.0, 1.0)}, {"b": (Relation(">", "a"),)})
+        SearchSpace({"b": Param.real(0.0, 1.0), "a": Param.real(0.0, 1.0)}, {"b": (Relation(">", "a"),)})
 
 
-def test_sampling_is_reproducible(dialect_schema):
+def test_sampling_is_reproducible_and_pickles(dialect_schema):
     space = build_search_space(dialect_schema, parameters=["train.optim.lr", "train.batch_size", "train.iters"])
-    assert space.sample(3) == space.sample(np.random.default_rng(3))
+    assert space.sample(3) == space.sample(3) != space.sample(4)
+    again = pickle.loads(pickle.dumps(space))  # Ray's OptunaSearch pickles the define-by-run space
+    assert again == space and again.sample(3) == space.sample(3)
 
 
 def test_depends_on_tao_math_cond_spelling_is_the_same_relation(dialect_schema):
@@ -261,7 +263,7 @@ def test_depends_on_tao_math_cond_spelling_is_the_same_relation(dialect_schema):
 def test_depends_on_without_a_relation_in_a_tao_schema_only_orders(dialect_schema):
     dialect_schema["properties"]["train"]["properties"]["steps"]["depends_on"] = "train.batch_size"
     space = build_search_space(dialect_schema, parameters=["train.steps"])
-    assert space["train.steps"] == IntDist(1, 10000) and not space.relations
+    assert space["train.steps"] == Param.integer(1, 10000) and not space.relations
     assert any("depends_on 'train.batch_size' with math_cond None carries no relation" in n for n in space.notes)
 
 
@@ -277,11 +279,11 @@ def _with_groups(schema, **leaf):
 def test_derived_parameter_is_parent_floor_divided_by_k(dialect_schema):
     space = build_search_space(_with_groups(dialect_schema), parameters=["train.groups", "train.crop"])
     assert space.names == ("train.crop", "train.groups")  # the parent is drawn first
-    assert space["train.crop"] == IntDist(128, 672, step=32) and space["train.groups"] == IntDist(4, 21)
+    assert space["train.crop"] == Param.integer(128, 672, step=32) and space["train.groups"] == Param.integer(4, 21)
     for seed in range(100):
         cfg = space.sample(seed)
         assert cfg["train.groups"] == cfg["train.crop"] // 32 and space.contains(cfg)
-    assert space.conditioned("train.groups", {"train.crop": 640}) == IntDist(20, 20)
+    assert space.conditioned("train.groups", {"train.crop": 640}) == Param.integer(20, 20)
     assert space.to_dict()["parameters"]["train.groups"]["depends_on"] == ["= train.crop // 32"]
     assert any(p.startswith("'train.groups' = 5 violates 'train.groups = train.crop // 32'")
                for p in space.problems({"train.crop": 128, "train.groups": 5}))
@@ -295,7 +297,7 @@ def test_derived_parameter_is_parent_floor_divided_by_k(dialect_schema):
 ])
 def test_derived_parameter_of_an_unsearched_parent_is_one_value(dialect_schema, fixed, known, value, source):
     space = build_search_space(_with_groups(dialect_schema), parameters=["train.groups"], fixed=fixed, known=known)
-    assert space["train.groups"] == IntDist(value, value) and not space.relations
+    assert space["train.groups"] == Param.integer(value, value) and not space.relations
     assert space.sample(0) == {"train.groups": value}
     assert any(f"train.crop is fixed at {value * 32} ({source})" in n for n in space.notes), space.notes
 
@@ -329,14 +331,14 @@ def test_fixed_keys_leave_the_space_and_say_so(dialect_schema):
 def test_a_fixed_parent_bounds_its_child_with_the_users_value(dialect_schema):
     space = build_search_space(dialect_schema, parameters=["train.optim.lr", "train.optim.max_lr"],
                                fixed={"train.optim.lr": "5e-4"})
-    assert space["train.optim.max_lr"] == FloatDist(5e-4, 1e-2, log=True, low_open=True)
+    assert space["train.optim.max_lr"] == Param.real(5e-4, 1e-2, log=True, low_open=True)
     assert any("train.optim.lr fixed at 0.0005 (your override)" in n for n in space.notes)
 
 
 def test_a_fixed_child_narrows_its_searched_parent(dialect_schema):
     space = build_search_space(dialect_schema, parameters=["train.optim.lr", "train.optim.max_lr"],
                                fixed={"train.optim.max_lr": "1e-3"})
-    assert space["train.optim.lr"] == FloatDist(1e-6, 1e-3, log=True, high_open=True)
+    assert space["train.optim.lr"] == Param.real(1e-6, 1e-3, log=True, high_open=True)
     assert "train.optim.lr: narrowed to keep 'train.optim.max_lr > train.optim.lr' with train.optim.max_lr fixed " \
            "at 1e-3" in space.notes
     with pytest.raises(SearchSpaceError, match="leaves no value of train.optim.lr to search"):
@@ -344,4 +346,4 @@ def test_a_fixed_child_narrows_its_searched_parent(dialect_schema):
                            fixed={"train.optim.max_lr": "1e-7"})
     derived = build_search_space(_with_groups(dialect_schema), parameters=["train.crop", "train.groups"],
                                  fixed={"train.groups": 10})
-    assert derived["train.crop"] == IntDist(320, 320, step=32)  # 320 // 32 == 10, the only multiple of 32 left
+    assert derived["train.crop"] == Param.integer(320, 320, step=32)  # 320 // 32 == 10, the only multiple of 32 left

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from automl.space.distributions import FloatDist
+from automl.space.param import Param
 from automl.space.files import (SEARCH_SPACES_ROOT, default_search_space_name, list_search_spaces,
                                       load_search_space, parse_search_space, search_space_path)
 from automl.plan.skills import find_skill, load_skill
@@ -51,8 +51,8 @@ def test_shipped_search_spaces_fit_our_generated_schema(name):
 
 def test_ffs_lr_decay_is_never_zero(tao_schema):
     space = load_search_space(search_space_path("fast_foundation_stereo"), tao_schema).space
-    assert space["train.optim.lr"] == FloatDist(1e-6, 1e-3, log=True)
-    assert space["train.optim.lr_decay"] == FloatDist(0.0, 1.0, low_open=True)
+    assert space["train.optim.lr"] == Param.real(1e-6, 1e-3, log=True)
+    assert space["train.optim.lr_decay"] == Param.real(0.0, 1.0, low_open=True)
 
 
 def test_every_shipped_skill_finds_its_search_space():
@@ -71,7 +71,7 @@ def _doc(**parameters):
 def test_parse_minimal_document_and_yaml_1_1_floats(dialect_schema):
     text = "metric: val/epe\nmode: min\nparameters:\n  train.optim.lr: {low: 1e-5, high: 1e-3}\n  train.shuffle:\n"
     parsed = parse_search_space(yaml.safe_load(text), dialect_schema)
-    assert parsed.space["train.optim.lr"] == FloatDist(1e-5, 1e-3, log=True)  # "1e-5" is a str in YAML 1.1
+    assert parsed.space["train.optim.lr"] == Param.real(1e-5, 1e-3, log=True)  # "1e-5" is a str in YAML 1.1
     assert parsed.space.names == ("train.optim.lr", "train.shuffle") and parsed.to_dict()["metric"] == "val/epe"
 
 

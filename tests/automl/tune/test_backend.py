@@ -5,26 +5,17 @@ import math
 import optuna
 import pytest
 
-from automl.space.distributions import BoolDist, CategoricalDist, FloatDist, IntDist, PowerOfDist
+from automl.space.param import Param
 from automl.tune.ledger import Ledger
 from automl.plan.launch import LaunchPlan
-from automl.space.build import Relation, SearchSpace
-from automl.tune.backend import DefineByRun, grid_points, hyperband_brackets, optuna_distribution, prepare_study
+from automl.space.relations import Relation
+from automl.space.search_space import SearchSpace
+from automl.tune.backend import DefineByRun, grid_points, hyperband_brackets, prepare_study
 from automl.tune.trial import FAULT_ENV, TrialContext, TrialFailure, run_trial, trial_raw_spec
 
 
-def test_open_bounds_become_the_nearest_closed_floats():
-    d = optuna_distribution(FloatDist(0.0, 1.0, low_open=True))
-    assert d.low == math.nextafter(0.0, 1.0) and d.high == 1.0 and not d.log
-    assert optuna_distribution(FloatDist(1e-6, 1e-3, log=True)).log
-    assert optuna_distribution(IntDist(0, 8, step=2)).step == 2
-    assert optuna_distribution(PowerOfDist(2, 1, 16)).choices == (1, 2, 4, 8, 16)
-    assert optuna_distribution(BoolDist()).choices == (False, True)
-    assert optuna_distribution(CategoricalDist(("a", "b"))).choices == ("a", "b")
-
-
 def _related_space():
-    return SearchSpace({"min_lr": FloatDist(1e-6, 1e-2, log=True), "lr": FloatDist(1e-6, 1e-2, log=True)},
+    return SearchSpace({"min_lr": Param.real(1e-6, 1e-2, log=True), "lr": Param.real(1e-6, 1e-2, log=True)},
                        relations={"lr": (Relation(">", "min_lr"),)})
 
 
@@ -44,7 +35,7 @@ def test_grid_drops_points_that_break_relations():
     points, notes = grid_points(_related_space(), 3)
     assert len(points) == 3 and all(p["lr"] > p["min_lr"] for p in points)  # 3 of 9 have lr > min_lr
     assert "6 dropped" in notes[0]
-    log_axis = sorted({p["lr"] for p in grid_points(SearchSpace({"lr": FloatDist(1e-4, 1e-2, log=True)}), 3)[0]})
+    log_axis = sorted({p["lr"] for p in grid_points(SearchSpace({"lr": Param.real(1e-4, 1e-2, log=True)}), 3)[0]})
     assert log_axis == pytest.approx([1e-4, 1e-3, 1e-2])
 
 
@@ -54,7 +45,7 @@ def _plan(tmp_path, **kw):
 
 
 def test_prepare_study_keeps_numbers_and_remaining_budget(tmp_path):
-    space = SearchSpace({"lr": FloatDist(1e-4, 1e-2, log=True)})
+    space = SearchSpace({"lr": Param.real(1e-4, 1e-2, log=True)})
     led = Ledger(tmp_path)
     led.start_trial("t0000", 0, {"lr": 1e-3})
     led.add_validation("t0000", {"iteration": 1, "val/epe": 2.0})
@@ -71,7 +62,7 @@ def test_prepare_study_keeps_numbers_and_remaining_budget(tmp_path):
 
 
 def test_grid_resume_enqueues_only_the_missing_points(tmp_path):
-    space = SearchSpace({"lr": FloatDist(1e-4, 1e-2, log=True)})
+    space = SearchSpace({"lr": Param.real(1e-4, 1e-2, log=True)})
     led = Ledger(tmp_path)
     first = grid_points(space, 3)[0][0]
     led.start_trial("t0000", 0, first)
@@ -91,7 +82,7 @@ def test_hyperband_brackets_follow_s_max():
 
 
 def test_prepare_study_reads_the_metric_in_either_namespace(tmp_path):
-    space = SearchSpace({"lr": FloatDist(1e-4, 1e-2, log=True)})
+    space = SearchSpace({"lr": Param.real(1e-4, 1e-2, log=True)})
     led = Ledger(tmp_path, metric="epe")
     led.start_trial("t0000", 0, {"lr": 1e-3})
     led.add_validation("t0000", {"iteration": 1, "val/epe": 3.0})
@@ -261,3 +252,25 @@ def test_a_scheduler_stop_after_the_last_validation_is_a_completion(tmp_path, ba
         assert len(steps) == len(set(steps)), (key, steps)
     files = {f.path for f in tracker.client.list_artifacts(run.run_id, "checkpoints")}
     assert any(f.startswith("checkpoints/dn_model_best_epoch_") and f.endswith(".safetensors") for f in files), files
+
+
+def test_ray_optuna_search_samples_every_kind_and_survives_its_pickle(tmp_path):
+    """Ray's OptunaSearch with our define-by-run space (no cluster needed): every Param kind reaches the
+    trial config through Optuna's own distributions, also after the searcher is saved and restored."""
+    from ray.tune.search.optuna import OptunaSearch
+
+    space = SearchSpace({"lr": Param.real(0.0, 1e-2, low_open=True), "steps": Param.integer(32, 96, step=32),
+                         "bs": Param.power_of(2, 1, 8), "opt": Param.categorical(("AdamW", "SGD")),
+                         "aug": Param.boolean(), "max_lr": Param.real(1e-6, 1e-1, log=True)},
+                        relations={"max_lr": (Relation(">", "lr"),)})
+    search = OptunaSearch(space=DefineByRun(space), metric="val/epe", mode="min",
+                          sampler=optuna.samplers.RandomSampler(seed=0))
+    configs = [search.suggest(f"t{i}") for i in range(6)]
+    search.save(str(tmp_path / "searcher.pkl"))
+    again = OptunaSearch(space=DefineByRun(space), metric="val/epe", mode="min")
+    again.restore(str(tmp_path / "searcher.pkl"))
+    configs.append(again.suggest("t6"))
+    for i, config in enumerate(configs):
+        sampled = {k: v for k, v in config.items() if k != "_index"}
+        assert config["_index"] == i and space.contains(sampled), space.problems(sampled)
+    assert {type(configs[0][k]) for k in ("lr", "steps", "bs", "opt", "aug")} == {float, int, str, bool}
