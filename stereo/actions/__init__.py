@@ -4,12 +4,11 @@ from stereo.actions.runner import (
                                    ActionContext,
                                    ActionError,
                                    ActionResult,
-                                   BadInputError,
                                    exit_code,
                                    run_action,
 )
 from stereo.actions.status import STATUS_FILE, StatusLogger, last_finite_kpi, last_kpi, read_status
 
-__all__ = ["EXPERIMENT_FILE", "STATUS_FILE", "ActionContext", "ActionError", "ActionResult", "BadInputError",
-           "StatusLogger", "action_dir", "exit_code", "last_finite_kpi", "last_kpi", "read_status",
-           "run_action", "save_experiment_yaml"]
+__all__ = ["EXPERIMENT_FILE", "STATUS_FILE", "ActionContext", "ActionError", "ActionResult", "StatusLogger",
+           "action_dir", "exit_code", "last_finite_kpi", "last_kpi", "read_status", "run_action",
+           "save_experiment_yaml"]

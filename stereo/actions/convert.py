@@ -24,9 +24,9 @@ from stereo.actions.runner import (
     ActionContext,
     ActionError,
     ActionResult,
-    BadInputError,
     run_spec_action,
 )
+from stereo.errors import BadInputError
 from stereo.config.convert import ConvertConfig
 
 ACTION = "convert"

@@ -31,10 +31,10 @@ import torch
 from stereo.actions.runner import (
     ActionContext,
     ActionResult,
-    BadInputError,
     action_tracker,
     run_spec_action,
 )
+from stereo.errors import BadInputError
 
 log = logging.getLogger(__name__)
 DEPLOY_SUFFIXES = (".onnx", ".engine", ".plan", ".trt")
@@ -111,7 +111,7 @@ def gpu_index(section: Any) -> int:
 
 
 def _open(target: Path, device: str, section: Any):
-    from stereo.deploy.runtime import open_runner
+    from stereo.deploy.runners import open_runner
 
     try:
         return open_runner(target, device=device, gpu_index=gpu_index(section))

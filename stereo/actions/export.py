@@ -19,7 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from stereo.actions.runner import ActionContext, ActionResult, BadInputError, run_spec_action
+from stereo.actions.runner import ActionContext, ActionResult, run_spec_action
+from stereo.errors import BadInputError
 
 ACTION = "export"
 log = logging.getLogger(__name__)

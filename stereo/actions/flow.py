@@ -84,8 +84,7 @@ def flow_parent(spec: Any, action: str, tracker: Any = None) -> Optional[str]:
     if os.environ.get(FLOW_ENV):
         return os.environ[FLOW_ENV]
     try:
-        from stereo.actions.preflight import check_or_raise
-        from stereo.actions.runner import action_tracker
+        from stereo.actions.runner import action_tracker, check_or_raise
 
         check_or_raise(spec, action)  # bad input: no store, no flow run (the action reports the error)
         tracker = action_tracker(spec, action, tracker)

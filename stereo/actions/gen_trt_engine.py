@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from stereo.actions.export import resolve_output
-from stereo.actions.runner import ActionContext, ActionResult, BadInputError, run_spec_action
+from stereo.actions.runner import ActionContext, ActionResult, run_spec_action
+from stereo.errors import BadInputError
 
 ACTION = "gen_trt_engine"
 ENGINE_SIDECAR_FORMAT = "stereo-automl-trt-engine"

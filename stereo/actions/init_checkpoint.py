@@ -22,9 +22,9 @@ from stereo.actions.runner import (
     ActionContext,
     ActionError,
     ActionResult,
-    BadInputError,
     run_spec_action,
 )
+from stereo.errors import BadInputError
 from stereo.config.init_checkpoint import InitCheckpointConfig
 
 ACTION = "init-checkpoint"

@@ -43,7 +43,7 @@ def train(spec: Any, *, tracker: Any = None, parent_run_id: str | None = None,
           callbacks: Sequence[Any] = (), monitor: str = "val/epe", monitor_mode: str = "min") -> TrainResult:
     """Train `spec.model` on `spec.dataset.train_dataset`, validating on `val_dataset`.
 
-    `tracker`: a stereo.tracking Tracker, None (MLflow, see stereo.training.weights.default_tracker) or
+    `tracker`: a stereo.tracking Tracker, None (MLflow, see stereo.tracking.mlflow_tracker.default_tracker) or
     False (no tracking). `callbacks`: extra Lightning callbacks (e.g. a sweep's reporter).
     `monitor` / `monitor_mode`: the validation metric `dn_model_best` follows ('epe' and 'val/epe' both
     mean `val/epe`; any StereoMetrics name, `*_pooled` or 'loss') and whether lower ('min') or higher
@@ -57,8 +57,8 @@ def train(spec: Any, *, tracker: Any = None, parent_run_id: str | None = None,
         outcome = _fit(spec, out_dir, None, None, callbacks, best_by=best_by)
         return _result("SUCCESS", outcome, out_dir)
 
-    from stereo.actions.preflight import check_or_raise
-    from stereo.training.weights import default_tracker
+    from stereo.actions.runner import check_or_raise
+    from stereo.tracking.mlflow_tracker import default_tracker
 
     check_or_raise(spec, ACTION)  # bad input: one SpecError before any folder, status.json or MLflow store
     tracker = default_tracker(spec.results_dir or out_dir.parent, tracker)

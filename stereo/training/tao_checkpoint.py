@@ -35,7 +35,7 @@ import pytorch_lightning as pl
 import torch
 from pytorch_lightning.callbacks import Callback
 
-from stereo.actions.runner import BadInputError
+from stereo.errors import BadInputError
 from stereo.training.resume import (
     BEST,
     LATEST,

@@ -11,7 +11,7 @@ from typing import Any
 
 import torch
 
-from stereo.actions.runner import BadInputError
+from stereo.errors import BadInputError
 
 
 def load_weights(model: torch.nn.Module, path: str | os.PathLike, *, model_type: str,
@@ -55,18 +55,3 @@ def _load_strict(model: torch.nn.Module, state: dict, what: str, path: Path) -> 
         raise BadInputError(f"{exc} (the spec's `model` section must match the checkpoint; see its .json "
                             "sidecar 'config')") from exc
 
-
-def default_tracker(results_dir: str | os.PathLike, tracker: Any = None):
-    """`tracker` if given (False: no tracking); else MLflow at `$MLFLOW_TRACKING_URI` or the SQLite store
-    `<results_dir>/mlflow.db` (absolute), with the experiment created here, in the launching process,
-    before any worker could race on the schema migration."""
-    if tracker is False:
-        return None
-    if tracker is not None:
-        return tracker
-    from stereo.tracking import MlflowTracker, default_tracking_uri, ensure_experiment
-
-    Path(results_dir).expanduser().mkdir(parents=True, exist_ok=True)
-    uri = default_tracking_uri(Path(results_dir).expanduser().resolve())
-    ensure_experiment(uri, "depth_net")
-    return MlflowTracker(uri)

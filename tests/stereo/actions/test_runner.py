@@ -13,7 +13,6 @@ from stereo.models.checkpoints.errors import CheckpointFormatError
 from stereo.actions import (
     ActionError,
     ActionResult,
-    BadInputError,
     action_dir,
     exit_code,
     last_kpi,
@@ -22,6 +21,7 @@ from stereo.actions import (
     save_experiment_yaml,
 )
 from stereo.actions.runner import GIT_COMMIT_TAG, git_revision
+from stereo.errors import BadInputError
 from stereo.tracking import MemoryTracker
 
 SPEC = {"results_dir": "unused", "model": {"model_type": "FoundationStereo", "max_disparity": 416},

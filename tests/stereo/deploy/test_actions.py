@@ -268,7 +268,7 @@ def test_engines_run_on_the_gpu_the_spec_names(tmp_path, data, exported):
 
     pytest.importorskip("tensorrt")
     from stereo.actions.deploy_eval import evaluate
-    from stereo.deploy.runtime import open_runner
+    from stereo.deploy.runners import open_runner
 
     last = torch.cuda.device_count() - 1
     res, side = _engine(tmp_path, data, exported, mode="static", gpu_id=last)
