@@ -88,7 +88,7 @@ def evaluate(spec: Any, *, tracker: Any = None, parent_run_id: str | None = None
     tags = {"deploy_file": str(target)}
     if reference and tracker is not None and parent_run_id is None:
         from stereo.deploy.drift import find_training_run
-        from stereo.models.checkpoints import checkpoint_sha256
+        from stereo.checkpoints import checkpoint_sha256
 
         if Path(reference).expanduser().is_file():
             parent_run_id = find_training_run(tracker, reference, checkpoint_sha256(Path(reference).expanduser()),

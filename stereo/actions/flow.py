@@ -42,7 +42,7 @@ def _results_dir(spec: Any, action: str) -> Path:
 
 def _checkpoint_flow(tracker: Any, spec: Any, action: str) -> Optional[str]:
     from stereo.deploy.drift import find_training_run
-    from stereo.models.checkpoints import checkpoint_sha256
+    from stereo.checkpoints import checkpoint_sha256
 
     path = getattr(getattr(spec, action, None), "checkpoint", "") or ""
     if not path or not Path(path).expanduser().is_file():

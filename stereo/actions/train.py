@@ -115,7 +115,7 @@ def _result(status: str, outcome, out_dir: Path, message: str = "") -> TrainResu
 def _track_outputs(ctx: ActionContext, outcome) -> None:
     if ctx.tracker is None or ctx.run is None:
         return
-    from stereo.models.checkpoints import checkpoint_sha256
+    from stereo.checkpoints import checkpoint_sha256
 
     outcome.extra["run_id"] = ctx.run.run_id
     tags = {}
@@ -163,7 +163,7 @@ def _fit(spec, out_dir: Path, metric_sink, kpi_sink, extra_callbacks: Sequence[A
     from pytorch_lightning.loggers import CSVLogger
 
     from stereo.data.loader import build_dataloader
-    from stereo.lightning_module import StereoLitModule
+    from stereo.training.lightning_module import StereoLitModule
     from stereo.models import build_model
     from stereo.training.callbacks import (
         MetricsForwarder,

@@ -167,7 +167,7 @@ def build_sidecar(onnx_file: Path, model_config: Any, *, mode: str, height: int,
                   ) -> dict[str, Any]:
     import onnx
 
-    from stereo.models.checkpoints import checkpoint_sha256
+    from stereo.checkpoints import checkpoint_sha256
 
     b = "batch_size" if batch_size == -1 else batch_size
     h, w = ("height", "width") if mode == "dynamic_hw" else (height, width)

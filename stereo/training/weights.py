@@ -17,7 +17,7 @@ from stereo.errors import BadInputError
 def load_weights(model: torch.nn.Module, path: str | os.PathLike, *, model_type: str,
                  what: str = "checkpoint") -> dict[str, Any]:
     """Load `path` into `model` strictly; returns the checkpoint's meta plus `format` and `sha256`."""
-    from stereo.models.checkpoints import CheckpointError, checkpoint_sha256, read_checkpoint
+    from stereo.checkpoints import CheckpointError, checkpoint_sha256, read_checkpoint
 
     path = Path(path).expanduser()
     if not path.is_file():
@@ -33,18 +33,18 @@ def load_weights(model: torch.nn.Module, path: str | os.PathLike, *, model_type:
 
 def _to_our_names(state: dict, model_type: str) -> dict:
     if model_type == "FastFoundationStereo":
-        from stereo.models.checkpoints.remap_ffs import is_tao_naming, tao_to_upstream
+        from stereo.checkpoints.remap_ffs import is_tao_naming, tao_to_upstream
 
         return tao_to_upstream(state) if is_tao_naming(state.keys()) else state
     if model_type == "FoundationStereo":
-        from stereo.models.checkpoints.remap_fs import looks_like_tao_fs, remap_tao_fs_to_nvlabs
+        from stereo.checkpoints.remap_fs import looks_like_tao_fs, remap_tao_fs_to_nvlabs
 
         return remap_tao_fs_to_nvlabs(state) if looks_like_tao_fs(state.keys()) else state
     return state
 
 
 def _load_strict(model: torch.nn.Module, state: dict, what: str, path: Path) -> None:
-    from stereo.models.checkpoints import CheckpointError, load_state_dict_into
+    from stereo.checkpoints import CheckpointError, load_state_dict_into
 
     # TAO's int8 lookup offsets ('dx') have no counterpart in our modules; FFS checkpoints also carry the
     # never-executed legacy modules of the research code, which our FFS does not register

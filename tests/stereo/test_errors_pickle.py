@@ -11,7 +11,7 @@ from stereo.actions.runner import ActionError
 from stereo.config.errors import Problem, SpecError
 from stereo.data.errors import DataError
 from stereo.errors import exit_code_of
-from stereo.models.checkpoints.errors import CheckpointMismatchError, CheckpointNotFoundError
+from stereo.checkpoints.errors import CheckpointMismatchError, CheckpointNotFoundError
 
 
 def _spec_error():

@@ -10,7 +10,7 @@ from stereo.config.load import load_spec
 from stereo.data.formats.pfm import write_pfm
 from stereo.data.synthetic import generate
 from stereo.models import create_model, preset_config
-from stereo.models.checkpoints import save_checkpoint
+from stereo.checkpoints import save_checkpoint
 
 
 @pytest.fixture

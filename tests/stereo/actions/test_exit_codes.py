@@ -24,7 +24,7 @@ from stereo.cli import main
 from stereo.data.formats.images import write_image
 from stereo.data.synthetic import generate
 from stereo.models import create_model, preset_config
-from stereo.models.checkpoints import save_checkpoint
+from stereo.checkpoints import save_checkpoint
 
 log = logging.getLogger(__name__)
 REPO = Path(__file__).resolve().parents[3]
@@ -301,7 +301,7 @@ def test_exit_codes_come_from_the_exception_type():
     from stereo.config.errors import Problem, SpecError
     from stereo.data.errors import DataError
     from stereo.errors import BadInputError, exit_code_of
-    from stereo.models.checkpoints.errors import CheckpointFormatError, UnsafeCheckpointError
+    from stereo.checkpoints.errors import CheckpointFormatError, UnsafeCheckpointError
 
     assert categorize(FileNotFoundError("x.ckpt")) == ("missing file", 2)
     assert exit_code(FileNotFoundError("x.ckpt")) == 2 and exit_code(PermissionError("x")) == 1

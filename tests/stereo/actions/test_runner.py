@@ -9,7 +9,7 @@ import yaml
 
 from stereo.config.errors import Problem, SpecError
 from stereo.data.errors import DataError
-from stereo.models.checkpoints.errors import CheckpointFormatError
+from stereo.checkpoints.errors import CheckpointFormatError
 from stereo.actions import (
     ActionError,
     ActionResult,

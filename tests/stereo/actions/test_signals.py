@@ -16,7 +16,7 @@ import yaml
 from stereo.actions.status import read_status
 from stereo.data.synthetic import generate
 from stereo.models import create_model, preset_config
-from stereo.models.checkpoints import save_checkpoint
+from stereo.checkpoints import save_checkpoint
 
 REPO = Path(__file__).resolve().parents[3]
 

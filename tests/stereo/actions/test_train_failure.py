@@ -21,7 +21,7 @@ def _raw(tmp_path, **train):
 
 
 def test_nan_loss_is_a_failure_naming_step_and_batch(tmp_path, monkeypatch):
-    import stereo.lightning_module as lm
+    import stereo.training.lightning_module as lm
     from stereo.actions.train import train
 
     real = lm.sequence_loss

@@ -14,7 +14,7 @@ from stereo.actions.status import read_status
 from stereo.config.load import load_spec
 from stereo.data.synthetic import generate
 from stereo.models import preset_config
-from stereo.models.checkpoints import read_checkpoint
+from stereo.checkpoints import read_checkpoint
 
 REPO = Path(__file__).resolve().parents[3]
 

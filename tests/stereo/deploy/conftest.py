@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from stereo.models import create_model, preset_config
-from stereo.models.checkpoints import save_checkpoint
+from stereo.checkpoints import save_checkpoint
 
 
 @pytest.fixture(scope="session")

@@ -91,7 +91,7 @@ def test_static_engine_resizes_larger_images(tmp_path, data, exported):
 
 def test_drift_report_is_a_nested_mlflow_run_under_the_training_run(tmp_path, data, ffs_checkpoint, exported):
     from stereo.actions.deploy_eval import evaluate
-    from stereo.models.checkpoints import checkpoint_sha256
+    from stereo.checkpoints import checkpoint_sha256
     from stereo.tracking import MlflowTracker, ensure_experiment
 
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"

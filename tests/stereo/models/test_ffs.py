@@ -6,7 +6,7 @@ import torch
 
 from stereo.config.model import FFS_BP2, ModelConfig
 from stereo.models import create_model
-from stereo.models.checkpoints.remap_ffs import tao_to_upstream
+from stereo.checkpoints.remap_ffs import tao_to_upstream
 from stereo.models.ffs import BP2_DEAD_KEYS, FastFoundationStereo
 from stereo.models.ffs.dead_keys import legacy_key_shapes
 

@@ -11,7 +11,7 @@ import torch
 from safetensors.torch import load_file
 
 from stereo.models import create_model
-from stereo.models.checkpoints.remap_ffs import tao_to_upstream
+from stereo.checkpoints.remap_ffs import tao_to_upstream
 
 HG_TAPS = ("feature_att_8", "feature_att_16", "feature_att_32", "post32_to_16", "post16_to_8")
 

@@ -9,7 +9,7 @@ import csv
 import pytest
 import torch
 
-from stereo.models.checkpoints.remap_fs import remap_tao_fs_to_nvlabs
+from stereo.checkpoints.remap_fs import remap_tao_fs_to_nvlabs
 from stereo.models.fs import FoundationStereo, preset_config
 
 pytestmark = pytest.mark.shared

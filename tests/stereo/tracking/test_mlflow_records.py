@@ -63,7 +63,7 @@ def test_a_checkpoint_logged_as_a_model_loads_back_and_predicts(tmp_path):
     import torch
 
     from stereo.models import create_model, preset_config
-    from stereo.models.checkpoints import save_checkpoint
+    from stereo.checkpoints import save_checkpoint
 
     torch.manual_seed(0)
     net = create_model("ffs_tiny").eval()

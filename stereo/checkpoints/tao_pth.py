@@ -12,7 +12,7 @@ values only (no pickled classes, nothing that `weights_only=True` refuses):
 
 Integrity: `tensors_sha256` hashes every entry of `state_dict` (name, dtype, shape, bytes) in key order.
 FFS files also hold the never-executed legacy tensors (zeros) that TAO's strict loader expects
-(:func:`legacy_tensors`); TAO's `dx` buffer is left out (TAO's loader allows it to be missing).
+(stereo.models.ffs.dead_keys.legacy_tensors); TAO's `dx` buffer is left out (TAO's loader allows it to be missing).
 The hash travels inside the file, so a `.pth` copied on its own is still checked: `read_checkpoint` recomputes
 it and refuses a file whose tensors changed (:func:`verify_pth`). The file is written atomically
 (temp + fsync + rename); the JSON sidecar of the same stem (written first by the training layout) holds
@@ -28,8 +28,8 @@ from typing import Any
 
 import torch
 
-from stereo.models.checkpoints.errors import CheckpointError, CheckpointFormatError
-from stereo.models.checkpoints.sidecar_format import check_format_version
+from stereo.checkpoints.errors import CheckpointError, CheckpointFormatError
+from stereo.checkpoints.sidecar_format import check_format_version
 
 PTH_FORMAT = "stereo-automl-pth"
 PTH_FORMAT_VERSION = 1
@@ -55,35 +55,21 @@ def tensors_sha256(state_dict: Mapping[str, torch.Tensor]) -> str:
 def to_tao_names(state_dict: Mapping[str, torch.Tensor], model_type: str) -> tuple[dict[str, torch.Tensor], str]:
     """(state dict renamed to TAO 7's keys, 'tao') for FFS/FS; unchanged and 'ours' for other models."""
     if model_type == "FastFoundationStereo":
-        from stereo.models.checkpoints.remap_ffs import upstream_to_tao
+        from stereo.checkpoints.remap_ffs import upstream_to_tao
 
         return upstream_to_tao(state_dict), "tao"
     if model_type == "FoundationStereo":
-        from stereo.models.checkpoints.remap_fs import remap_nvlabs_fs_to_tao
+        from stereo.checkpoints.remap_fs import remap_nvlabs_fs_to_tao
 
         return remap_nvlabs_fs_to_tao(state_dict), "tao"
     return dict(state_dict), "ours"
-
-
-def legacy_tensors(model: torch.nn.Module) -> dict[str, torch.Tensor]:
-    """Zero tensors for the never-executed legacy modules that FFS checkpoints (research pickle, TAO) carry
-    and our FFS does not register (stereo.models.ffs.dead_keys): with them a `.pth` has every key TAO's
-    strict loader expects. No forward reads them, so their values do not matter. {} for other models."""
-    if not (hasattr(model, "ignored_keys") and hasattr(model, "widths") and hasattr(model, "feature")):
-        return {}
-    from stereo.models.ffs.dead_keys import legacy_key_shapes
-
-    shapes = legacy_key_shapes(model.widths.volume_dim, tuple(model.feature.d_out), tuple(model.cfg.hidden_dims),
-                               model.cfg.max_disparity)
-    return {k: torch.zeros(shape, dtype=torch.int64 if k.endswith("num_batches_tracked") else torch.float32)
-            for k, shape in shapes}
 
 
 def build_pth(state_dict: Mapping[str, torch.Tensor], *, config: Mapping[str, Any],
               meta: Mapping[str, Any] | None = None,
               legacy: Mapping[str, torch.Tensor] | None = None) -> dict[str, Any]:
     """The dict written to a `.pth` (see the module docstring) from our network's state dict (plus the
-    `legacy` tensors of :func:`legacy_tensors`)."""
+    `legacy` tensors of stereo.models.ffs.dead_keys.legacy_tensors)."""
     renamed, naming = to_tao_names({**dict(legacy or {}), **dict(state_dict)}, str(config.get("model_type", "")))
     tensors = {MODEL_PREFIX + k: v.detach().cpu().contiguous() for k, v in renamed.items()}
     meta = dict(meta or {})

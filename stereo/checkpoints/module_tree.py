@@ -14,8 +14,8 @@ from typing import Any
 
 import torch
 
-from stereo.models.checkpoints.errors import CheckpointFormatError
-from stereo.models.checkpoints.pickle_policy import PickledObject
+from stereo.checkpoints.errors import CheckpointFormatError
+from stereo.checkpoints.pickle_policy import PickledObject
 
 _MODULE_KEYS = ("_parameters", "_buffers", "_modules")
 

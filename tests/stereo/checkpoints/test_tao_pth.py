@@ -1,13 +1,14 @@
-"""stereo.models.checkpoints.tao_pth: TAO-style .pth weights that torch.load(weights_only=True) reads."""
+"""stereo.checkpoints.tao_pth: TAO-style .pth weights that torch.load(weights_only=True) reads."""
 import dataclasses
 
 import pytest
 import torch
 
 from stereo.models import create_model, preset_config
-from stereo.models.checkpoints import CheckpointError, CheckpointFormatError, read_checkpoint
-from stereo.models.checkpoints.remap_ffs import tao_to_upstream
-from stereo.models.checkpoints.tao_pth import legacy_tensors, save_pth, tensors_sha256, verify_pth
+from stereo.checkpoints import CheckpointError, CheckpointFormatError, read_checkpoint
+from stereo.checkpoints.remap_ffs import tao_to_upstream
+from stereo.checkpoints.tao_pth import save_pth, tensors_sha256, verify_pth
+from stereo.models.ffs.dead_keys import legacy_tensors
 
 
 @pytest.fixture(scope="module")

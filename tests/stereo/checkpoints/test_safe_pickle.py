@@ -10,10 +10,10 @@ import zipfile
 import pytest
 import torch
 
-from stereo.models.checkpoints import CheckpointFormatError, UnsafeCheckpointError, read_checkpoint
-from stereo.models.checkpoints.module_tree import state_dict_of_pickled_module
-from stereo.models.checkpoints.pickle_policy import PickledObject, global_verdict
-from stereo.models.checkpoints.safe_pickle import load_pickled_checkpoint, referenced_globals
+from stereo.checkpoints import CheckpointFormatError, UnsafeCheckpointError, read_checkpoint
+from stereo.checkpoints.module_tree import state_dict_of_pickled_module
+from stereo.checkpoints.pickle_policy import PickledObject, global_verdict
+from stereo.checkpoints.safe_pickle import load_pickled_checkpoint, referenced_globals
 
 
 def assert_same_state(actual: dict, expected: dict) -> None:

@@ -24,7 +24,7 @@ from typing import Any
 import torch
 
 from stereo.atomic_io import atomic_path, atomic_write_json
-from stereo.models.checkpoints.errors import CheckpointError, CheckpointFormatError, CheckpointNotFoundError
+from stereo.checkpoints.errors import CheckpointError, CheckpointFormatError, CheckpointNotFoundError
 
 SIDECAR_FORMAT = "stereo-automl-checkpoint"
 SIDECAR_FORMAT_VERSION = 1
@@ -140,7 +140,7 @@ def read_sidecar(path: str | os.PathLike) -> dict[str, Any]:
     _, sidecar = resolve_pair(path)
     if not sidecar.is_file():
         raise CheckpointNotFoundError(f"{sidecar}: sidecar not found; our checkpoints are written by "
-                                      "stereo.models.checkpoints.save_checkpoint as .safetensors + .json")
+                                      "stereo.checkpoints.save_checkpoint as .safetensors + .json")
     try:
         data = json.loads(sidecar.read_text(encoding="utf-8"))
     except (ValueError, UnicodeDecodeError) as exc:

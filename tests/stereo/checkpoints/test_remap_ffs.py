@@ -3,7 +3,7 @@ import csv
 
 import pytest
 
-from stereo.models.checkpoints.remap_ffs import is_tao_naming, tao_to_upstream, upstream_to_tao
+from stereo.checkpoints.remap_ffs import is_tao_naming, tao_to_upstream, upstream_to_tao
 
 
 def _rows(path):

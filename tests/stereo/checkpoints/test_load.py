@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from stereo.models.checkpoints import CheckpointMismatchError, LoadReport, load_state_dict_into
+from stereo.checkpoints import CheckpointMismatchError, LoadReport, load_state_dict_into
 
 
 class Tiny(torch.nn.Module):

@@ -5,17 +5,17 @@ strict loading into a model. Renaming between naming families (TAO <-> NVlabs) l
     load_state_dict_into(model, ckpt.state_dict, what=str(path))
     save_checkpoint("runs/x/best", model.state_dict(), config=asdict(model_cfg), meta={"mlflow_run_id": rid})
 """
-from stereo.models.checkpoints.errors import (
+from stereo.checkpoints.errors import (
                                               CheckpointError,
                                               CheckpointFormatError,
                                               CheckpointMismatchError,
                                               CheckpointNotFoundError,
                                               UnsafeCheckpointError,
 )
-from stereo.models.checkpoints.io import FORMATS, Checkpoint, read_checkpoint
-from stereo.models.checkpoints.load import LoadReport, load_state_dict_into
-from stereo.models.checkpoints.safe_pickle import load_pickled_checkpoint
-from stereo.models.checkpoints.sidecar_format import (
+from stereo.checkpoints.io import FORMATS, Checkpoint, read_checkpoint
+from stereo.checkpoints.load import LoadReport, load_state_dict_into
+from stereo.checkpoints.safe_pickle import load_pickled_checkpoint
+from stereo.checkpoints.sidecar_format import (
                                               SIDECAR_FORMAT_VERSION,
                                               checkpoint_paths,
                                               checkpoint_sha256,

@@ -5,7 +5,7 @@ import csv
 
 import pytest
 
-from stereo.models.checkpoints.remap_fs import (
+from stereo.checkpoints.remap_fs import (
     looks_like_tao_fs,
     nvlabs_fs_key_to_tao,
     remap_nvlabs_fs_to_tao,

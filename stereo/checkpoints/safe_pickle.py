@@ -23,8 +23,8 @@ from typing import Any, BinaryIO
 
 import torch
 
-from stereo.models.checkpoints.errors import CheckpointError, CheckpointFormatError, CheckpointNotFoundError
-from stereo.models.checkpoints.pickle_policy import (
+from stereo.checkpoints.errors import CheckpointError, CheckpointFormatError, CheckpointNotFoundError
+from stereo.checkpoints.pickle_policy import (
     GlobalResolver,
     LoadedStorage,
     StorageType,

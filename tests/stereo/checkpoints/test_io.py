@@ -10,7 +10,7 @@ import torch
 from omegaconf import OmegaConf
 from safetensors.torch import save_file
 
-from stereo.models.checkpoints import (
+from stereo.checkpoints import (
     CheckpointFormatError,
     CheckpointNotFoundError,
     checkpoint_sha256,

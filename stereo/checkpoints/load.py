@@ -14,11 +14,11 @@ from fnmatch import fnmatchcase
 
 import torch
 
-from stereo.models.checkpoints.errors import CheckpointMismatchError
+from stereo.checkpoints.errors import CheckpointMismatchError
 
 SHOWN_KEYS = 8
 _FIX = ("check that model_type / encoder / variant (and the width overrides) match the checkpoint; "
-        "TAO-named weights need the remap tables (stereo.models.checkpoints remap); keys that are known "
+        "TAO-named weights need the remap tables (stereo.checkpoints remap); keys that are known "
         "to be unused can be passed as ignore_missing / ignore_unexpected")
 
 

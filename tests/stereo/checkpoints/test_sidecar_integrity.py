@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from stereo.models import create_model, preset_config
-from stereo.models.checkpoints import read_checkpoint, save_checkpoint
-from stereo.models.checkpoints.errors import CheckpointFormatError, CheckpointNotFoundError
+from stereo.checkpoints import read_checkpoint, save_checkpoint
+from stereo.checkpoints.errors import CheckpointFormatError, CheckpointNotFoundError
 from stereo.training.weights import load_weights
 
 

@@ -12,9 +12,9 @@ import tracemalloc
 import pytest
 import torch
 
-from stereo.models.checkpoints import read_checkpoint
-from stereo.models.checkpoints.errors import UnsafeCheckpointError
-from stereo.models.checkpoints.pickle_budget import MIN_ELEMENT_BUDGET
+from stereo.checkpoints import read_checkpoint
+from stereo.checkpoints.errors import UnsafeCheckpointError
+from stereo.checkpoints.pickle_budget import MIN_ELEMENT_BUDGET
 
 SMALL_MULTIPLE = 64
 READER_ALLOWANCE = 4 << 20  # the reader's own bookkeeping, torch.load's first attempt

@@ -29,8 +29,8 @@ from typing import Any
 
 import torch
 
-from stereo.models.checkpoints.errors import CheckpointFormatError, UnsafeCheckpointError
-from stereo.models.checkpoints.pickle_budget import AllocationBudget, charged
+from stereo.checkpoints.errors import CheckpointFormatError, UnsafeCheckpointError
+from stereo.checkpoints.pickle_budget import AllocationBudget, charged
 
 # Module roots whose classes become inert placeholders. Research FFS pickles use `core`, `Utils`,
 # `foundation_stereo_ori` (an old alias of `core`), `depth_anything`, `dinov2`, `dpt`; timm supplies the
@@ -360,7 +360,7 @@ class GlobalResolver:
     def refusal(self, names: list[str]) -> UnsafeCheckpointError:
         return UnsafeCheckpointError(
             f"{self.source}: refusing to load: the pickle references {', '.join(names)}, not on the "
-            "allow-list in stereo/models/checkpoints/pickle_policy.py; nothing was executed. Re-save the "
+            "allow-list in stereo/checkpoints/pickle_policy.py; nothing was executed. Re-save the "
             "weights as a state dict or safetensors from a trusted environment.")
 
     def resolve(self, module: str, name: str) -> Any:

@@ -26,20 +26,20 @@ from typing import Any
 
 import torch
 
-from stereo.models.checkpoints.errors import CheckpointError, CheckpointFormatError, CheckpointNotFoundError
-from stereo.models.checkpoints.module_tree import (
+from stereo.checkpoints.errors import CheckpointError, CheckpointFormatError, CheckpointNotFoundError
+from stereo.checkpoints.module_tree import (
     is_pickled_module,
     pickled_class_name,
     plain_value,
     state_dict_of_pickled_module,
 )
-from stereo.models.checkpoints.safe_pickle import load_pickled_checkpoint
-from stereo.models.checkpoints.sidecar_format import (
+from stereo.checkpoints.safe_pickle import load_pickled_checkpoint
+from stereo.checkpoints.sidecar_format import (
     checkpoint_sha256,
     is_sidecar,
     read_sidecar,
 )
-from stereo.models.checkpoints.tao_pth import verify_pth
+from stereo.checkpoints.tao_pth import verify_pth
 
 FORMATS = ("stereo", "safetensors", "lightning", "nvlabs", "state_dict", "research_pickle")
 # Lightning/TAO bookkeeping that is never model weights; kept out of `meta`

@@ -6,7 +6,7 @@ import json
 import pytest
 import torch
 
-from stereo.models.checkpoints import (
+from stereo.checkpoints import (
     SIDECAR_FORMAT_VERSION,
     CheckpointError,
     CheckpointFormatError,
