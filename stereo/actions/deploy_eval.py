@@ -123,7 +123,7 @@ def _fitted_batches(loader, runner, requested, sizes) -> Iterator[list[tuple[dic
     """Samples cropped to their own size, fitted to the graph, grouped by target size into call batches.
     `sizes` (stereo.deploy.size_policy.SizeMismatches) applies `on_size_mismatch` to each and counts them."""
     from stereo.deploy.engine_io import plan_fit, target_shape
-    from stereo.deploy.size_policy import SizeMismatchError
+    from stereo.errors import SizeMismatchError
 
     size = runner.shape.batch_for(getattr(loader, "batch_size", 1) or 1)
     pending: list[tuple[dict, Any]] = []
@@ -149,7 +149,8 @@ def _fitted_batches(loader, runner, requested, sizes) -> Iterator[list[tuple[dic
 
 
 def _size_policy(runner, section, key: str, ctx: ActionContext | None = None):
-    from stereo.deploy.size_policy import SizeMismatchError, SizeMismatches, ignored_request
+    from stereo.deploy.size_policy import SizeMismatches, ignored_request
+    from stereo.errors import SizeMismatchError
 
     requested = _requested(section)
     ignored = ignored_request(runner.shape, requested, key.split(".")[0])

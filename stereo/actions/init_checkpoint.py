@@ -17,13 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from stereo.actions.runner import (
-    EXIT_BAD_INPUT,
-    ActionContext,
-    ActionError,
-    ActionResult,
-    run_spec_action,
-)
+from stereo.actions.runner import EXIT_BAD_INPUT, ActionContext, ActionResult, run_spec_action
+from stereo.errors import ActionError
 from stereo.errors import BadInputError
 from stereo.config.init_checkpoint import InitCheckpointConfig
 

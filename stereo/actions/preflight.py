@@ -180,7 +180,7 @@ def _short(exc: BaseException) -> str:
 def _check_split(spec: Any, split: str, deep: bool) -> List[Problem]:
     from stereo.data.annotations import check_files_exist, read_annotation_file
     from stereo.data.catalog import GT_SPLITS, decode_line, source_format, split_columns
-    from stereo.data.errors import DataError
+    from stereo.errors import DataError
 
     cfg = getattr(spec.dataset, f"{split}_dataset")
     prefix = f"dataset.{split}_dataset"

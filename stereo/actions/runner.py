@@ -6,8 +6,8 @@ whose KPIs are all finite numbers; otherwise the action is a FAILURE with the re
 "finished successfully" after a NaN loss or with no predictions written).
 
 Exit codes for the CLI (:func:`exit_code`): 0 success (or skipped), 2 bad input (stereo.errors.BadInputError
-and its subclasses SpecError, DataError; CheckpointError; FileNotFoundError), 1 any other failure. The
-mapping is by exception type (stereo.errors.exit_code_of).
+and its subclasses SpecError, DataError, ...; CheckpointError; FileNotFoundError), 1 any other failure. The
+mapping is by exception type: each class carries its `exit_code` (stereo/errors.py, :func:`categorize`).
 
 The tracker (MLflow store) is opened only after the action's pre-flight (stereo.actions.preflight) passed,
 so bad input never creates a store; a run a killed process left RUNNING is ended KILLED when the same
@@ -32,7 +32,7 @@ from stereo.actions.preflight import preflight
 from stereo.actions.run_inputs import log_spec_datasets
 from stereo.actions.status import STATUS_FILE, StatusLogger
 from stereo.config.errors import SpecError
-from stereo.errors import EXIT_BAD_INPUT, EXIT_FAILURE, StereoError, exit_code_of
+from stereo.errors import EXIT_BAD_INPUT, EXIT_FAILURE, ActionError, StereoError, exit_code_of
 from stereo.tracking.base import RunHandle, Tracker
 
 DEFAULT_EXPERIMENT = "depth_net"
@@ -40,22 +40,8 @@ GIT_COMMIT_TAG = "mlflow.source.git.commit"  # the tag MLflow's UI shows as the 
 #: which process owns a run: a RUNNING run whose process is gone was killed (see close_abandoned_runs)
 OUT_DIR_TAG, HOST_TAG, PID_TAG = "stereo.out_dir", "stereo.host", "stereo.pid"
 EXIT_SUCCESS = 0
-__all__ = ["ActionError", "ActionResult", "ActionContext", "run_action", "run_spec_action",
+__all__ = ["ActionResult", "ActionContext", "run_action", "run_spec_action",
            "exit_code", "categorize", "EXIT_SUCCESS", "EXIT_FAILURE", "EXIT_BAD_INPUT"]
-
-
-class ActionError(StereoError, RuntimeError):
-    """An action failed; ``str()`` is the one line the CLI prints. The original is the ``__cause__``."""
-
-    def __init__(self, action: str, category: str, message: str, exit_code: int = EXIT_FAILURE,
-                 result: ActionResult | None = None):
-        super().__init__(f"{action} failed ({category}): {message}")
-        self.action, self.category, self.message = action, category, message
-        self.exit_code, self.result = exit_code, result
-
-    def __reduce__(self):
-        # Ray (and multiprocessing) copy exceptions by pickle; the default rebuilds from str(self) alone
-        return (type(self), (self.action, self.category, self.message, self.exit_code, self.result))
 
 
 @dataclass

@@ -19,7 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from stereo.actions.layout import action_dir
-from stereo.actions.runner import ActionContext, ActionError, ActionResult, run_action
+from stereo.actions.runner import ActionContext, ActionResult, run_action
+from stereo.errors import ActionError
 
 ACTION = "train"
 

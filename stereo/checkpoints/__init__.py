@@ -5,13 +5,6 @@ strict loading into a model. Renaming between naming families (TAO <-> NVlabs) l
     load_state_dict_into(model, ckpt.state_dict, what=str(path))
     save_checkpoint("runs/x/best", model.state_dict(), config=asdict(model_cfg), meta={"mlflow_run_id": rid})
 """
-from stereo.checkpoints.errors import (
-                                              CheckpointError,
-                                              CheckpointFormatError,
-                                              CheckpointMismatchError,
-                                              CheckpointNotFoundError,
-                                              UnsafeCheckpointError,
-)
 from stereo.checkpoints.io import FORMATS, Checkpoint, read_checkpoint
 from stereo.checkpoints.load import LoadReport, load_state_dict_into
 from stereo.checkpoints.safe_pickle import load_pickled_checkpoint
@@ -28,12 +21,7 @@ __all__ = [
                                               "FORMATS",
                                               "SIDECAR_FORMAT_VERSION",
                                               "Checkpoint",
-                                              "CheckpointError",
-                                              "CheckpointFormatError",
-                                              "CheckpointMismatchError",
-                                              "CheckpointNotFoundError",
                                               "LoadReport",
-                                              "UnsafeCheckpointError",
                                               "checkpoint_paths",
                                               "checkpoint_sha256",
                                               "load_pickled_checkpoint",

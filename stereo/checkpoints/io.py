@@ -26,7 +26,7 @@ from typing import Any
 
 import torch
 
-from stereo.checkpoints.errors import CheckpointError, CheckpointFormatError, CheckpointNotFoundError
+from stereo.errors import CheckpointError, CheckpointFormatError, CheckpointNotFoundError
 from stereo.checkpoints.module_tree import (
     is_pickled_module,
     pickled_class_name,

@@ -14,7 +14,7 @@ from fnmatch import fnmatchcase
 
 import torch
 
-from stereo.checkpoints.errors import CheckpointMismatchError
+from stereo.errors import CheckpointMismatchError
 
 SHOWN_KEYS = 8
 _FIX = ("check that model_type / encoder / variant (and the width overrides) match the checkpoint; "

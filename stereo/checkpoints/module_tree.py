@@ -14,7 +14,7 @@ from typing import Any
 
 import torch
 
-from stereo.checkpoints.errors import CheckpointFormatError
+from stereo.errors import CheckpointFormatError
 from stereo.checkpoints.pickle_policy import PickledObject
 
 _MODULE_KEYS = ("_parameters", "_buffers", "_modules")

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from stereo.checkpoints.errors import UnsafeCheckpointError
+from stereo.errors import UnsafeCheckpointError
 
 #: elements a pickle may copy through container-building calls, per byte of pickle (a real checkpoint
 #: copies a few shape tuples: far below this); each element costs at most ~40 bytes (a pointer and an int)

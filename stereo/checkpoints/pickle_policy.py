@@ -29,7 +29,7 @@ from typing import Any
 
 import torch
 
-from stereo.checkpoints.errors import CheckpointFormatError, UnsafeCheckpointError
+from stereo.errors import CheckpointFormatError, UnsafeCheckpointError
 from stereo.checkpoints.pickle_budget import AllocationBudget, charged
 
 # Module roots whose classes become inert placeholders. Research FFS pickles use `core`, `Utils`,

@@ -23,7 +23,7 @@ from typing import Any, BinaryIO
 
 import torch
 
-from stereo.checkpoints.errors import CheckpointError, CheckpointFormatError, CheckpointNotFoundError
+from stereo.errors import CheckpointError, CheckpointFormatError, CheckpointNotFoundError
 from stereo.checkpoints.pickle_policy import (
     GlobalResolver,
     LoadedStorage,

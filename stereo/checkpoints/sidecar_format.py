@@ -24,7 +24,7 @@ from typing import Any
 import torch
 
 from stereo.atomic_io import atomic_path, atomic_write_json
-from stereo.checkpoints.errors import CheckpointError, CheckpointFormatError, CheckpointNotFoundError
+from stereo.errors import CheckpointError, CheckpointFormatError, CheckpointNotFoundError
 
 SIDECAR_FORMAT = "stereo-automl-checkpoint"
 SIDECAR_FORMAT_VERSION = 1

@@ -28,7 +28,7 @@ from typing import Any
 
 import torch
 
-from stereo.checkpoints.errors import CheckpointError, CheckpointFormatError
+from stereo.errors import CheckpointError, CheckpointFormatError
 from stereo.checkpoints.sidecar_format import check_format_version
 
 PTH_FORMAT = "stereo-automl-pth"

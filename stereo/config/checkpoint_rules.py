@@ -69,7 +69,7 @@ def sidecar_config(path: str) -> Optional[Tuple[Path, Any]]:
     if not sidecar.is_file():
         return None
     # lazy: the checkpoint module imports torch, which a spec without our checkpoints never needs
-    from stereo.checkpoints.errors import CheckpointError
+    from stereo.errors import CheckpointError
     from stereo.checkpoints.sidecar_format import is_sidecar, read_sidecar
 
     if not is_sidecar(sidecar):

@@ -22,10 +22,7 @@ from stereo.training.inference_loop import predict_by_size
 from stereo.training.optim import build_optimizer
 from stereo.training.resume import collect_rng_states, restore_rng_states
 from stereo.training.schedulers import build_scheduler
-
-
-class NonFiniteLossError(FloatingPointError):
-    """The training loss became NaN/inf; the message names the step, batch and samples."""
+from stereo.errors import NonFiniteLossError
 
 
 class StereoLitModule(pl.LightningModule):

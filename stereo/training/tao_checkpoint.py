@@ -107,7 +107,8 @@ def ensure_pth(weights: Path) -> Path:
 
 def is_complete_pair(weights: Path) -> bool:
     """True when `weights` and the sidecar beside it both exist and the sidecar names it (no hashing)."""
-    from stereo.checkpoints import CheckpointError, read_sidecar
+    from stereo.checkpoints import read_sidecar
+    from stereo.errors import CheckpointError
 
     sidecar = weights.with_suffix(SIDECAR_SUFFIX)
     if not weights.is_file() or weights.is_symlink() or not sidecar.is_file():

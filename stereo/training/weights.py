@@ -17,7 +17,8 @@ from stereo.errors import BadInputError
 def load_weights(model: torch.nn.Module, path: str | os.PathLike, *, model_type: str,
                  what: str = "checkpoint") -> dict[str, Any]:
     """Load `path` into `model` strictly; returns the checkpoint's meta plus `format` and `sha256`."""
-    from stereo.checkpoints import CheckpointError, checkpoint_sha256, read_checkpoint
+    from stereo.checkpoints import checkpoint_sha256, read_checkpoint
+    from stereo.errors import CheckpointError
 
     path = Path(path).expanduser()
     if not path.is_file():
@@ -44,7 +45,8 @@ def _to_our_names(state: dict, model_type: str) -> dict:
 
 
 def _load_strict(model: torch.nn.Module, state: dict, what: str, path: Path) -> None:
-    from stereo.checkpoints import CheckpointError, load_state_dict_into
+    from stereo.checkpoints import load_state_dict_into
+    from stereo.errors import CheckpointError
 
     # TAO's int8 lookup offsets ('dx') have no counterpart in our modules; FFS checkpoints also carry the
     # never-executed legacy modules of the research code, which our FFS does not register

@@ -22,12 +22,9 @@ from torch import nn
 
 from stereo.checkpoints.io import read_checkpoint
 from stereo.checkpoints.remap_fs import strip_wrappers, tao_fs_key_to_nvlabs
+from stereo.errors import PretrainedLoadError
 
 _SHOW = 5
-
-
-class PretrainedLoadError(RuntimeError):
-    pass
 
 
 def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from stereo.actions import ActionError, last_kpi, read_status
+from stereo.actions import last_kpi, read_status
+from stereo.errors import ActionError
 from stereo.actions.convert import convert
 from stereo.config.convert import ConvertConfig
 from stereo.data.synthetic import generate

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from stereo.actions.runner import ActionError
+from stereo.errors import ActionError
 from stereo.config.load import load_spec
 from stereo.data.formats.pfm import write_pfm
 from stereo.data.synthetic import generate

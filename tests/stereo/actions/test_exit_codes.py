@@ -297,11 +297,12 @@ def test_a_failure_while_running_is_1(world, capfd):
 
 
 def test_exit_codes_come_from_the_exception_type():
-    from stereo.actions.runner import ActionError, categorize, exit_code
+    from stereo.actions.runner import categorize, exit_code
+    from stereo.errors import ActionError
     from stereo.config.errors import Problem, SpecError
-    from stereo.data.errors import DataError
+    from stereo.errors import DataError
     from stereo.errors import BadInputError, exit_code_of
-    from stereo.checkpoints.errors import CheckpointFormatError, UnsafeCheckpointError
+    from stereo.errors import CheckpointFormatError, UnsafeCheckpointError
 
     assert categorize(FileNotFoundError("x.ckpt")) == ("missing file", 2)
     assert exit_code(FileNotFoundError("x.ckpt")) == 2 and exit_code(PermissionError("x")) == 1

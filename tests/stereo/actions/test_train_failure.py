@@ -4,7 +4,7 @@ import dataclasses
 import pytest
 import torch
 
-from stereo.actions.runner import ActionError
+from stereo.errors import ActionError
 from stereo.actions.status import read_status
 from stereo.config.load import load_spec
 from stereo.data.synthetic import generate

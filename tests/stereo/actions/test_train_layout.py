@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from stereo.actions.runner import ActionError
+from stereo.errors import ActionError
 from stereo.config.load import load_spec
 from stereo.data.synthetic import generate
 from stereo.models import preset_config
@@ -113,7 +113,7 @@ def test_pth_links_are_tao_style_weights_only_files(trained, tmp_path):
     import torch
 
     from stereo.models import build_model
-    from stereo.checkpoints import CheckpointFormatError
+    from stereo.errors import CheckpointFormatError
     from stereo.checkpoints.remap_ffs import tao_to_upstream
 
     raw, result = trained

@@ -10,12 +10,8 @@ import torch
 from omegaconf import OmegaConf
 from safetensors.torch import save_file
 
-from stereo.checkpoints import (
-    CheckpointFormatError,
-    CheckpointNotFoundError,
-    checkpoint_sha256,
-    read_checkpoint,
-)
+from stereo.checkpoints import checkpoint_sha256, read_checkpoint
+from stereo.errors import CheckpointFormatError, CheckpointNotFoundError
 
 
 def _weights() -> OrderedDict[str, torch.Tensor]:

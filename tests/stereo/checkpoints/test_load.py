@@ -4,7 +4,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from stereo.checkpoints import CheckpointMismatchError, LoadReport, load_state_dict_into
+from stereo.checkpoints import LoadReport, load_state_dict_into
+from stereo.errors import CheckpointMismatchError
 
 
 class Tiny(torch.nn.Module):

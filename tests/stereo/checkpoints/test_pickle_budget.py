@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from stereo.checkpoints import read_checkpoint
-from stereo.checkpoints.errors import UnsafeCheckpointError
+from stereo.errors import UnsafeCheckpointError
 from stereo.checkpoints.pickle_budget import MIN_ELEMENT_BUDGET
 
 SMALL_MULTIPLE = 64

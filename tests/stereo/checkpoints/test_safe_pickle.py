@@ -10,7 +10,8 @@ import zipfile
 import pytest
 import torch
 
-from stereo.checkpoints import CheckpointFormatError, UnsafeCheckpointError, read_checkpoint
+from stereo.checkpoints import read_checkpoint
+from stereo.errors import CheckpointFormatError, UnsafeCheckpointError
 from stereo.checkpoints.module_tree import state_dict_of_pickled_module
 from stereo.checkpoints.pickle_policy import PickledObject, global_verdict
 from stereo.checkpoints.safe_pickle import load_pickled_checkpoint, referenced_globals

@@ -6,16 +6,8 @@ import json
 import pytest
 import torch
 
-from stereo.checkpoints import (
-    SIDECAR_FORMAT_VERSION,
-    CheckpointError,
-    CheckpointFormatError,
-    CheckpointNotFoundError,
-    checkpoint_sha256,
-    read_checkpoint,
-    read_sidecar,
-    save_checkpoint,
-)
+from stereo.checkpoints import SIDECAR_FORMAT_VERSION, checkpoint_sha256, read_checkpoint, read_sidecar, save_checkpoint
+from stereo.errors import CheckpointError, CheckpointFormatError, CheckpointNotFoundError
 
 CONFIG = {"model_type": "FastFoundationStereo", "variant": "bp2", "max_disparity": 192}
 

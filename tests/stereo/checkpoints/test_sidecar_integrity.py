@@ -7,7 +7,7 @@ import torch
 
 from stereo.models import create_model, preset_config
 from stereo.checkpoints import read_checkpoint, save_checkpoint
-from stereo.checkpoints.errors import CheckpointFormatError, CheckpointNotFoundError
+from stereo.errors import CheckpointFormatError, CheckpointNotFoundError
 from stereo.training.weights import load_weights
 
 

@@ -5,7 +5,8 @@ import pytest
 import torch
 
 from stereo.models import create_model, preset_config
-from stereo.checkpoints import CheckpointError, CheckpointFormatError, read_checkpoint
+from stereo.checkpoints import read_checkpoint
+from stereo.errors import CheckpointError, CheckpointFormatError
 from stereo.checkpoints.remap_ffs import tao_to_upstream
 from stereo.checkpoints.tao_pth import save_pth, tensors_sha256, verify_pth
 from stereo.models.ffs.dead_keys import legacy_tensors

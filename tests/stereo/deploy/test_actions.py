@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from stereo.actions.runner import ActionError
+from stereo.errors import ActionError
 from stereo.actions.status import read_status
 from stereo.config.load import load_spec
 from stereo.data.synthetic import generate

@@ -6,7 +6,8 @@ import torch
 from safetensors.torch import save_file
 
 from stereo.models.backbones.depth_anything import DepthAnythingV2
-from stereo.models.backbones.pretrained import PretrainedLoadError, load_depth_anything_v2, load_edgenext
+from stereo.models.backbones.pretrained import load_depth_anything_v2, load_edgenext
+from stereo.errors import PretrainedLoadError
 from stereo.checkpoints.remap_fs import nvlabs_fs_key_to_tao
 from stereo.models.fs import FoundationStereo, preset_config
 
