@@ -27,7 +27,7 @@ from stereo.models import create_model, preset_config
 from stereo.checkpoints import save_checkpoint
 
 log = logging.getLogger(__name__)
-REPO = Path(__file__).resolve().parents[3]
+REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")

@@ -18,7 +18,7 @@ from stereo.data.synthetic import generate
 from stereo.models import create_model, preset_config
 from stereo.checkpoints import save_checkpoint
 
-REPO = Path(__file__).resolve().parents[3]
+REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")

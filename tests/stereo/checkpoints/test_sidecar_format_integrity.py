@@ -41,7 +41,7 @@ def test_someone_elses_json_beside_foreign_weights_is_left_alone(tmp_path):
 
 
 def test_corrupt_sidecar_exits_2_when_loading_into_a_model(tmp_path):
-    """Through the actions' own loader (load_weights); the CLI case is in tests/stereo/actions/test_exit_codes.py."""
+    """Through the actions' own loader (load_weights); the CLI case is in tests/stereo/test_cli_exit_codes.py."""
     from stereo.errors import exit_code_of
 
     torch.manual_seed(0)

@@ -1,4 +1,4 @@
-"""Tiny checkpoints and exported graphs shared by the deploy tests (each export takes about a second)."""
+"""Tiny checkpoints and exported graphs shared by the deploy and action tests (each export takes about a second)."""
 import dataclasses
 
 import pytest
