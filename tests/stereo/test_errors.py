@@ -27,13 +27,13 @@ from stereo.errors import (
 )
 
 #: a file MLflow executes as "model from code": importing it registers a model, so it is not imported here
-_OPTIONAL = ("stereo.tracking.pyfunc_entry",)
+_NOT_IMPORTED = ("stereo.tracking.pyfunc_entry",)
 
 
 def _stereo_exceptions() -> list[type]:
     found = set()
     for info in pkgutil.walk_packages(stereo.__path__, "stereo."):
-        if info.name in _OPTIONAL:
+        if info.name in _NOT_IMPORTED:
             continue
         module = importlib.import_module(info.name)
         found |= {obj for _, obj in inspect.getmembers(module, inspect.isclass)
