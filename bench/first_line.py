@@ -75,7 +75,7 @@ def _prepare(work: Path, model: str, n: int) -> Path:
 
     from stereo.data.synthetic import generate
     from stereo.models import create_model, preset_config
-    from stereo.models.checkpoints import save_checkpoint
+    from stereo.checkpoints import save_checkpoint
 
     ann = generate(work / "data", "fsd", n=n, height=128, width=256, max_disparity=24, seed=0)
     torch.manual_seed(0)

@@ -18,7 +18,8 @@ import traceback
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, List, Optional, Sequence
 
-EXIT_OK, EXIT_FAILURE, EXIT_BAD_INPUT = 0, 1, 2
+from stereo.errors import EXIT_OK, exit_code_of  # tiny: no heavy import before the first line
+
 EXPERIMENT_SPEC = "stereo.config.spec:ExperimentSpec"
 
 
@@ -222,12 +223,10 @@ def _report(action: str, exc: BaseException) -> int:
     if isinstance(exc, SpecError):
         for line in _lines(exc):
             print(line, file=sys.stderr)
-        return EXIT_BAD_INPUT
-    from stereo.errors import exit_code_of
-
+        return exc.exit_code
     message = " ".join(str(exc).split()) or type(exc).__name__
     print(f"depth_net {action}: {type(exc).__name__}: {message}", file=sys.stderr)
-    return exit_code_of(exc)  # by type: stereo.errors.BadInputError & co. are 2, the rest 1
+    return exit_code_of(exc)  # by type: each class's exit_code (stereo/errors.py); other exceptions 1
 
 
 def _lines(exc: Any) -> List[str]:

@@ -240,7 +240,7 @@ def _probe(job: Dict[str, Any]) -> Dict[str, Any]:
 
     from stereo.config.load import load_spec
     from stereo.data.loader import collate_stereo
-    from stereo.lightning_module import StereoLitModule
+    from stereo.training.lightning_module import StereoLitModule
     from stereo.models import build_model
     from stereo.training.trainer import quiet_lightning, trainer_settings
 

@@ -53,7 +53,7 @@ class TrialShape:
 
 def count_split(spec: Any, split: str) -> Tuple[int, List[str]]:
     """(samples, problems) of one split: every data source checked (stereo/data/preflight.py)."""
-    from stereo.data.errors import DataError
+    from stereo.errors import DataError
     from stereo.data.preflight import check_data_source
 
     total, problems = 0, []

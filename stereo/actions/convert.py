@@ -19,14 +19,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from stereo.actions.runner import (
-    EXIT_BAD_INPUT,
-    ActionContext,
-    ActionError,
-    ActionResult,
-    BadInputError,
-    run_spec_action,
-)
+from stereo.actions.runner import EXIT_BAD_INPUT, ActionContext, ActionResult, run_spec_action
+from stereo.errors import ActionError
+from stereo.errors import BadInputError
 from stereo.config.convert import ConvertConfig
 
 ACTION = "convert"
@@ -62,7 +57,7 @@ def convert(cfg: ConvertConfig, *, tracker: Any = None, parent_run_id: str | Non
 
 def _convert(cfg: ConvertConfig, ctx: ActionContext) -> ConvertRunResult:
     from stereo.data.convert import write_annotation_files
-    from stereo.data.errors import DataError
+    from stereo.errors import DataError
 
     ctx.status.write("RUNNING", f"Matching left images under {cfg.data_root}.")
     try:

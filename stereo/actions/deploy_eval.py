@@ -31,10 +31,10 @@ import torch
 from stereo.actions.runner import (
     ActionContext,
     ActionResult,
-    BadInputError,
     action_tracker,
     run_spec_action,
 )
+from stereo.errors import BadInputError
 
 log = logging.getLogger(__name__)
 DEPLOY_SUFFIXES = (".onnx", ".engine", ".plan", ".trt")
@@ -88,7 +88,7 @@ def evaluate(spec: Any, *, tracker: Any = None, parent_run_id: str | None = None
     tags = {"deploy_file": str(target)}
     if reference and tracker is not None and parent_run_id is None:
         from stereo.deploy.drift import find_training_run
-        from stereo.models.checkpoints import checkpoint_sha256
+        from stereo.checkpoints import checkpoint_sha256
 
         if Path(reference).expanduser().is_file():
             parent_run_id = find_training_run(tracker, reference, checkpoint_sha256(Path(reference).expanduser()),
@@ -111,7 +111,7 @@ def gpu_index(section: Any) -> int:
 
 
 def _open(target: Path, device: str, section: Any):
-    from stereo.deploy.runtime import open_runner
+    from stereo.deploy.runners import open_runner
 
     try:
         return open_runner(target, device=device, gpu_index=gpu_index(section))
@@ -123,7 +123,7 @@ def _fitted_batches(loader, runner, requested, sizes) -> Iterator[list[tuple[dic
     """Samples cropped to their own size, fitted to the graph, grouped by target size into call batches.
     `sizes` (stereo.deploy.size_policy.SizeMismatches) applies `on_size_mismatch` to each and counts them."""
     from stereo.deploy.engine_io import plan_fit, target_shape
-    from stereo.deploy.size_policy import SizeMismatchError
+    from stereo.errors import SizeMismatchError
 
     size = runner.shape.batch_for(getattr(loader, "batch_size", 1) or 1)
     pending: list[tuple[dict, Any]] = []
@@ -149,7 +149,8 @@ def _fitted_batches(loader, runner, requested, sizes) -> Iterator[list[tuple[dic
 
 
 def _size_policy(runner, section, key: str, ctx: ActionContext | None = None):
-    from stereo.deploy.size_policy import SizeMismatchError, SizeMismatches, ignored_request
+    from stereo.deploy.size_policy import SizeMismatches, ignored_request
+    from stereo.errors import SizeMismatchError
 
     requested = _requested(section)
     ignored = ignored_request(runner.shape, requested, key.split(".")[0])

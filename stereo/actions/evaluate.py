@@ -32,7 +32,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from stereo.actions.runner import ActionContext, ActionResult, BadInputError, run_spec_action
+from stereo.actions.runner import ActionContext, ActionResult, run_spec_action
+from stereo.errors import BadInputError
 
 ACTION = "evaluate"
 PER_SAMPLE_FILE = "per_sample_metrics.csv"

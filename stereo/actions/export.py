@@ -19,7 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from stereo.actions.runner import ActionContext, ActionResult, BadInputError, run_spec_action
+from stereo.actions.runner import ActionContext, ActionResult, run_spec_action
+from stereo.errors import BadInputError
 
 ACTION = "export"
 log = logging.getLogger(__name__)
@@ -67,7 +68,8 @@ def baked_iterations(export_cfg: Any, model_cfg: Any) -> int:
 def _export(spec, ctx: ActionContext) -> ExportResult:
     import torch
 
-    from stereo.deploy.export import ExportError, check_export_request, export_onnx
+    from stereo.deploy.export import check_export_request, export_onnx
+    from stereo.errors import ExportError
     from stereo.progress import note
     from stereo.training.inference_loop import load_model
 

@@ -42,7 +42,7 @@ def _results_dir(spec: Any, action: str) -> Path:
 
 def _checkpoint_flow(tracker: Any, spec: Any, action: str) -> Optional[str]:
     from stereo.deploy.drift import find_training_run
-    from stereo.models.checkpoints import checkpoint_sha256
+    from stereo.checkpoints import checkpoint_sha256
 
     path = getattr(getattr(spec, action, None), "checkpoint", "") or ""
     if not path or not Path(path).expanduser().is_file():
@@ -84,8 +84,7 @@ def flow_parent(spec: Any, action: str, tracker: Any = None) -> Optional[str]:
     if os.environ.get(FLOW_ENV):
         return os.environ[FLOW_ENV]
     try:
-        from stereo.actions.preflight import check_or_raise
-        from stereo.actions.runner import action_tracker
+        from stereo.actions.runner import action_tracker, check_or_raise
 
         check_or_raise(spec, action)  # bad input: no store, no flow run (the action reports the error)
         tracker = action_tracker(spec, action, tracker)

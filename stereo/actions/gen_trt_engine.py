@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from stereo.actions.export import resolve_output
-from stereo.actions.runner import ActionContext, ActionResult, BadInputError, run_spec_action
+from stereo.actions.runner import ActionContext, ActionResult, run_spec_action
+from stereo.errors import BadInputError
 
 ACTION = "gen_trt_engine"
 ENGINE_SIDECAR_FORMAT = "stereo-automl-trt-engine"
@@ -56,7 +57,8 @@ def _eval_hw(spec) -> tuple[int, int] | None:
 def _build(spec, ctx: ActionContext) -> EngineResult:
     from stereo.atomic_io import atomic_write_json
     from stereo.deploy.export import read_onnx_sidecar
-    from stereo.deploy.tensorrt import EngineRequestError, build_engine, describe_plan, plan_from_config
+    from stereo.deploy.tensorrt import build_engine, describe_plan, plan_from_config
+    from stereo.errors import EngineRequestError
 
     cfg = spec.gen_trt_engine
     if not cfg.onnx_file:

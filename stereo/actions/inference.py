@@ -23,7 +23,8 @@ from typing import Any
 
 import numpy as np
 
-from stereo.actions.runner import ActionContext, ActionResult, BadInputError, run_spec_action
+from stereo.actions.runner import ActionContext, ActionResult, run_spec_action
+from stereo.errors import BadInputError
 
 ACTION = "inference"
 

@@ -4,7 +4,7 @@
     depth_net init-checkpoint model_spec=spec_template_train.yaml output=/tmp/bp2.pth seed=3
 
 Writes the published layout — `<name>.safetensors` + `<name>.json` (model config, SHA-256) and the
-TAO-style `<name>.pth` (stereo.models.checkpoints.tao_pth) — so every action, the spec checks that compare
+TAO-style `<name>.pth` (stereo.checkpoints.tao_pth) — so every action, the spec checks that compare
 `model.*` with a checkpoint, and TAO users' `torch.load(..., weights_only=True)` treat it exactly like the
 real weights: the bp2 preset has every tensor of the published FFS bp2 checkpoint, with PyTorch's default
 initialisation instead of the trained values. Runs like every action (status.json, experiment.yaml,
@@ -17,14 +17,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from stereo.actions.runner import (
-    EXIT_BAD_INPUT,
-    ActionContext,
-    ActionError,
-    ActionResult,
-    BadInputError,
-    run_spec_action,
-)
+from stereo.actions.runner import EXIT_BAD_INPUT, ActionContext, ActionResult, run_spec_action
+from stereo.errors import ActionError
+from stereo.errors import BadInputError
 from stereo.config.init_checkpoint import InitCheckpointConfig
 
 ACTION = "init-checkpoint"
@@ -82,8 +77,9 @@ def _write(cfg: InitCheckpointConfig, stem: Path, ctx: ActionContext) -> InitChe
     import torch
 
     from stereo.models import build_model
-    from stereo.models.checkpoints import save_checkpoint
-    from stereo.models.checkpoints.tao_pth import legacy_tensors, save_pth
+    from stereo.checkpoints import save_checkpoint
+    from stereo.checkpoints.tao_pth import save_pth
+    from stereo.models.ffs.dead_keys import legacy_tensors
 
     files = [Path(f"{stem}{suffix}") for suffix in (".safetensors", ".json", ".pth")]
     existing = [str(f) for f in files if f.exists()]

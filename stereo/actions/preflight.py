@@ -27,7 +27,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, List, Optional
 
-from stereo.config.errors import Problem, SpecError, missing_value
+from stereo.config.errors import Problem, missing_value
 
 #: lines of each annotation file whose files are opened and decoded (all of them with deep=True)
 FIRST_LINES = 2
@@ -65,18 +65,6 @@ def preflight(spec: Any, action: Optional[str], *, deep: bool = False) -> List[P
     for split in splits:
         problems += _check_split(spec, split, deep)
     return problems
-
-
-def check_or_raise(spec: Any, action: str, *, deep: bool = False) -> None:
-    """For library callers: raise ActionError (exit code 2, `__cause__` the SpecError with every problem)
-    when :func:`preflight` finds an error. Nothing is written and no tracker is opened before this."""
-    problems = [p for p in preflight(spec, action, deep=deep) if p.is_error]
-    if problems:
-        from stereo.actions.runner import ActionError, ActionResult
-
-        error = SpecError(problems)
-        message = "; ".join(p.render() for p in error.errors)
-        raise ActionError(action, "bad input", message, 2, ActionResult("FAILURE", message=message)) from error
 
 
 # --- results folders ------------------------------------------------------------------------------
@@ -192,7 +180,7 @@ def _short(exc: BaseException) -> str:
 def _check_split(spec: Any, split: str, deep: bool) -> List[Problem]:
     from stereo.data.annotations import check_files_exist, read_annotation_file
     from stereo.data.catalog import GT_SPLITS, decode_line, source_format, split_columns
-    from stereo.data.errors import DataError
+    from stereo.errors import DataError
 
     cfg = getattr(spec.dataset, f"{split}_dataset")
     prefix = f"dataset.{split}_dataset"

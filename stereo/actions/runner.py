@@ -6,8 +6,8 @@ whose KPIs are all finite numbers; otherwise the action is a FAILURE with the re
 "finished successfully" after a NaN loss or with no predictions written).
 
 Exit codes for the CLI (:func:`exit_code`): 0 success (or skipped), 2 bad input (stereo.errors.BadInputError
-and its subclasses SpecError, DataError; CheckpointError; FileNotFoundError), 1 any other failure. The
-mapping is by exception type (stereo.errors.exit_code_of).
+and its subclasses SpecError, DataError, ...; CheckpointError; FileNotFoundError), 1 any other failure. The
+mapping is by exception type: each class carries its `exit_code` (stereo/errors.py, :func:`categorize`).
 
 The tracker (MLflow store) is opened only after the action's pre-flight (stereo.actions.preflight) passed,
 so bad input never creates a store; a run a killed process left RUNNING is ended KILLED when the same
@@ -28,9 +28,11 @@ from pathlib import Path
 from typing import Any
 
 from stereo.actions.layout import EXPERIMENT_FILE, action_dir, save_experiment_yaml
+from stereo.actions.preflight import preflight
 from stereo.actions.run_inputs import log_spec_datasets
 from stereo.actions.status import STATUS_FILE, StatusLogger
-from stereo.errors import EXIT_BAD_INPUT, EXIT_FAILURE, BadInputError, StereoError, exit_code_of
+from stereo.config.errors import SpecError
+from stereo.errors import EXIT_BAD_INPUT, EXIT_FAILURE, ActionError, StereoError, exit_code_of
 from stereo.tracking.base import RunHandle, Tracker
 
 DEFAULT_EXPERIMENT = "depth_net"
@@ -38,22 +40,8 @@ GIT_COMMIT_TAG = "mlflow.source.git.commit"  # the tag MLflow's UI shows as the 
 #: which process owns a run: a RUNNING run whose process is gone was killed (see close_abandoned_runs)
 OUT_DIR_TAG, HOST_TAG, PID_TAG = "stereo.out_dir", "stereo.host", "stereo.pid"
 EXIT_SUCCESS = 0
-__all__ = ["BadInputError", "ActionError", "ActionResult", "ActionContext", "run_action", "run_spec_action",
+__all__ = ["ActionResult", "ActionContext", "run_action", "run_spec_action",
            "exit_code", "categorize", "EXIT_SUCCESS", "EXIT_FAILURE", "EXIT_BAD_INPUT"]
-
-
-class ActionError(StereoError, RuntimeError):
-    """An action failed; ``str()`` is the one line the CLI prints. The original is the ``__cause__``."""
-
-    def __init__(self, action: str, category: str, message: str, exit_code: int = EXIT_FAILURE,
-                 result: ActionResult | None = None):
-        super().__init__(f"{action} failed ({category}): {message}")
-        self.action, self.category, self.message = action, category, message
-        self.exit_code, self.result = exit_code, result
-
-    def __reduce__(self):
-        # Ray (and multiprocessing) copy exceptions by pickle; the default rebuilds from str(self) alone
-        return (type(self), (self.action, self.category, self.message, self.exit_code, self.result))
 
 
 @dataclass
@@ -297,12 +285,23 @@ def _finish_tracking(ctx: ActionContext, kpi: dict[str, float], end_status: str)
 
 def action_tracker(spec: Any, name: str, tracker: Any = None) -> Tracker | None:
     """The tracker an action on a typed spec records to: `tracker` as given (False: none), else MLflow
-    under the spec's results folder (see stereo.training.weights.default_tracker)."""
-    from stereo.training.weights import default_tracker
+    under the spec's results folder (see stereo.tracking.mlflow_tracker.default_tracker)."""
+    from stereo.tracking.mlflow_tracker import default_tracker
 
     section = getattr(spec, name, None)
     out_dir = action_dir(spec.results_dir, name, getattr(section, "results_dir", None) or None)
     return default_tracker(spec.results_dir or out_dir.parent, tracker)
+
+
+def check_or_raise(spec: Any, action: str, *, deep: bool = False) -> None:
+    """For library callers: raise ActionError (exit code 2, `__cause__` the SpecError with every problem)
+    when :func:`~stereo.actions.preflight.preflight` finds an error. Nothing is written and no tracker is
+    opened before this."""
+    problems = [p for p in preflight(spec, action, deep=deep) if p.is_error]
+    if problems:
+        error = SpecError(problems)
+        message = "; ".join(p.render() for p in error.errors)
+        raise ActionError(action, "bad input", message, 2, ActionResult("FAILURE", message=message)) from error
 
 
 def run_spec_action(name: str, spec: Any, work: Callable[[ActionContext], Any],
@@ -316,8 +315,6 @@ def run_spec_action(name: str, spec: Any, work: Callable[[ActionContext], Any],
     must exist, KPIs must be finite). A FAILURE raises ActionError, so no caller can mistake it for
     success; otherwise the action's result comes back with the final status and message filled in.
     """
-    from stereo.actions.preflight import check_or_raise
-
     check_or_raise(spec, name)  # bad input is one SpecError before any folder, status.json or store
     holder: dict[str, Any] = {}
 

@@ -19,7 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from stereo.actions.layout import action_dir
-from stereo.actions.runner import ActionContext, ActionError, ActionResult, run_action
+from stereo.actions.runner import ActionContext, ActionResult, run_action
+from stereo.errors import ActionError
 
 ACTION = "train"
 
@@ -43,7 +44,7 @@ def train(spec: Any, *, tracker: Any = None, parent_run_id: str | None = None,
           callbacks: Sequence[Any] = (), monitor: str = "val/epe", monitor_mode: str = "min") -> TrainResult:
     """Train `spec.model` on `spec.dataset.train_dataset`, validating on `val_dataset`.
 
-    `tracker`: a stereo.tracking Tracker, None (MLflow, see stereo.training.weights.default_tracker) or
+    `tracker`: a stereo.tracking Tracker, None (MLflow, see stereo.tracking.mlflow_tracker.default_tracker) or
     False (no tracking). `callbacks`: extra Lightning callbacks (e.g. a sweep's reporter).
     `monitor` / `monitor_mode`: the validation metric `dn_model_best` follows ('epe' and 'val/epe' both
     mean `val/epe`; any StereoMetrics name, `*_pooled` or 'loss') and whether lower ('min') or higher
@@ -57,8 +58,8 @@ def train(spec: Any, *, tracker: Any = None, parent_run_id: str | None = None,
         outcome = _fit(spec, out_dir, None, None, callbacks, best_by=best_by)
         return _result("SUCCESS", outcome, out_dir)
 
-    from stereo.actions.preflight import check_or_raise
-    from stereo.training.weights import default_tracker
+    from stereo.actions.runner import check_or_raise
+    from stereo.tracking.mlflow_tracker import default_tracker
 
     check_or_raise(spec, ACTION)  # bad input: one SpecError before any folder, status.json or MLflow store
     tracker = default_tracker(spec.results_dir or out_dir.parent, tracker)
@@ -115,7 +116,7 @@ def _result(status: str, outcome, out_dir: Path, message: str = "") -> TrainResu
 def _track_outputs(ctx: ActionContext, outcome) -> None:
     if ctx.tracker is None or ctx.run is None:
         return
-    from stereo.models.checkpoints import checkpoint_sha256
+    from stereo.checkpoints import checkpoint_sha256
 
     outcome.extra["run_id"] = ctx.run.run_id
     tags = {}
@@ -163,7 +164,7 @@ def _fit(spec, out_dir: Path, metric_sink, kpi_sink, extra_callbacks: Sequence[A
     from pytorch_lightning.loggers import CSVLogger
 
     from stereo.data.loader import build_dataloader
-    from stereo.lightning_module import StereoLitModule
+    from stereo.training.lightning_module import StereoLitModule
     from stereo.models import build_model
     from stereo.training.callbacks import (
         MetricsForwarder,

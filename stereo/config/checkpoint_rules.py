@@ -69,8 +69,8 @@ def sidecar_config(path: str) -> Optional[Tuple[Path, Any]]:
     if not sidecar.is_file():
         return None
     # lazy: the checkpoint module imports torch, which a spec without our checkpoints never needs
-    from stereo.models.checkpoints.errors import CheckpointError
-    from stereo.models.checkpoints.sidecar_format import is_sidecar, read_sidecar
+    from stereo.errors import CheckpointError
+    from stereo.checkpoints.sidecar_format import is_sidecar, read_sidecar
 
     if not is_sidecar(sidecar):
         return None  # someone else's JSON next to the weights

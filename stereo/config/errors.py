@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Iterable, List, Optional
 
-from stereo.errors import BadInputError
+from stereo.errors import EXIT_BAD_INPUT, BadInputError
 
 ERROR = "error"
 WARNING = "warning"
@@ -63,6 +63,7 @@ def missing_value() -> Any:
 
 class SpecError(BadInputError):
     """A spec has one or more errors; `problems` holds every finding (warnings included). Exit code 2."""
+    exit_code = EXIT_BAD_INPUT
 
     def __init__(self, problems: Iterable[Problem]):
         self.problems: List[Problem] = sorted(problems, key=_order)

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from stereo.data.errors import DataError
+from stereo.errors import DataError
 
 COLUMN_NAMES = ("left image", "right image", "disparity", "non-occlusion mask")
 

@@ -14,7 +14,7 @@ import numpy as np
 from PIL import Image
 
 from stereo.data.annotations import COLUMN_NAMES, AnnotationLine, check_files_exist
-from stereo.data.errors import DataError
+from stereo.errors import DataError
 from stereo.data.formats.images import read_image, read_image_size
 from stereo.data.formats.masks import read_nocc_mask
 from stereo.data.formats.pfm import read_pfm, read_pfm_size

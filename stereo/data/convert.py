@@ -22,7 +22,7 @@ from pathlib import Path
 
 from stereo.atomic_io import atomic_path
 from stereo.config.convert import ConvertConfig
-from stereo.data.errors import DataError
+from stereo.errors import DataError
 
 _SHOW = 5  # how many offending paths an error lists
 SPLITS = ("train", "val", "test")  # <results_dir>/<split>.txt

@@ -25,7 +25,7 @@ from stereo.data.catalog import (  # noqa: F401 (reading, read_any_size: re-expo
     read_generic_disparity,
     reading,
 )
-from stereo.data.errors import DataError
+from stereo.errors import DataError
 
 #: transform(sample of numpy arrays, rng) -> sample; see stereo.data.transforms.StereoAugmentor
 Transform = Callable[[dict, np.random.Generator], dict]

@@ -16,7 +16,7 @@ import torch.nn.functional as F
 
 from stereo.config.dataset import SplitConfig
 from stereo.data.datasets import StereoDataset, get_dataset_class
-from stereo.data.errors import DataError
+from stereo.errors import DataError
 from stereo.data.transforms import StereoAugmentor
 
 SPLITS = ("train", "val", "test", "infer")

@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 
 from stereo.data.annotations import check_files_exist, read_annotation_file
-from stereo.data.errors import DataError
+from stereo.errors import DataError
 
 MAX_CHECKED = 5000
 

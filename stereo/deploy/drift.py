@@ -95,7 +95,8 @@ def rows_to_csv(path: str | os.PathLike, rows: Iterable[Mapping[str, Any]], colu
 
 def checkpoint_run_id(checkpoint: str | os.PathLike) -> str | None:
     """The MLflow run id recorded in our checkpoint sidecar's `meta`, if any (other formats: None)."""
-    from stereo.models.checkpoints import CheckpointError, read_sidecar
+    from stereo.checkpoints import read_sidecar
+    from stereo.errors import CheckpointError
 
     try:
         meta = read_sidecar(checkpoint).get("meta") or {}

@@ -33,16 +33,13 @@ import torch
 
 from stereo.deploy.engine_io import MULTIPLE, nearest_multiples
 from stereo.deploy.runtime import INPUT_NAMES, OUTPUT_NAME
+from stereo.errors import ExportError
 from stereo.models.base import IMAGENET_MEAN, IMAGENET_STD
 
 SIDECAR_FORMAT = "stereo-automl-onnx"
 SIDECAR_FORMAT_VERSION = 1
 SHAPE_MODES = ("static", "dynamic_batch", "dynamic_hw")
 _FFS = "FastFoundationStereo"
-
-
-class ExportError(ValueError):
-    """The export request is wrong (size, mode, existing file); the message carries the fix."""
 
 
 @dataclass
@@ -167,7 +164,7 @@ def build_sidecar(onnx_file: Path, model_config: Any, *, mode: str, height: int,
                   ) -> dict[str, Any]:
     import onnx
 
-    from stereo.models.checkpoints import checkpoint_sha256
+    from stereo.checkpoints import checkpoint_sha256
 
     b = "batch_size" if batch_size == -1 else batch_size
     h, w = ("height", "width") if mode == "dynamic_hw" else (height, width)

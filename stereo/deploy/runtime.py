@@ -1,14 +1,11 @@
-"""The interface every deployed-network runner implements, and `open_runner` to pick one by file type.
+"""The interface every deployed-network runner implements (the backends subclass it; stereo.deploy.runners
+picks one by file type):
 
-    runner = open_runner("model.onnx")          # ONNX Runtime: CUDA provider when present, else CPU
-    runner = open_runner("model.engine")        # TensorRT (GPU hosts with `stereo-automl[tensorrt]`)
-    runner = open_runner("model.engine", gpu_index=1)   # on cuda:1 (the spec's gpu_ids[0])
     disp = runner(left, right)                  # [B,3,H,W] RGB 0..255 -> [B,1,H,W] float32 (CPU)
 """
 from __future__ import annotations
 
 import abc
-import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -19,8 +16,6 @@ from stereo.deploy.engine_io import EngineShape
 
 INPUT_NAMES = ("left_image", "right_image")
 OUTPUT_NAME = "disparity"
-ONNX_SUFFIXES = (".onnx",)
-ENGINE_SUFFIXES = (".engine", ".plan", ".trt")
 
 
 class DeployRunner(abc.ABC):
@@ -77,27 +72,3 @@ def dims_to_shape(dims: Sequence[Any], *, what: str) -> EngineShape:
                          "export.dynamic_hw true or false")
     return EngineShape(hw=(h, w) if h is not None else None, batch=b)
 
-
-def open_runner(path: str | os.PathLike, *, device: str = "auto", threads: int | None = None,
-                gpu_index: int = 0) -> DeployRunner:
-    """A runner for `path`: `.onnx` -> ONNX Runtime, `.engine/.plan/.trt` -> TensorRT.
-
-    `device`: 'auto' (CUDA when available), 'cpu' or 'cuda' (ONNX Runtime only; engines run on the GPU).
-    `threads`: ONNX Runtime intra-op threads (None: its default). `gpu_index`: the CUDA device that
-    ONNX Runtime's CUDA provider or the TensorRT engine runs on.
-    """
-    path = Path(path).expanduser()
-    if not path.is_file():
-        raise FileNotFoundError(f"deployed network {str(path)!r} does not exist; run depth_net export / "
-                                "gen_trt_engine first or fix the path")
-    suffix = path.suffix.lower()
-    if suffix in ONNX_SUFFIXES:
-        from stereo.deploy.onnxruntime import OrtRunner
-
-        return OrtRunner(path, device=device, threads=threads, gpu_index=gpu_index)
-    if suffix in ENGINE_SUFFIXES:
-        from stereo.deploy.tensorrt import TrtRunner
-
-        return TrtRunner(path, device_index=gpu_index)
-    raise ValueError(f"{str(path)!r}: unknown deployed-network type {suffix!r}; use an .onnx file or a TensorRT "
-                     f"engine ({', '.join(ENGINE_SUFFIXES)})")

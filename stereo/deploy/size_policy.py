@@ -23,6 +23,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from stereo.deploy.engine_io import HW, EngineShape, Fit
+from stereo.errors import SizeMismatchError
 
 SIZE_POLICIES = ("resize", "pad", "error")
 DEFAULT_POLICY = "resize"
@@ -35,10 +36,6 @@ def ignored_request(engine: EngineShape, requested: HW | None, section: str) -> 
     return (f"{section}.input_height/input_width ask for {_hw(requested)} but the graph is static at "
             f"{_hw(engine.hw)}: the graph's size is used; re-export at {_hw(requested)} (export.input_height/"
             f"width) or set {section}.input_height/input_width to {engine.hw[0]}/{engine.hw[1]}")
-
-
-class SizeMismatchError(ValueError):
-    """An image does not fit the graph under the chosen policy; the message carries the fix."""
 
 
 def _hw(hw: HW) -> str:

@@ -26,14 +26,11 @@ import torch
 
 from stereo.deploy.engine_io import MULTIPLE, EngineShape, nearest_multiples
 from stereo.deploy.runtime import INPUT_NAMES, OUTPUT_NAME, DeployRunner, dims_to_shape
+from stereo.errors import EngineRequestError
 
 PRECISIONS = ("fp32", "fp16", "bf16")
 INSTALL_HINT = ("install stereo-automl[tensorrt] on a CUDA host (TensorRT wheels come from NVIDIA's package "
                 "index) or run the ONNX with ONNX Runtime instead (evaluate.trt_engine: model.onnx)")
-
-
-class EngineRequestError(ValueError):
-    """The engine request is inconsistent (profile, precision, layer names); the message has the fix."""
 
 
 @dataclass(frozen=True)

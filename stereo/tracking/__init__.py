@@ -16,6 +16,7 @@ from stereo.tracking.mlflow_tracker import (
                                   MlflowTracker,
                                   artifact_root,
                                   check_tracking_uri,
+                                  default_tracker,
                                   default_tracking_uri,
                                   ensure_experiment,
 )
@@ -33,6 +34,7 @@ __all__ = [
                                   "artifact_root",
                                   "check_key",
                                   "check_tracking_uri",
+                                  "default_tracker",
                                   "default_tracking_uri",
                                   "ensure_experiment",
                                   "flatten_dict",

@@ -263,3 +263,17 @@ class MlflowTracker(Tracker):
             token = page.token
             if not token:
                 return records
+
+
+def default_tracker(results_dir: str | os.PathLike, tracker: Any = None):
+    """`tracker` if given (False: no tracking); else MLflow at `$MLFLOW_TRACKING_URI` or the SQLite store
+    `<results_dir>/mlflow.db` (absolute), with the experiment created here, in the launching process,
+    before any worker could race on the schema migration."""
+    if tracker is False:
+        return None
+    if tracker is not None:
+        return tracker
+    Path(results_dir).expanduser().mkdir(parents=True, exist_ok=True)
+    uri = default_tracking_uri(Path(results_dir).expanduser().resolve())
+    ensure_experiment(uri, "depth_net")
+    return MlflowTracker(uri)

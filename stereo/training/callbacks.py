@@ -170,7 +170,7 @@ class ValidationVisuals(Callback):
             return
         if not isinstance(outputs, Mapping) or "disp" not in outputs:
             return
-        from stereo.lightning_module import batch_names
+        from stereo.training.lightning_module import batch_names
         from stereo.visualize import side_by_side, write_png
 
         name = batch_names(batch)[0].replace("/", "_")

@@ -23,7 +23,7 @@ def inference_device(gpu_ids: Sequence[int] = (0,)) -> torch.device:
         return torch.device("cpu")
     index = int(gpu_ids[0]) if gpu_ids else 0
     if index >= torch.cuda.device_count():
-        from stereo.actions.runner import BadInputError
+        from stereo.errors import BadInputError
 
         raise BadInputError(f"gpu_ids={list(gpu_ids)} names GPU {index}, but this host has "
                             f"{torch.cuda.device_count()} (check CUDA_VISIBLE_DEVICES); use gpu_ids: [0]")
@@ -33,7 +33,7 @@ def inference_device(gpu_ids: Sequence[int] = (0,)) -> torch.device:
 def load_model(model_cfg, checkpoint: str | os.PathLike, *, what: str,
                device: torch.device | None = None) -> tuple[torch.nn.Module, dict[str, Any]]:
     """Build `model_cfg`, load `checkpoint` strictly, eval mode on `device`; returns (model, meta)."""
-    from stereo.actions.runner import BadInputError
+    from stereo.errors import BadInputError
     from stereo.models import build_model
 
     if not checkpoint:

@@ -83,7 +83,7 @@ def remove_stale_temps(train_dir: str | os.PathLike) -> list[Path]:
 
 def resolve_resume_path(explicit: str, train_dir: str | os.PathLike) -> Path | None:
     """`train.resume_training_checkpoint_path` if set (must be a Lightning `.ckpt`), else auto-resume."""
-    from stereo.actions.runner import BadInputError
+    from stereo.errors import BadInputError
 
     if explicit:
         path = Path(explicit).expanduser()
@@ -112,7 +112,7 @@ def check_resume_state(path: str | os.PathLike) -> None:
     import pickle
     import zipfile
 
-    from stereo.actions.runner import BadInputError
+    from stereo.errors import BadInputError
 
     path = Path(path)
     try:

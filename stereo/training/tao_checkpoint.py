@@ -3,7 +3,7 @@
     model_epoch_{EEE}_step_{SSSSS}.safetensors + .json   weights pair (our format, SHA-256 in the sidecar)
     model_epoch_{EEE}_step_{SSSSS}.pth                   the same weights, TAO-style (TAO names, `model.`
                                                          prefix, torch.load(weights_only=True); tensors
-                                                         hash inside, see stereo.models.checkpoints.tao_pth)
+                                                         hash inside, see stereo.checkpoints.tao_pth)
     model_epoch_{EEE}_step_{SSSSS}.ckpt                  Lightning resume state (optimizer, loops, RNG, ...)
     dn_model_latest.{safetensors,json,pth,ckpt}  -> the newest of the above (relative symlinks)
     dn_model_best_epoch_{EEE}_step_{SSSSS}.{safetensors,json,pth}   the best weights by `monitor` / `mode`
@@ -12,7 +12,7 @@
 
 Invariant: every published name resolves to a complete, verifiable pair, whenever the process dies.
 
-* A pair is written sidecar first, weights last, each atomically (stereo.models.checkpoints): a weights
+* A pair is written sidecar first, weights last, each atomically (stereo.checkpoints): a weights
   file never exists without the sidecar that hashes it; an orphan sidecar is removed at the next setup.
 * `save()` writes the weights pair, then the `.pth`, then the resume `.ckpt` (so a `.ckpt` always has its
   weights), then moves the `dn_model_latest` links, each by one atomic rename.
@@ -35,7 +35,7 @@ import pytorch_lightning as pl
 import torch
 from pytorch_lightning.callbacks import Callback
 
-from stereo.actions.runner import BadInputError
+from stereo.errors import BadInputError
 from stereo.training.resume import (
     BEST,
     LATEST,
@@ -83,9 +83,9 @@ def atomic_symlink(link: Path, target_name: str) -> None:
 def write_weights(path: Path, state_dict: Mapping[str, torch.Tensor], *, config: dict | None,
                   meta: dict, legacy: Mapping[str, torch.Tensor] | None = None) -> list[Path]:
     """`<stem>.safetensors` + `<stem>.json` (sidecar first, weights last, each atomic), then `<stem>.pth`
-    (with the `legacy` tensors TAO's loader expects, see stereo.models.checkpoints.tao_pth)."""
-    from stereo.models.checkpoints.sidecar_format import checkpoint_paths, save_checkpoint
-    from stereo.models.checkpoints.tao_pth import save_pth
+    (with the `legacy` tensors TAO's loader expects, see stereo.checkpoints.tao_pth)."""
+    from stereo.checkpoints.sidecar_format import checkpoint_paths, save_checkpoint
+    from stereo.checkpoints.tao_pth import save_pth
 
     save_checkpoint(path, dict(state_dict), config=config or {}, meta=meta)
     pth = save_pth(path.with_suffix(PTH_SUFFIX), state_dict, config=config or {}, meta=meta, legacy=legacy)
@@ -95,8 +95,8 @@ def write_weights(path: Path, state_dict: Mapping[str, torch.Tensor], *, config:
 def ensure_pth(weights: Path) -> Path:
     """`<stem>.pth` beside the safetensors `weights`, written from them when missing (a pair written by an
     older version, or a crash between the pair and its .pth)."""
-    from stereo.models.checkpoints import read_checkpoint
-    from stereo.models.checkpoints.tao_pth import save_pth
+    from stereo.checkpoints import read_checkpoint
+    from stereo.checkpoints.tao_pth import save_pth
 
     pth = weights.with_suffix(PTH_SUFFIX)
     if not pth.is_file():
@@ -107,7 +107,8 @@ def ensure_pth(weights: Path) -> Path:
 
 def is_complete_pair(weights: Path) -> bool:
     """True when `weights` and the sidecar beside it both exist and the sidecar names it (no hashing)."""
-    from stereo.models.checkpoints import CheckpointError, read_sidecar
+    from stereo.checkpoints import read_sidecar
+    from stereo.errors import CheckpointError
 
     sidecar = weights.with_suffix(SIDECAR_SUFFIX)
     if not weights.is_file() or weights.is_symlink() or not sidecar.is_file():
@@ -351,6 +352,6 @@ def _model_state(pl_module) -> dict[str, torch.Tensor]:
 
 
 def _legacy(pl_module) -> dict[str, torch.Tensor]:
-    from stereo.models.checkpoints.tao_pth import legacy_tensors
+    from stereo.models.ffs.dead_keys import legacy_tensors
 
     return legacy_tensors(pl_module.model)

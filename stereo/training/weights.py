@@ -11,13 +11,14 @@ from typing import Any
 
 import torch
 
-from stereo.actions.runner import BadInputError
+from stereo.errors import BadInputError
 
 
 def load_weights(model: torch.nn.Module, path: str | os.PathLike, *, model_type: str,
                  what: str = "checkpoint") -> dict[str, Any]:
     """Load `path` into `model` strictly; returns the checkpoint's meta plus `format` and `sha256`."""
-    from stereo.models.checkpoints import CheckpointError, checkpoint_sha256, read_checkpoint
+    from stereo.checkpoints import checkpoint_sha256, read_checkpoint
+    from stereo.errors import CheckpointError
 
     path = Path(path).expanduser()
     if not path.is_file():
@@ -33,18 +34,19 @@ def load_weights(model: torch.nn.Module, path: str | os.PathLike, *, model_type:
 
 def _to_our_names(state: dict, model_type: str) -> dict:
     if model_type == "FastFoundationStereo":
-        from stereo.models.checkpoints.remap_ffs import is_tao_naming, tao_to_upstream
+        from stereo.checkpoints.remap_ffs import is_tao_naming, tao_to_upstream
 
         return tao_to_upstream(state) if is_tao_naming(state.keys()) else state
     if model_type == "FoundationStereo":
-        from stereo.models.checkpoints.remap_fs import looks_like_tao_fs, remap_tao_fs_to_nvlabs
+        from stereo.checkpoints.remap_fs import looks_like_tao_fs, remap_tao_fs_to_nvlabs
 
         return remap_tao_fs_to_nvlabs(state) if looks_like_tao_fs(state.keys()) else state
     return state
 
 
 def _load_strict(model: torch.nn.Module, state: dict, what: str, path: Path) -> None:
-    from stereo.models.checkpoints import CheckpointError, load_state_dict_into
+    from stereo.checkpoints import load_state_dict_into
+    from stereo.errors import CheckpointError
 
     # TAO's int8 lookup offsets ('dx') have no counterpart in our modules; FFS checkpoints also carry the
     # never-executed legacy modules of the research code, which our FFS does not register
@@ -55,18 +57,3 @@ def _load_strict(model: torch.nn.Module, state: dict, what: str, path: Path) -> 
         raise BadInputError(f"{exc} (the spec's `model` section must match the checkpoint; see its .json "
                             "sidecar 'config')") from exc
 
-
-def default_tracker(results_dir: str | os.PathLike, tracker: Any = None):
-    """`tracker` if given (False: no tracking); else MLflow at `$MLFLOW_TRACKING_URI` or the SQLite store
-    `<results_dir>/mlflow.db` (absolute), with the experiment created here, in the launching process,
-    before any worker could race on the schema migration."""
-    if tracker is False:
-        return None
-    if tracker is not None:
-        return tracker
-    from stereo.tracking import MlflowTracker, default_tracking_uri, ensure_experiment
-
-    Path(results_dir).expanduser().mkdir(parents=True, exist_ok=True)
-    uri = default_tracking_uri(Path(results_dir).expanduser().resolve())
-    ensure_experiment(uri, "depth_net")
-    return MlflowTracker(uri)

@@ -40,7 +40,7 @@ def test_a_checkpoint_written_by_safetensors_is_published_with_the_umask_mode(tm
 
     import torch
 
-    from stereo.models.checkpoints import save_checkpoint
+    from stereo.checkpoints import save_checkpoint
 
     old = os.umask(0o022)
     try:

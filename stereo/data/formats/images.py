@@ -12,7 +12,7 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from stereo.data.errors import DataError
+from stereo.errors import DataError
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg")
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from stereo.data.errors import DataError
+from stereo.errors import DataError
 
 NOCC_VALUE = 255
 OCCLUDED_VALUE = 128  # Middlebury's code for occluded pixels; any value != 255 is treated alike

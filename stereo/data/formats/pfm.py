@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from stereo.data.errors import DataError
+from stereo.errors import DataError
 
 _MAX_HEADER = 256
 

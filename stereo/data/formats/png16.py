@@ -11,7 +11,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from stereo.data.errors import DataError
+from stereo.errors import DataError
 from stereo.data.formats.images import check_complete, png_header
 
 KITTI_SCALE = 256.0

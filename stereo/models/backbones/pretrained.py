@@ -9,7 +9,7 @@ Accepted layouts
   `stages.N.blocks.M.{conv_dw,mlp.fc1,mlp.fc2}`) or the original/TAO layout (`downsample_layers.N.*`,
   `stages.N.M.{dwconv,pwconv1,pwconv2}`, usually under `state_dict`). Classifier keys (`head.*`,
   top-level `norm.*`) are ignored.
-Files are read by `stereo.models.checkpoints.io.read_checkpoint` (no pickled code is executed).
+Files are read by `stereo.checkpoints.io.read_checkpoint` (no pickled code is executed).
 Any missing, unexpected or wrongly-shaped key raises `PretrainedLoadError` listing the first few.
 """
 from __future__ import annotations
@@ -20,14 +20,11 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from stereo.models.checkpoints.io import read_checkpoint
-from stereo.models.checkpoints.remap_fs import strip_wrappers, tao_fs_key_to_nvlabs
+from stereo.checkpoints.io import read_checkpoint
+from stereo.checkpoints.remap_fs import strip_wrappers, tao_fs_key_to_nvlabs
+from stereo.errors import PretrainedLoadError
 
 _SHOW = 5
-
-
-class PretrainedLoadError(RuntimeError):
-    pass
 
 
 def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:

@@ -54,5 +54,17 @@ def dead_keys(volume_dim: int = 28, feat_dims: Tuple[int, ...] = (224, 192, 320,
                                                       max_disparity))
 
 
+def legacy_tensors(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """Zero tensors for the never-executed legacy modules that FFS checkpoints (research pickle, TAO) carry
+    and our FFS does not register (the keys above): with them a `.pth` has every key TAO's
+    strict loader expects. No forward reads them, so their values do not matter. {} for other models."""
+    if not (hasattr(model, "ignored_keys") and hasattr(model, "widths") and hasattr(model, "feature")):
+        return {}
+    shapes = legacy_key_shapes(model.widths.volume_dim, tuple(model.feature.d_out), tuple(model.cfg.hidden_dims),
+                               model.cfg.max_disparity)
+    return {k: torch.zeros(shape, dtype=torch.int64 if k.endswith("num_batches_tracked") else torch.float32)
+            for k, shape in shapes}
+
+
 #: the bp2 dead keys (upstream names)
 BP2_DEAD_KEYS: FrozenSet[str] = dead_keys()

@@ -11,7 +11,7 @@ Variant `tao` (TAO FoundationStereo, foundation_stereo.md §2.5) differs in Inst
 NVlabs has BatchNorm (FeatureAtt hidden convs, corr_stem.1, classifier.0, cnet.conv2), a 1x1
 ConvTranspose3d in `cost_agg.agg_1.0`, `spx_2_gru.conv2` as a ConvTranspose2d without activation, and
 the disparity transformer after the x4 upsample. TAO checkpoints load after
-`stereo.models.checkpoints.remap_fs.remap_tao_fs_to_nvlabs`.
+`stereo.checkpoints.remap_fs.remap_tao_fs_to_nvlabs`.
 """
 from __future__ import annotations
 

@@ -1,6 +1,7 @@
 """Two sweeps started at the same moment on one new SQLite MLflow store (what `make demo` twice, or two
 users of one results folder, do): neither crashes, nothing is lost, and MLflow's store-creation lines
-never reach their consoles. The lock itself is tested in tests/stereo/tracking/test_store_concurrency.py."""
+never reach their consoles. The lock itself is tested in
+tests/stereo/tracking/test_mlflow_tracker_store_concurrency.py."""
 from __future__ import annotations
 
 import os

@@ -165,7 +165,7 @@ def test_results_json_covers_every_trial(swept):
 
 def test_the_best_checkpoint_and_spec_load(swept):
     from stereo.config.load import load_spec
-    from stereo.models.checkpoints import read_checkpoint
+    from stereo.checkpoints import read_checkpoint
 
     best = swept["results"]["best"]
     ckpt = read_checkpoint(best["checkpoint"])

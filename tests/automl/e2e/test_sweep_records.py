@@ -82,7 +82,7 @@ def test_leaderboard_results_json_and_mlflow_agree_on_every_trial(sweep):
 
 
 def test_every_completed_or_stopped_trial_checkpoint_loads(sweep):
-    from stereo.models.checkpoints import read_checkpoint
+    from stereo.checkpoints import read_checkpoint
 
     for t in sweep["ledger"].trials():
         train = sweep["run"] / "trials" / t["trial_id"] / "train"
@@ -93,7 +93,7 @@ def test_every_completed_or_stopped_trial_checkpoint_loads(sweep):
 
 
 def test_each_trial_run_carries_its_best_checkpoint_as_an_artifact_that_loads(sweep, tmp_path):
-    from stereo.models.checkpoints import read_checkpoint
+    from stereo.checkpoints import read_checkpoint
 
     t = sweep["ledger"].trial(sweep["results"]["best"]["trial_id"])
     run_id = sweep["children"][t["trial_id"]].run_id

@@ -175,7 +175,7 @@ def _stopper(ledger, tid, verdict, after):
 
 
 def test_a_scheduler_stop_ends_the_training_cleanly(tmp_path, base_spec):
-    from stereo.models.checkpoints import read_checkpoint
+    from stereo.checkpoints import read_checkpoint
 
     report, seen = _stopper(Ledger(tmp_path), "t0009", "stopped", after=1)
     ctx = TrialContext(run_dir=str(tmp_path), base_spec=base_spec, scheduler="asha", max_t=2)
@@ -200,7 +200,7 @@ def test_the_metric_may_be_named_without_its_namespace(tmp_path, base_spec):
 
 
 def test_the_best_checkpoint_follows_the_sweep_metric_and_mode(tmp_path, base_spec):
-    from stereo.models.checkpoints import read_checkpoint
+    from stereo.checkpoints import read_checkpoint
 
     ctx = TrialContext(run_dir=str(tmp_path), base_spec=base_spec, metric="epe", mode="max")
     reports = []

@@ -10,7 +10,7 @@ from stereo.config.load import load_spec
 from stereo.data.formats.pfm import read_pfm
 from stereo.data.synthetic import generate
 from stereo.models import create_model, preset_config
-from stereo.models.checkpoints import save_checkpoint
+from stereo.checkpoints import save_checkpoint
 
 
 @pytest.mark.parametrize("layout,dataset_name,expect", [
@@ -48,7 +48,7 @@ def nan_checkpoint(path):
 
 def test_all_nan_predictions_are_a_failure_naming_the_samples(tmp_path):
     from stereo.actions.inference import inference
-    from stereo.actions.runner import ActionError
+    from stereo.errors import ActionError
     from stereo.actions.status import read_status
 
     ann = generate(tmp_path / "data", "kitti2015", n=2, height=40, width=72, max_disparity=20, seed=5)

@@ -9,7 +9,7 @@ import torch
 
 from stereo.cli import main
 from stereo.models import build_model, preset_config
-from stereo.models.checkpoints import read_checkpoint, read_sidecar
+from stereo.checkpoints import read_checkpoint, read_sidecar
 
 
 def test_cli_writes_the_published_layout_that_every_reader_takes(tmp_path, capsys, monkeypatch):

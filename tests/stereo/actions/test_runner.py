@@ -8,20 +8,12 @@ import pytest
 import yaml
 
 from stereo.config.errors import Problem, SpecError
-from stereo.data.errors import DataError
-from stereo.models.checkpoints.errors import CheckpointFormatError
-from stereo.actions import (
-    ActionError,
-    ActionResult,
-    BadInputError,
-    action_dir,
-    exit_code,
-    last_kpi,
-    read_status,
-    run_action,
-    save_experiment_yaml,
-)
+from stereo.errors import DataError
+from stereo.errors import CheckpointFormatError
+from stereo.actions import ActionResult, action_dir, exit_code, last_kpi, read_status, run_action, save_experiment_yaml
+from stereo.errors import ActionError
 from stereo.actions.runner import GIT_COMMIT_TAG, git_revision
+from stereo.errors import BadInputError
 from stereo.tracking import MemoryTracker
 
 SPEC = {"results_dir": "unused", "model": {"model_type": "FoundationStereo", "max_disparity": 416},

@@ -28,7 +28,7 @@ DRIVER = """
 import os, signal, sys
 kill_at = int(os.environ.get("KILL_AT_EPOCH", "-1"))
 if kill_at >= 0:
-    from stereo.lightning_module import StereoLitModule
+    from stereo.training.lightning_module import StereoLitModule
     original = StereoLitModule.validation_step
     def validation_step(self, batch, batch_idx):
         if self.current_epoch == kill_at and not self.trainer.sanity_checking:
@@ -79,7 +79,7 @@ def _best(results):
 
 
 def _best_weights(results):
-    from stereo.models.checkpoints import read_checkpoint
+    from stereo.checkpoints import read_checkpoint
 
     return read_checkpoint(results / "train" / "dn_model_best.safetensors").state_dict
 

@@ -11,7 +11,7 @@ from stereo.config.load import load_spec
 from stereo.data.formats.pfm import read_pfm
 from stereo.data.synthetic import generate
 from stereo.models import create_model, preset_config
-from stereo.models.checkpoints import save_checkpoint
+from stereo.checkpoints import save_checkpoint
 
 
 def _split(ann, batch_size=2, name="FSD"):
@@ -99,7 +99,7 @@ def test_train_lowers_val_epe_then_evaluate_and_inference_succeed(tmp_path, data
     assert runs["train"].metrics["val/epe"] == pytest.approx(result.history[-1]["val/epe"])  # the last validation
     assert "train/loss" in runs["train"].metrics
     assert runs["train"].params["train.optim.lr"] == "0.002"
-    from stereo.models.checkpoints import read_sidecar
+    from stereo.checkpoints import read_sidecar
     assert read_sidecar(result.best_checkpoint)["meta"]["mlflow_run_id"] == runs["train"].run_id
     assert runs["evaluate"].tags["checkpoint_sha256"] == runs["train"].tags["checkpoint_sha256"]
     assert json.loads((tmp_path / "results" / "evaluate" / "results.json").read_text())["counts"]["images"] == 4

@@ -4,7 +4,7 @@ import dataclasses
 import pytest
 import torch
 
-from stereo.actions.runner import ActionError
+from stereo.errors import ActionError
 from stereo.actions.status import read_status
 from stereo.config.load import load_spec
 from stereo.data.synthetic import generate
@@ -21,7 +21,7 @@ def _raw(tmp_path, **train):
 
 
 def test_nan_loss_is_a_failure_naming_step_and_batch(tmp_path, monkeypatch):
-    import stereo.lightning_module as lm
+    import stereo.training.lightning_module as lm
     from stereo.actions.train import train
 
     real = lm.sequence_loss

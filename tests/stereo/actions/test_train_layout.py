@@ -6,11 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from stereo.actions.runner import ActionError
+from stereo.errors import ActionError
 from stereo.config.load import load_spec
 from stereo.data.synthetic import generate
 from stereo.models import preset_config
-from stereo.models.checkpoints import checkpoint_sha256, read_checkpoint, read_sidecar, save_checkpoint
+from stereo.checkpoints import checkpoint_sha256, read_checkpoint, read_sidecar, save_checkpoint
 
 
 @pytest.fixture(scope="module")
@@ -113,8 +113,8 @@ def test_pth_links_are_tao_style_weights_only_files(trained, tmp_path):
     import torch
 
     from stereo.models import build_model
-    from stereo.models.checkpoints import CheckpointFormatError
-    from stereo.models.checkpoints.remap_ffs import tao_to_upstream
+    from stereo.errors import CheckpointFormatError
+    from stereo.checkpoints.remap_ffs import tao_to_upstream
 
     raw, result = trained
     train_dir = Path(raw["results_dir"]) / "train"

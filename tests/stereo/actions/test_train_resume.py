@@ -14,7 +14,7 @@ from stereo.actions.status import read_status
 from stereo.config.load import load_spec
 from stereo.data.synthetic import generate
 from stereo.models import preset_config
-from stereo.models.checkpoints import read_checkpoint
+from stereo.checkpoints import read_checkpoint
 
 REPO = Path(__file__).resolve().parents[3]
 
@@ -111,7 +111,7 @@ def test_sigkill_then_rerun_resumes_and_leaves_no_corrupt_checkpoint(tmp_path):
 
 
 def test_explicit_resume_path_must_be_a_resume_state(tmp_path):
-    from stereo.actions.runner import ActionError
+    from stereo.errors import ActionError
     raw = _raw(tmp_path, tmp_path / "c", max_steps=1)
     raw["train"]["resume_training_checkpoint_path"] = str(tmp_path / "nope.ckpt")
     with pytest.raises(ActionError, match="resume_training_checkpoint_path"):
@@ -121,7 +121,7 @@ def test_explicit_resume_path_must_be_a_resume_state(tmp_path):
 def test_resume_state_loads_weights_only_whatever_the_environment_says(tmp_path, monkeypatch):
     from fractions import Fraction
 
-    from stereo.actions.runner import ActionError
+    from stereo.errors import ActionError
     first = _train(_raw(tmp_path, tmp_path / "w", max_steps=1))
     ckpt = Path(first.last_checkpoint)
     state = torch.load(ckpt, weights_only=True)

@@ -11,7 +11,7 @@ from stereo.config.checkpoint_rules import ACTION_CHECKPOINT_KEYS, CHECKPOINT_KE
 from stereo.config.errors import SpecError
 from stereo.config.load import load_spec
 from stereo.config.model import FFS_BP2, ModelConfig
-from stereo.models.checkpoints.sidecar_format import save_checkpoint
+from stereo.checkpoints.sidecar_format import save_checkpoint
 
 #: an FFS network of our own, deliberately not bp2-shaped (so only the sidecar can say what it is)
 TRAINED = {**FFS_BP2, "hidden_dims": [96], "gru_hidden": 48, "max_disparity": 256, "valid_iters": 8}

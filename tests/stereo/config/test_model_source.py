@@ -11,7 +11,7 @@ import torch
 from stereo.config.errors import SpecError
 from stereo.config.load import load_spec
 from stereo.config.model import FFS_BP2, ModelConfig
-from stereo.models.checkpoints.sidecar_format import save_checkpoint
+from stereo.checkpoints.sidecar_format import save_checkpoint
 
 BP2 = dataclasses.asdict(ModelConfig(**{**FFS_BP2, "valid_iters": 8}))
 

@@ -15,7 +15,7 @@ import yaml
 from stereo.config.secrets import REDACTED, is_secret_key, redact, redact_override
 from stereo.data.synthetic import generate
 from stereo.models import create_model, preset_config
-from stereo.models.checkpoints import save_checkpoint
+from stereo.checkpoints import save_checkpoint
 
 SECRET = "Sup3rSecretValue"
 

@@ -1,7 +1,7 @@
 import pytest
 
 from stereo.data.annotations import check_files_exist, read_annotation_file
-from stereo.data.errors import DataError
+from stereo.errors import DataError
 
 
 def test_blank_and_comment_lines_skipped_relative_paths_resolved(tmp_path):

@@ -7,7 +7,7 @@ from omegaconf import OmegaConf
 from stereo.config.convert import ConvertConfig
 from stereo.data.convert import write_annotation_files as convert
 from stereo.data.datasets import get_dataset_class
-from stereo.data.errors import DataError
+from stereo.errors import DataError
 from stereo.data.synthetic import generate
 
 EXAMPLES = Path(__file__).resolve().parents[3] / "docs" / "examples"

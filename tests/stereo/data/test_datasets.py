@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from stereo.data.datasets import get_dataset_class, list_datasets
-from stereo.data.errors import DataError
+from stereo.errors import DataError
 from stereo.data.formats.images import write_image
 from stereo.data.synthetic import make_scene
 

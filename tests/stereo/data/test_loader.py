@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from stereo.config.dataset import AugmentationConfig, DataSourceConfig, SplitConfig
-from stereo.data.errors import DataError
+from stereo.errors import DataError
 from stereo.data.loader import build_dataloader, build_dataset, collate_stereo
 
 

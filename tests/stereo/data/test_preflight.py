@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from stereo.data.errors import DataError
+from stereo.errors import DataError
 from stereo.data.preflight import check_data_source
 from stereo.data.synthetic import generate
 

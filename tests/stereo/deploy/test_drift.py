@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from stereo.deploy.drift import DriftReport, drift_stats, find_training_run
-from stereo.models.checkpoints import save_checkpoint
+from stereo.checkpoints import save_checkpoint
 from stereo.tracking.memory import MemoryTracker
 
 

@@ -5,7 +5,8 @@ import onnx
 import pytest
 import torch
 
-from stereo.deploy.export import ExportError, check_export_request, export_onnx, read_onnx_sidecar
+from stereo.deploy.export import check_export_request, export_onnx, read_onnx_sidecar
+from stereo.errors import ExportError
 from stereo.deploy.onnxruntime import OrtRunner
 
 # measured at 64x128 / 96x160, ffs_tiny, 2 iterations: max |Δdisp| 4.8e-6 .. 5.7e-6 px

@@ -5,13 +5,14 @@ import logging
 
 import pytest
 
-from stereo.actions.runner import ActionError
+from stereo.errors import ActionError
 from stereo.actions.status import read_status
 from stereo.config.errors import SpecError
 from stereo.config.load import load_spec
 from stereo.data.synthetic import generate
 from stereo.deploy.engine_io import EngineShape, plan_fit
-from stereo.deploy.size_policy import SizeMismatches, SizeMismatchError, ignored_request
+from stereo.deploy.size_policy import SizeMismatches, ignored_request
+from stereo.errors import SizeMismatchError
 from stereo.models import preset_config
 
 

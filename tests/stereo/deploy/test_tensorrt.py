@@ -6,7 +6,8 @@ import types
 import pytest
 import torch
 
-from stereo.deploy.tensorrt import EngineRequestError, plan_build, require_tensorrt
+from stereo.deploy.tensorrt import plan_build, require_tensorrt
+from stereo.errors import EngineRequestError
 
 HW = {"height": (64, 64, 128), "width": (128, 128, 256)}
 

@@ -10,7 +10,7 @@ from stereo.config.load import load_spec
 from stereo.data.loader import build_dataloader
 from stereo.data.synthetic import generate
 from stereo.models import create_model, preset_config
-from stereo.models.checkpoints import save_checkpoint
+from stereo.checkpoints import save_checkpoint
 from stereo.training.inference_loop import predict_by_size, samples
 
 
@@ -85,7 +85,7 @@ def test_training_validation_is_batch_size_independent(mixed):
     import pytorch_lightning as pl
 
     from stereo.config.train import OptimConfig
-    from stereo.lightning_module import StereoLitModule
+    from stereo.training.lightning_module import StereoLitModule
 
     root, anns, ckpt = mixed
     scores = {}

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from stereo.lightning_module import metrics_from_rows
+from stereo.training.lightning_module import metrics_from_rows
 from stereo.metrics import StereoMetrics
 from stereo.training.callbacks import format_eta
 from stereo.training.resume import checkpoint_stem, find_latest, parse_stem, remove_stale_temps

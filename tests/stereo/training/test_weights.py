@@ -12,9 +12,9 @@ import types
 import pytest
 import torch
 
-from stereo.actions.runner import BadInputError
+from stereo.errors import BadInputError
 from stereo.config.model import FFS_BP2, ModelConfig
-from stereo.models.checkpoints.remap_ffs import tao_to_upstream
+from stereo.checkpoints.remap_ffs import tao_to_upstream
 from stereo.models.ffs import FastFoundationStereo
 from stereo.training.weights import load_weights
 

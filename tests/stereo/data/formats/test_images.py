@@ -2,7 +2,7 @@ import cv2
 import numpy as np
 import pytest
 
-from stereo.data.errors import DataError
+from stereo.errors import DataError
 from stereo.data.formats.images import read_image, read_image_size, write_image
 
 

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from stereo.data.errors import DataError
+from stereo.errors import DataError
 from stereo.data.formats.pfm import read_pfm, read_pfm_size, write_pfm
 
 

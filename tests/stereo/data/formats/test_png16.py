@@ -2,7 +2,7 @@ import cv2
 import numpy as np
 import pytest
 
-from stereo.data.errors import DataError
+from stereo.errors import DataError
 from stereo.data.formats.png16 import (
     CRESTEREO_SCALE,
     KITTI_SCALE,

@@ -2,7 +2,7 @@ import cv2
 import numpy as np
 import pytest
 
-from stereo.data.errors import DataError
+from stereo.errors import DataError
 from stereo.data.formats.rgb_disparity import encode_rgb_disparity, read_rgb_disparity, write_rgb_disparity
 
 
