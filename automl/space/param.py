@@ -33,7 +33,8 @@ NUMERIC_KINDS = ("float", "int", "power_of")
 
 
 def _is_bool(value: Any) -> bool:
-    return type(value).__name__ in ("bool", "bool_")  # numpy's bool_ without importing numpy
+    # numpy's bool_ (dtype kind "b") without importing numpy
+    return isinstance(value, bool) or getattr(getattr(value, "dtype", None), "kind", None) == "b"
 
 
 def _is_real(value: Any) -> bool:

@@ -94,8 +94,9 @@ def reason_from_exception(exc: BaseException) -> Optional[str]:
     """The failure line for an out-of-memory error raised inside the trial (CUDA OOM, MemoryError); None
     for any other error."""
     text = f"{type(exc).__name__}: {exc}"
-    if not (isinstance(exc, MemoryError) or "OutOfMemoryError" in type(exc).__name__
-            or "out of memory" in str(exc).lower()):
+    torch = sys.modules.get("torch")  # a CUDA OOM comes from torch, so it is imported if this is one
+    cuda_oom = torch is not None and isinstance(exc, torch.cuda.OutOfMemoryError)
+    if not (isinstance(exc, MemoryError) or cuda_oom or "out of memory" in str(exc).lower()):
         return None
     peak, device = peak_memory()
     if "cuda" in text.lower():
