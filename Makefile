@@ -11,7 +11,7 @@ TORCH_INDEX ?=
 WORKERS ?= 0
 XDIST := $(if $(filter 0,$(WORKERS)),-p no:xdist,-n $(WORKERS) --dist loadscope)
 
-.PHONY: setup test test-shuffled demo bench bench-search lint schemas clean chromium ui-snapshot
+.PHONY: setup test test-fast test-shuffled demo bench bench-search lint schemas clean chromium ui-snapshot
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -35,6 +35,11 @@ chromium:
 
 test: setup chromium
 	$(BIN)/python -m pytest $(XDIST) $(PYTEST_ARGS)
+
+# the unit tests only (no Ray sweep, no subprocess, no real training: the tests marked slow are left out),
+# for the edit-test loop; `make test` and CI run everything
+test-fast: setup
+	$(BIN)/python -m pytest -p no:xdist -m "not slow" -q $(PYTEST_ARGS)
 
 # the suite in a seeded random order (modules shuffled, tests shuffled inside each): SEED=n repeats one
 SEED ?= $(shell date +%s)

@@ -108,6 +108,7 @@ def test_the_time_budget_is_for_the_whole_sweep(tmp_path):
     assert SweepClock(led, 100.0).out_of_time() and SweepClock(led, None).remaining() is None
 
 
+@pytest.mark.slow
 def test_a_resumed_sweep_whose_time_budget_is_spent_starts_nothing(tmp_path):
     plan = build_plan(SearchConfig(skill="tiny-demo", policy="on"), tune=TuneConfig(time_budget_s=30, num_samples=4),
                       where=RunConfig(output=str(tmp_path / "run")))

@@ -26,6 +26,8 @@ from stereo.data.synthetic import generate
 from stereo.models import create_model, preset_config
 from stereo.checkpoints import save_checkpoint
 
+pytestmark = pytest.mark.slow  # depth_net subprocesses
+
 log = logging.getLogger(__name__)
 REPO = Path(__file__).resolve().parents[2]
 

@@ -20,6 +20,7 @@ def _plan(tmp_path, sweep_overrides, max_concurrent=None, num_samples=8, gpus_pe
                       RunConfig(output=str(tmp_path / "run"), gpus_per_trial=gpus_per_trial), gpus_available=0)
 
 
+@pytest.mark.slow
 def test_the_probe_measures_one_trial_and_caches_it_per_shape(tmp_path, sweep_overrides, monkeypatch):
     monkeypatch.setenv("AUTOML_PROBE_CACHE", str(tmp_path / "cache"))
     plan = _plan(tmp_path, sweep_overrides, max_concurrent=2)

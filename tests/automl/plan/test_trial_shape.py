@@ -109,6 +109,7 @@ def _env():
     return env
 
 
+@pytest.mark.slow
 def test_a_missing_data_file_is_refused_before_ray_starts(tmp_path):
     overrides = _data(tmp_path)
     overrides[2] = f"dataset.val_dataset.data_sources[0].data_file={tmp_path / 'nope' / 'val.txt'}"

@@ -229,6 +229,7 @@ def test_a_first_attempt_only_fault_lets_the_retry_succeed(tmp_path, base_spec, 
     assert entry["attempt"] == 2 and entry["metric"] is not None and entry["error"] is None
 
 
+@pytest.mark.slow
 def test_a_scheduler_stop_after_the_last_validation_is_a_completion(tmp_path, base_spec):
     from stereo.tracking import MlflowTracker, default_tracking_uri, ensure_experiment
 

@@ -117,6 +117,7 @@ def _check_rest(url, parent_id, trials):
         assert b"Sweep report" in resp.read()
 
 
+@pytest.mark.slow
 def test_real_server_serves_every_trial_and_stops_cleanly(tmp_path):
     _uri, parent_id, trials = _fill_store(tmp_path)
     server = start_server(str(tmp_path), port=0, log_path=str(tmp_path / "ui.log"))

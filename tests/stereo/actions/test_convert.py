@@ -31,6 +31,7 @@ def _statuses(folder: Path) -> list[str]:
     return [line["status"] for line in read_status(folder)]
 
 
+@pytest.mark.slow
 def test_convert_runs_as_an_action_and_records_to_mlflow(tmp_path):
     from stereo.tracking import MlflowTracker, default_tracking_uri
 

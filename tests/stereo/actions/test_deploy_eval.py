@@ -15,6 +15,8 @@ from stereo.data.synthetic import generate
 from stereo.metrics import find_metric
 from stereo.models import preset_config
 
+pytestmark = pytest.mark.slow  # ONNX export + ONNX Runtime deploy actions
+
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):

@@ -14,6 +14,8 @@ from stereo.cli import main
 from stereo.data.synthetic import generate
 from stereo.models import preset_config
 
+pytestmark = pytest.mark.slow  # the chained actions in one flow
+
 
 def _split(ann, batch_size=1):
     return {"data_sources": [{"dataset_name": "FSD", "data_file": str(ann)}], "batch_size": batch_size,

@@ -12,6 +12,7 @@ from stereo.models import build_model, preset_config
 from stereo.checkpoints import read_checkpoint, read_sidecar
 
 
+@pytest.mark.slow
 def test_cli_writes_the_published_layout_that_every_reader_takes(tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
     assert main(["init-checkpoint", "preset=ffs_tiny", "output=ckpt/tiny.pth", "seed=3"]) == 0
@@ -56,6 +57,7 @@ def test_existing_output_unknown_preset_and_missing_output_are_bad_input(tmp_pat
     assert "output is empty" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 @pytest.mark.shared
 def test_bp2_pth_has_every_key_and_shape_of_the_tao_manifest(tmp_path, reference_dir):
     """The bp2 preset's .pth holds exactly the tensors of NVIDIA's TAO bp2 state dict (TAO names and shapes;

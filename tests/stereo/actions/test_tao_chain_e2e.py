@@ -31,6 +31,8 @@ from stereo.actions.status import read_status
 from stereo.cli import main
 from stereo.data.synthetic import generate
 
+pytestmark = pytest.mark.slow  # seven bp2 actions, about a minute
+
 #: the only non-path values changed from NVIDIA's templates (CPU budget; see the module docstring)
 CPU_BUDGET = {
     "train": ["dataset.train_dataset.augmentation.crop_size=[64,128]",

@@ -22,6 +22,7 @@ from stereo.data.synthetic import generate
 from stereo.models import preset_config
 
 REPO = Path(__file__).resolve().parents[3]
+pytestmark = pytest.mark.slow  # kills and resumes real trainings
 EPOCHS = 2
 # run the real CLI; KILL_AT_EPOCH makes the validation of that epoch SIGKILL its own process mid-way
 DRIVER = """

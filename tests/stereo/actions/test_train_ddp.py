@@ -9,6 +9,8 @@ import torch
 
 from stereo.actions.status import read_status
 
+pytestmark = pytest.mark.slow  # a two-process DDP training
+
 REPO = Path(__file__).resolve().parents[3]
 
 

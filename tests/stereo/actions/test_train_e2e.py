@@ -13,6 +13,8 @@ from stereo.data.synthetic import generate
 from stereo.models import create_model, preset_config
 from stereo.checkpoints import save_checkpoint
 
+pytestmark = pytest.mark.slow  # real trainings, then evaluate and inference
+
 
 def _split(ann, batch_size=2, name="FSD"):
     return {"data_sources": [{"dataset_name": name, "data_file": str(ann)}], "batch_size": batch_size,

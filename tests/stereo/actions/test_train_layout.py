@@ -12,6 +12,8 @@ from stereo.data.synthetic import generate
 from stereo.models import preset_config
 from stereo.checkpoints import checkpoint_sha256, read_checkpoint, read_sidecar, save_checkpoint
 
+pytestmark = pytest.mark.slow  # real trainings, every action on their checkpoints
+
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):

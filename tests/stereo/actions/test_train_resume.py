@@ -16,6 +16,8 @@ from stereo.data.synthetic import generate
 from stereo.models import preset_config
 from stereo.checkpoints import read_checkpoint
 
+pytestmark = pytest.mark.slow  # SIGKILLed trainings resumed in subprocesses
+
 REPO = Path(__file__).resolve().parents[3]
 
 

@@ -42,6 +42,7 @@ def _files_containing(root: Path, needle: bytes) -> list:
     return [p for p in root.rglob("*") if p.is_file() and needle in p.read_bytes()]
 
 
+@pytest.mark.slow
 def test_an_action_run_never_writes_or_prints_the_secret(tmp_path, capfd, monkeypatch):
     from stereo.cli import main
 

@@ -27,6 +27,7 @@ def _max_diff(model, path, b, h, w, seed=1):
     return float((out - ref).abs().max())
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("mode, shapes", [
     ("static", [(1, 64, 128)]),
     ("dynamic_batch", [(1, 64, 128), (2, 64, 128)]),
@@ -83,6 +84,7 @@ def test_foundation_stereo_refuses_dynamic_hw(tmp_path):
         check_export_request("FoundationStereo", 64, 128, -1, True, tmp_path / "m.onnx", False)
 
 
+@pytest.mark.slow
 def test_existing_file_needs_overwrite(tmp_path, ffs_tiny):
     model, cfg = ffs_tiny
     path = tmp_path / "m.onnx"
@@ -94,6 +96,7 @@ def test_existing_file_needs_overwrite(tmp_path, ffs_tiny):
     assert info.max_abs_diff is None and onnx.load(str(path)).graph.output[0].name == "disparity"
 
 
+@pytest.mark.slow
 def test_foundation_stereo_static_export_matches_eager(tmp_path):
     from stereo.models import create_model, preset_config
 
@@ -104,6 +107,7 @@ def test_foundation_stereo_static_export_matches_eager(tmp_path):
     assert info.max_abs_diff < PARITY_PX
 
 
+@pytest.mark.slow
 def test_without_valid_iters_the_graph_bakes_the_models_own(tmp_path, ffs_tiny):
     import dataclasses
 

@@ -53,6 +53,7 @@ def test_policy_counts_and_refuses():
     assert dynamic.check(plan_fit((60, 100), (64, 128))) is None and dynamic.summary() is None
 
 
+@pytest.mark.slow
 def test_static_graph_mismatch_is_reported_everywhere(tmp_path, data, exported, caplog):
     from stereo.actions.deploy_eval import evaluate, inference
     from stereo.tracking import MlflowTracker, ensure_experiment
@@ -86,6 +87,7 @@ def test_static_graph_mismatch_is_reported_everywhere(tmp_path, data, exported, 
     assert read_status(tmp_path / "results" / "inference")[-1]["kpi"]["size_mismatch_images"] == 3.0
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("test, policy, match", [
     ("large", "pad", "is 128x256 but the graph input is 64x128 and evaluate.on_size_mismatch is 'pad'"),
     ("small", "error", "is 60x100 but the graph input is 64x128 and evaluate.on_size_mismatch is 'error'"),

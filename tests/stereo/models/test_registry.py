@@ -77,6 +77,7 @@ class _TestMode(torch.nn.Module):
 # stereo.models.backbones.dinov2.interpolate_pos_encoding passes traced tensors as the resize factor
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", TINY)
 def test_tiny_model_exports_to_onnx_and_runs_under_onnxruntime(name):
     import onnx

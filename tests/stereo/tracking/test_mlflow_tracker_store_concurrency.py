@@ -8,7 +8,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 
+pytestmark = pytest.mark.slow  # processes racing on a new MLflow store
 REPO = Path(__file__).resolve().parents[3]
 WRITER = """
 import pathlib, sys, time

@@ -1,0 +1,16 @@
+"""Every test in this folder runs the user's `automl run` (a real Ray sweep, MLflow store, subprocesses):
+all of them are marked slow (`make test-fast` leaves them out; `make test` and CI run them)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+HERE = Path(__file__).resolve().parent
+
+
+@pytest.hookimpl(tryfirst=True)  # before `-m "not slow"` deselects
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if HERE in Path(str(item.fspath)).resolve().parents:
+            item.add_marker(pytest.mark.slow)
