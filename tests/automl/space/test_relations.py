@@ -20,6 +20,7 @@ def _schema() -> dict:
     }}}}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("sampler", ["TPESampler", "GPSampler", "RandomSampler"])
 def test_relations_hold_in_every_optuna_trial(sampler):
     optuna = pytest.importorskip("optuna")

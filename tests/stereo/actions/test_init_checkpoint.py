@@ -43,6 +43,7 @@ def test_cli_writes_the_published_layout_that_every_reader_takes(tmp_path, capsy
     assert status[-1]["kpi"]["num_parameters"] == sum(p.numel() for p in model.parameters())
 
 
+@pytest.mark.slow
 def test_existing_output_unknown_preset_and_missing_output_are_bad_input(tmp_path, capsys):
     out = str(tmp_path / "a.pth")
     assert main(["init-checkpoint", "preset=ffs_tiny", f"output={out}"]) == 0

@@ -42,6 +42,7 @@ def test_exported_graph_matches_eager(exported, ffs_tiny, mode, shapes):
         assert _max_diff(model, info.onnx_file, b, h, w) < PARITY_PX
 
 
+@pytest.mark.slow
 def test_static_graph_refuses_other_shapes(exported):
     runner = OrtRunner(exported["static"].onnx_file, device="cpu")
     assert runner.shape.hw == (64, 128) and runner.shape.batch == 1

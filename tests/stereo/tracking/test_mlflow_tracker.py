@@ -34,6 +34,7 @@ def test_bad_uris_raise_with_the_fix(uri, match):
         check_tracking_uri(uri)
 
 
+@pytest.mark.slow
 def test_parent_and_nested_runs_read_back_with_mlflow_client(tmp_path):
     from mlflow import MlflowClient
 
@@ -79,6 +80,7 @@ def test_parent_and_nested_runs_read_back_with_mlflow_client(tmp_path):
     assert [r.run_id for r in tracker.find_runs("depth_net", {"ckpt_sha256": "11111111"})] == [children[1].run_id]
 
 
+@pytest.mark.slow
 def test_deleted_experiment_raises_with_restore_hint(tmp_path):
     from mlflow import MlflowClient
 

@@ -17,6 +17,7 @@ def _client(uri):
     return MlflowClient(tracking_uri=uri)
 
 
+@pytest.mark.slow
 def test_experiments_open_the_training_view(tmp_path):
     uri = f"sqlite:///{tmp_path}/mlflow.db"
     exp_id = ensure_experiment(uri, "depth_net")
@@ -30,6 +31,7 @@ def test_experiments_open_the_training_view(tmp_path):
     assert _client(uri).get_experiment(chosen).tags[EXPERIMENT_KIND_TAG] == "finetuning"
 
 
+@pytest.mark.slow
 def test_the_note_is_the_run_description_and_experiment_tags_are_set(tmp_path):
     uri = f"sqlite:///{tmp_path}/mlflow.db"
     tracker = MlflowTracker(uri)
@@ -40,6 +42,7 @@ def test_the_note_is_the_run_description_and_experiment_tags_are_set(tmp_path):
     assert _client(uri).get_experiment(run.experiment_id).tags["mlflow.sharedViewState.abc"] == "{}"
 
 
+@pytest.mark.slow
 def test_annotation_files_are_dataset_inputs_with_digest_and_lines(tmp_path):
     uri = f"sqlite:///{tmp_path}/mlflow.db"
     (tmp_path / "train").mkdir()
@@ -58,6 +61,7 @@ def test_annotation_files_are_dataset_inputs_with_digest_and_lines(tmp_path):
         tracker.log_datasets(run, {"val": [str(tmp_path / "missing.txt")]})
 
 
+@pytest.mark.slow
 def test_a_checkpoint_logged_as_a_model_loads_back_and_predicts(tmp_path):
     import mlflow.pyfunc
     import torch
