@@ -1,0 +1,79 @@
+"""automl/tune/trial_callbacks.py: AUTOML_TRIAL_CALLBACKS, the extension point that puts a user's Lightning
+callbacks into every trial; each malformed value is one line naming the entry and the fix."""
+from __future__ import annotations
+
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from automl.tune.trial_callbacks import TrialCallbacksError, TrialInfo, check, trial_callbacks
+
+INFO = TrialInfo("t0003", 3, 2, Path("/r/trials/t0003"), {"train.optim.lr": 0.01})
+
+
+@pytest.fixture
+def user_module(tmp_path, monkeypatch):
+    (tmp_path / "my_callbacks.py").write_text(textwrap.dedent("""
+        import pytorch_lightning as pl
+
+        class Seen(pl.Callback):
+            def __init__(self, info):
+                self.info = info
+
+        def one(info):
+            return Seen(info)
+
+        def two(info):
+            return [Seen(info), Seen(info)] if info.attempt > 1 else None
+
+        def wrong(info):
+            return "not a callback"
+
+        NOT_CALLABLE = 3
+    """))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    yield "my_callbacks"
+    sys.modules.pop("my_callbacks", None)
+
+
+def test_each_factory_gets_the_trial_and_its_callbacks_join_in_order(user_module):
+    made = trial_callbacks(INFO, f"{user_module}:one, {user_module}:two")
+    assert len(made) == 3 and all(cb.info is INFO for cb in made)
+    assert made[0].info.index == 3 and made[0].info.attempt == 2 and made[0].info.params == {"train.optim.lr": 0.01}
+    first_attempt = TrialInfo("t0003", 3, 1, Path("/r/trials/t0003"))
+    assert len(trial_callbacks(first_attempt, f"{user_module}:two")) == 0  # None: nothing for this attempt
+
+
+def test_unset_means_no_callbacks(monkeypatch):
+    monkeypatch.delenv("AUTOML_TRIAL_CALLBACKS", raising=False)
+    assert trial_callbacks(INFO) == [] and check() == []
+
+
+@pytest.mark.parametrize("value, says", [
+    ("my_callbacks", "'my_callbacks' is not module:function (e.g. my_pkg.callbacks:make)"),
+    ("my_callbacks:", "is not module:function"),
+    ("no_such_module_here:make", "cannot import 'no_such_module_here'"),
+    ("my_callbacks:missing", "'my_callbacks' has no function 'missing'"),
+    ("my_callbacks:NOT_CALLABLE", "has no function 'NOT_CALLABLE'"),
+])
+def test_a_bad_value_is_one_line_naming_the_entry(user_module, value, says):
+    problems = check(f"{user_module}:one,{value}")
+    assert len(problems) == 1 and problems[0].startswith("AUTOML_TRIAL_CALLBACKS: ") and says in problems[0]
+    assert "\n" not in problems[0]
+
+
+def test_a_factory_that_returns_no_callback_is_an_error(user_module):
+    with pytest.raises(TrialCallbacksError, match="my_callbacks:wrong returned 'str', not a pytorch_lightning.Callback"):
+        trial_callbacks(INFO, f"{user_module}:wrong")
+
+
+def test_the_sweep_preflight_refuses_a_bad_value(monkeypatch, tmp_path):
+    from automl.plan.launch import LaunchPlan
+    from automl.tune.backend import preflight
+
+    plan = LaunchPlan(skill_name="x", skill_dir="x", decision={"mode": "sweep"}, spec_source="x", base_spec={},
+                      overrides=[], run_dir=str(tmp_path), tracking_uri="sqlite:////x.db")
+    monkeypatch.setenv("AUTOML_TRIAL_CALLBACKS", "nowhere_to_be_found:make")
+    assert any(p.startswith("AUTOML_TRIAL_CALLBACKS: cannot import") for p in preflight(plan))
