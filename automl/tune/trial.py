@@ -1,6 +1,6 @@
 """One sweep trial: sampled values -> a validated trial spec -> ``stereo.actions.train.train`` -> reports.
 
-Ray-free on purpose (STYLE habit 8): automl/tune/backend.py wraps :func:`run_trial` for Ray and hands in
+Ray-free on purpose (STYLE habit 8): automl/tune/trainable.py wraps :func:`run_trial` for Ray and hands in
 ``report`` (``ray.tune.report``); tests call it with a plain function. What a trial does:
 
 1. builds its spec: the sweep's base spec (template + skill key_defaults + the user's overrides and
@@ -23,7 +23,7 @@ checkpoint is written and turn that stop into ``trainer.should_stop``: the train
 status.json reads SUCCESS ("stopped early by asha after N validations", or finished for a stop at
 max_t), its checkpoints up to the stop are on disk and its MLflow run ends FINISHED. The driver writes
 its verdict before Ray stops a trial, so a stop *without* a verdict is the whole sweep stopping
-(Ctrl-C/SIGTERM): the trial then leaves at once and is recorded interrupted. automl/tune/backend.py keeps the
+(Ctrl-C/SIGTERM): the trial then leaves at once and is recorded interrupted. automl/tune/trainable.py keeps the
 worker alive until the thread has finished (Ray would otherwise end it while it writes its records).
 """
 from __future__ import annotations

@@ -77,3 +77,18 @@ def test_the_sweep_preflight_refuses_a_bad_value(monkeypatch, tmp_path):
                       overrides=[], run_dir=str(tmp_path), tracking_uri="sqlite:////x.db")
     monkeypatch.setenv("AUTOML_TRIAL_CALLBACKS", "nowhere_to_be_found:make")
     assert any(p.startswith("AUTOML_TRIAL_CALLBACKS: cannot import") for p in preflight(plan))
+
+
+def test_automl_run_refuses_a_bad_value_in_one_line_before_anything_starts(tmp_path, sweep_overrides):
+    import os
+    import subprocess
+
+    env = {**os.environ, "AUTOML_TRIAL_CALLBACKS": "my_callbacks_nowhere:make"}
+    env.pop("MLFLOW_TRACKING_URI", None)
+    out = subprocess.run([sys.executable, "-m", "automl.cli", "run", "--skill", "tiny-demo", "--output",
+                          str(tmp_path / "run"), "--num-samples", "2", *sweep_overrides(tmp_path)],
+                         env=env, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 2, out.stdout[-2000:] + out.stderr[-2000:]
+    errors = [line for line in out.stderr.splitlines() if "error" in line.lower()]
+    assert len(errors) == 1 and "AUTOML_TRIAL_CALLBACKS: cannot import 'my_callbacks_nowhere'" in errors[0], out.stderr
+    assert not (tmp_path / "run" / "ledger").exists() and not (tmp_path / "run" / "study.journal").exists()
