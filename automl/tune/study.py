@@ -147,7 +147,8 @@ def enqueue_missing(study, points: Sequence[Mapping[str, Any]], finished: List[M
     attempt enqueued them); returns how many points are left to run."""
     from optuna.trial import TrialState
 
-    waiting = [t.system_attrs.get("fixed_params") for t in study.get_trials(deepcopy=False, states=(TrialState.WAITING,))]
+    waiting = [t.system_attrs.get("fixed_params")
+               for t in study.get_trials(deepcopy=False, states=(TrialState.WAITING,))]
     todo = [dict(p) for p in points if p not in finished]
     for point in todo:
         if point not in waiting:

@@ -1,8 +1,9 @@
 """A trial killed by Ray's memory monitor inside a real sweep (Ray Tune + Optuna + MLflow): trial t0000
-takes memory at its first validation (fault `oom`, tests/automl/trial_faults.py) until the monitor, whose threshold this test sets a
-few GB above what the machine uses now, kills its worker. Ray fails its task with OutOfMemoryError, on
-which Tune itself would die ("Caught unexpected exception"); the sweep must instead record the trial
-failed "out of memory: peak X GB of Y GB available — lower --max-concurrent or the crop" and go on.
+takes memory at its first validation (fault `oom`, tests/automl/trial_faults.py) until the monitor, whose
+threshold this test sets a few GB above what the machine uses now, kills its worker. Ray fails its task
+with OutOfMemoryError, on which Tune itself would die ("Caught unexpected exception"); the sweep must
+instead record the trial failed "out of memory: peak X GB of Y GB available — lower --max-concurrent or
+the crop" and go on.
 
 One trial at a time, so the monitor has exactly one worker to kill. One module-scoped sweep.
 """

@@ -65,7 +65,7 @@ def test_a_bad_value_is_one_line_naming_the_entry(user_module, value, says):
 
 
 def test_a_factory_that_returns_no_callback_is_an_error(user_module):
-    with pytest.raises(TrialCallbacksError, match="my_callbacks:wrong returned 'str', not a pytorch_lightning.Callback"):
+    with pytest.raises(TrialCallbacksError, match="my_callbacks:wrong returned 'str', not a pytorch_lightning"):
         trial_callbacks(INFO, f"{user_module}:wrong")
 
 
