@@ -161,10 +161,14 @@ def test_the_optuna_study_holds_every_trial_once_after_sigkill_and_resume(swept)
     assert study.best_trial.user_attrs["trial_id"] == swept["results"]["best"]["trial_id"]
     assert study.best_value == pytest.approx(swept["results"]["best"]["metric"])
     # Optuna's own plots read it (the matplotlib flavour: plotly is not a dependency)
+    import warnings
+
     import matplotlib
 
     matplotlib.use("Agg")
-    axes = optuna.visualization.matplotlib.plot_optimization_history(study)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        axes = optuna.visualization.matplotlib.plot_optimization_history(study)
     assert len(axes.collections[0].get_offsets()) == sum(t.state.name == "COMPLETE" for t in trials)
 
 
