@@ -31,7 +31,7 @@ from automl.tune.ledger import Ledger, finished_on_its_own
 from automl.space.build import SearchSpace
 from automl.space.grid import grid_points
 from automl.tune.ray_session import ray_session
-from automl.tune.backend import run_tune
+from automl.tune.backend import record_study, run_tune
 from automl.tune.trial import TrialContext
 from automl.tune.trial_runs import trial_dir
 from automl.tune.trial_runs import end_trial_runs
@@ -164,7 +164,7 @@ def run_sweep(plan: LaunchPlan, *, printer=print, stream=None) -> dict:
 
 
 def _claim_run_dir(ledger: Ledger) -> None:
-    from automl.tune.ray_temp import owner_alive, owner_record
+    from automl.tune.run_owner import owner_alive, owner_record
     from stereo.atomic_io import atomic_write_json
 
     path = ledger.root / DRIVER_FILE
@@ -223,6 +223,7 @@ def _run_sweep(plan: LaunchPlan, ledger: Ledger, printer, stream) -> dict:
         if old is not None:
             signal.signal(signal.SIGTERM, old)
     _close_interrupted(ledger, tracker, plan, printer)
+    record_study(plan, space, ledger)  # <run_dir>/study.journal agrees with every verdict (automl/tune/study.py)
     counted = len(ledger.counted())
     # the budget decides, not how the attempt ended: a signal after the last trial finished loses nothing
     complete = counted >= target or clock.out_of_time()

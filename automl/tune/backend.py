@@ -6,19 +6,19 @@ what is searched is an Optuna define-by-run function (Optuna's distributions, bu
 relations applied at sample time), how is ``TuneConfig`` (OptunaSearch + ASHA / asynchronous HyperBand /
 FIFO, ``num_samples``, ``max_concurrent_trials``, what is left of the time budget, ``reuse_actors``), where is
 ``RunConfig`` (``storage_path`` = the run folder, retries, a callback forwarding trial events to
-automl/tune/events.py).
-automl/tune/ray_session.py starts the embedded Ray (loopback only, its files in the run folder) or joins a
-cluster whose nodes must all see the run folder.
+automl/tune/events.py). automl/tune/ray_session.py starts the embedded Ray (loopback only) or joins a
+cluster whose nodes must all see the run folder; automl/tune/trainable.py is what runs in a worker.
 
 Resuming does not use ``Tuner.restore``: after a SIGKILL its experiment state is stale and it re-runs
 finished trials (stack_facts §3). The ledger (automl/tune/ledger.py) is the truth instead: each attempt is a
-fresh Tune experiment (``<run_dir>/tune/attempt-N``) whose Optuna study is pre-loaded with every finished
-trial (same numbers, values, states), so TPE/GP keep their history, trial numbers stay unique, and only
-the remaining budget runs.
+fresh Tune experiment (``<run_dir>/tune/attempt-N``) on the sweep's Optuna study in the run folder
+(``study.journal``, automl/tune/study.py), first made to agree with the ledger (same numbers, values,
+states), so TPE/GP keep their history, trial numbers stay unique, and only the remaining budget runs.
 """
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import math
 from pathlib import Path
@@ -26,12 +26,12 @@ from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 from automl.space.grid import grid_points
 from automl.plan.launch import LaunchPlan
-from automl.tune.ledger import Ledger, metric_value
+from automl.tune.ledger import Ledger, trial_id_for
 from automl.space.build import SearchSpace
+from automl.tune.study import STUDY_NAME, enqueue_missing, open_study, study_storage, sync_study, tell_verdict
+from automl.tune.trainable import trial_trainable
 from automl.tune.trial import TrialContext
 from automl.tune.trial_runs import INDEX_KEY
-
-STUDY_NAME = "automl"
 
 
 # --- search space -> Optuna --------------------------------------------------------------------
@@ -77,8 +77,11 @@ def _sampler(plan: LaunchPlan, attempt: int = 1):
 
 
 def preflight(plan: LaunchPlan) -> List[str]:
-    """Problems that would stop the sweep before it starts (missing optional sampler packages)."""
-    problems = []
+    """Problems that would stop the sweep before it starts (missing optional sampler packages, a bad
+    ``AUTOML_TRIAL_CALLBACKS``)."""
+    from automl.tune.trial_callbacks import check
+
+    problems = check() if plan.sweep else []
     if plan.sweep and plan.algorithm == "cmaes":
         try:
             import cmaes  # noqa: F401
@@ -94,47 +97,25 @@ def preflight(plan: LaunchPlan) -> List[str]:
 
 
 def prepare_study(plan: LaunchPlan, space: SearchSpace, ledger: Ledger):
-    """An in-memory Optuna study holding every trial the ledger knows (numbers 0..max kept), plus, for
+    """The sweep's study in the run folder (automl/tune/study.py), made to agree with the ledger, plus, for
     grid, the points still to run enqueued. Returns (storage, number of trials this attempt runs)."""
-    import optuna
-    from optuna.trial import TrialState, create_trial
-
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    storage = optuna.storages.InMemoryStorage()
-    study = optuna.create_study(storage=storage, study_name=STUDY_NAME, sampler=optuna.samplers.RandomSampler(),
-                                direction="minimize" if plan.mode == "min" else "maximize")
-    space_fn = DefineByRun(space)
-    known = {t["index"]: t for t in ledger.trials()}
-    for index in range(max(known, default=-1) + 1):
-        t = known.get(index)
-        params = dict(t["params"]) if t else {}
-        try:
-            dists = space_fn.distributions(params) if params else {}
-        except (KeyError, ValueError):
-            params, dists = {}, {}
-        if not t or t["status"] == "running" or t["interrupted"] or t["status"] == "failed" or t["metric"] is None:
-            state, value = TrialState.FAIL, None  # a failure teaches the sampler nothing, never a 0
-        elif t["status"] == "stopped":
-            state, value = TrialState.PRUNED, None
-        else:
-            state, value = TrialState.COMPLETE, t["metric"]
-        inter = {int(r["iteration"]): metric_value(r, plan.metric) for r in (t or {}).get("history", [])
-                 if metric_value(r, plan.metric) is not None}
-        study.add_trial(create_trial(state=state, value=value, params=params, distributions=dists,
-                                     intermediate_values=inter or None))
-    done = len(ledger.counted())
+    storage = study_storage(plan.run_dir)
+    study = open_study(plan.run_dir, plan.mode, storage)
+    sync_study(study, ledger, plan.metric, DefineByRun(space).distributions)
     if plan.algorithm == "grid":
         points, _ = grid_points(space, plan.grid_points)
-        finished = [t["params"] for t in ledger.counted()]
-        todo = [p for p in points if p not in finished]
-        for point in todo:
-            study.enqueue_trial(point)
-        return storage, len(todo)
-    return storage, max(0, plan.num_samples - done)
+        return storage, enqueue_missing(study, points, [t["params"] for t in ledger.counted()])
+    return storage, max(0, plan.num_samples - len(ledger.counted()))
+
+
+def record_study(plan: LaunchPlan, space: SearchSpace, ledger: Ledger) -> None:
+    """After an attempt, with no trial running: the study file agrees with every verdict in the ledger
+    (also those the driver wrote after Ray stopped, for trials a stop or a dead driver left running)."""
+    sync_study(open_study(plan.run_dir, plan.mode), ledger, plan.metric, DefineByRun(space).distributions)
 
 
 # --- the driver-side callback: Ray's trial events -> automl/tune/events.py --------------------------------
-def _ledger_callback(ledger: Ledger, plan: LaunchPlan, printer, tick=None, progress=None):
+def _ledger_callback(ledger: Ledger, plan: LaunchPlan, study, printer, tick=None, progress=None):
     from ray.tune import Callback
 
     from automl.tune.events import TrialEvents
@@ -144,9 +125,19 @@ def _ledger_callback(ledger: Ledger, plan: LaunchPlan, printer, tick=None, progr
                          experiment=plan.experiment, printer=printer, tick=tick, progress=progress,
                          tracker=MlflowTracker(plan.tracking_uri) if plan.tracking_uri else None)
 
+    def told(config: Mapping[str, Any]) -> None:
+        """The study learns the verdict the ledger now holds (automl/tune/study.py); the end of the attempt
+        syncs again, so a failure here only delays it."""
+        try:
+            index = int(config[INDEX_KEY])
+            tell_verdict(study, index, ledger.trial(trial_id_for(index)), plan.metric)
+        except Exception as exc:  # noqa: BLE001 - the ledger holds the verdict; the study catches up at the end
+            printer(f"warning: could not tell the Optuna study trial {config.get(INDEX_KEY)}'s verdict: {exc}")
+
     class LedgerCallback(Callback):
         """Forwards each trial event to :class:`automl.tune.events.TrialEvents` (ledger verdicts, MLflow runs
-        closed, one console line); the trial process itself may be dead or stopped mid-step."""
+        closed, one console line), then tells the study the verdict; the trial process itself may be dead
+        or stopped mid-step."""
 
         def on_trial_start(self, iteration, trials, trial, **info):
             events.started(trial.config)
@@ -159,14 +150,31 @@ def _ledger_callback(ledger: Ledger, plan: LaunchPlan, printer, tick=None, progr
 
         def on_trial_complete(self, iteration, trials, trial, **info):
             events.completed(trial.config)
+            told(trial.config)
 
         def on_trial_recover(self, iteration, trials, trial, **info):
             events.retrying(trial.config, trial.num_failures, _died(trial, ledger))
 
         def on_trial_error(self, iteration, trials, trial, **info):
             events.errored(trial.config, _died(trial, ledger))
+            told(trial.config)
 
     return LedgerCallback()
+
+
+@functools.lru_cache(maxsize=1)
+def _verdict_search():
+    """Ray's OptunaSearch, except that the study is told each trial's verdict by the driver once the ledger
+    holds it (:func:`_ledger_callback`) instead of the trial's *last* result here: a completed trial is
+    COMPLETE with its best value, an early-stopped one PRUNED, a failed one FAIL (automl/tune/study.py).
+    Ray calls this before the callbacks that write the verdict, so it must not tell the study itself."""
+    from ray.tune.search.optuna import OptunaSearch
+
+    class VerdictSearch(OptunaSearch):
+        def on_trial_complete(self, trial_id: str, result: Optional[Dict] = None, error: bool = False) -> None:
+            self._ot_trials.pop(trial_id, None)  # the study keeps the trial; the driver tells it
+
+    return VerdictSearch
 
 
 def _record_errors(results, ledger: Ledger) -> None:
@@ -197,61 +205,6 @@ def _died(trial, ledger: Optional[Ledger] = None) -> str:
         return reason_from_ray(text, progress)
     return ("the trial process died before reporting an error (killed, out of memory or crashed); see "
             + str(getattr(trial, "path", "") or ""))  # under <run_dir>/tune, kept (Ray's temp dir is not)
-
-
-def _trainable(config: Dict[str, Any], ctx: TrialContext) -> None:
-    """What Ray runs in a worker: the Ray-free trial with Ray's reporter."""
-    import ray
-    from ray import tune
-    from ray.train._internal.session import get_session
-
-    from automl.tune.trial import run_trial
-
-    session = get_session()
-    stopped = []
-
-    def report(metrics: Dict[str, Any]) -> None:
-        try:
-            tune.report(metrics)
-        except SystemExit:
-            stopped.append(True)
-            raise
-
-    run_trial(config, ctx, report, node=ray.get_runtime_context().get_node_id(),
-              stop_requested=(lambda: session.stop_event.is_set()) if session is not None else None)
-    if stopped:
-        # Ray told this thread to stop and the trial ended cleanly; returning would make Ray's wrapper report
-        # a last result that nobody collects any more, blocking the thread (and the actor's reuse) for good
-        raise SystemExit(0)
-
-
-#: how long a stopped trial's worker may take to finish its records (status.json, checkpoint artifact,
-#: MLflow run) before Ray may end it; a scheduler's stop arrives after the epoch's checkpoint is written
-STOP_GRACE_S = 120
-
-
-def _trial_trainable(ctx: TrialContext):
-    """Ray's function trainable for `_trainable`, except that stopping it waits for the trial's thread.
-
-    Ray ends a stopped trial's actor as soon as ``cleanup`` returns, and its ``cleanup`` does not wait
-    for the training thread (``finish(timeout=0)``): a trial stopped early by the scheduler would be
-    killed while it writes status.json, logs its checkpoint and closes its MLflow run. A reused actor
-    already waits (``reset_config``, TUNE_FUNCTION_THREAD_TIMEOUT_S); this makes the last ones wait too.
-    """
-    from ray import tune
-    from ray.train._internal.session import get_session
-    from ray.tune.trainable.function_trainable import wrap_function
-
-    base = wrap_function(tune.with_parameters(_trainable, ctx=ctx), name="trial")
-
-    class GracefulTrial(base):
-        def cleanup(self):
-            session = get_session()
-            if session is not None and session.training_started:
-                session.finish(timeout=STOP_GRACE_S)  # sets the stop, lets a blocked report() raise, joins
-            super().cleanup()
-
-    return GracefulTrial
 
 
 def _tolerate_worker_loss() -> None:
@@ -311,16 +264,17 @@ def run_tune(plan: LaunchPlan, space: SearchSpace, ctx: TrialContext, ledger: Le
     `time_budget_s`: what is left of the sweep's --time-budget (earlier attempts spent the rest);
     `tick()` is called at every trial event to book the elapsed time in the ledger; `progress()` returns
     the progress line (automl/tune/events.py prints it on each event and at least every 30 s)."""
+    import optuna
     from ray import tune
-    from ray.tune.search.optuna import OptunaSearch
 
     storage, todo = prepare_study(plan, space, ledger)
     if todo <= 0:
         return 0, False
-    search = OptunaSearch(space=DefineByRun(space), metric=plan.metric, mode=plan.mode, sampler=_sampler(plan, attempt),
-                          storage=storage, study_name=STUDY_NAME)
+    search = _verdict_search()(space=DefineByRun(space), metric=plan.metric, mode=plan.mode,
+                               sampler=_sampler(plan, attempt), storage=storage, study_name=STUDY_NAME)
+    study = optuna.load_study(study_name=STUDY_NAME, storage=storage)
     _tolerate_worker_loss()
-    trainable = tune.with_resources(_trial_trainable(ctx), {"cpu": plan.cpus_per_trial, "gpu": plan.gpus_per_trial})
+    trainable = tune.with_resources(trial_trainable(ctx), {"cpu": plan.cpus_per_trial, "gpu": plan.gpus_per_trial})
     tuner = tune.Tuner(
         trainable,
         param_space={},  # what is searched lives in the searcher's define-by-run space
@@ -329,7 +283,7 @@ def run_tune(plan: LaunchPlan, space: SearchSpace, ctx: TrialContext, ledger: Le
                                     reuse_actors=True),  # 4.4x less per-trial overhead (stack_facts §2b)
         run_config=tune.RunConfig(name=f"attempt-{attempt}", storage_path=str(Path(plan.run_dir) / "tune"),
                                   failure_config=tune.FailureConfig(max_failures=plan.max_failures),
-                                  callbacks=[_ledger_callback(ledger, plan, printer, tick, progress)],
+                                  callbacks=[_ledger_callback(ledger, plan, study, printer, tick, progress)],
                                   verbose=0))
     interrupted = False
     tune_log = logging.getLogger("ray.tune.tune")
@@ -340,6 +294,7 @@ def run_tune(plan: LaunchPlan, space: SearchSpace, ctx: TrialContext, ledger: Le
         interrupted = True
     finally:
         tune_log.removeFilter(_no_tuner_restore_hint)
+    sync_study(study, ledger, plan.metric)  # e.g. a trial Ray aborted without telling the callbacks
     return todo, interrupted
 
 

@@ -1,6 +1,10 @@
-"""The Ray session a sweep runs in: embedded on this machine (loopback only, files in the run folder) or
-joined to a cluster whose nodes must all see the run folder. With automl/tune/backend.py, the only modules that
-import Ray (both lazily; STYLE habit 8).
+"""The Ray session a sweep runs in: embedded on this machine (loopback only) or joined to a cluster whose
+nodes must all see the run folder. Ray is imported lazily, in automl/tune/ only (STYLE habit 8).
+
+Ray keeps its session files (logs, sockets) where it always does: ``/tmp/ray``, or ``$RAY_TMPDIR/ray``
+when you set ``RAY_TMPDIR``; Ray reads the variable itself. They are not the sweep's records (those
+are the ledger, the trials' folders and the MLflow store, all in the run folder), and a deep run
+folder no longer matters to Ray's unix sockets (AF_UNIX paths stop at 107 bytes).
 """
 from __future__ import annotations
 
@@ -13,7 +17,6 @@ from pathlib import Path
 from typing import Iterator
 
 from automl.errors import AutomlError
-from automl.tune import ray_temp
 from automl.plan.launch import LaunchPlan
 
 
@@ -21,11 +24,11 @@ from automl.plan.launch import LaunchPlan
 def ray_session(plan: LaunchPlan, *, log_to_driver: bool = False) -> Iterator[None]:
     """ray.init for this run (joining `plan.ray_address` when given) and a clean shutdown after.
 
-    Embedded: num_cpus/num_gpus from this machine, no dashboard, session files in ``<run_dir>/ray``
-    (automl/tune/ray_temp.py: a short symlink keeps the socket paths legal), removed afterwards; what dead
-    drivers left behind is removed first; every Ray server (GCS, raylet, workers, the driver's core
-    worker, the runtime-env agent) listens on 127.0.0.1 only (:func:`_loopback_only`). Joined: every
-    node must see the run folder (see :func:`check_shared_run_dir`); the cluster's own addresses stay.
+    Embedded: always a new local Ray (``address="local"``: never a cluster some ``ray start`` left running
+    on this machine), num_cpus from this machine, no dashboard, no metrics; every Ray server (GCS, raylet,
+    workers, the driver's core worker, the runtime-env agent) listens on 127.0.0.1 only
+    (:func:`_loopback_only`). Joined: every node must see the run folder (see
+    :func:`check_shared_run_dir`); the cluster's own addresses stay.
     """
     saved_switch = os.environ.get(_RAY_CLUSTER_ENV)
     if not plan.ray_address:
@@ -37,22 +40,17 @@ def ray_session(plan: LaunchPlan, *, log_to_driver: bool = False) -> Iterator[No
     env = {"TUNE_FUNCTION_THREAD_TIMEOUT_S": "120", "RAY_AIR_NEW_OUTPUT": "0"}
     for key, value in env.items():
         os.environ.setdefault(key, value)
-    temp = None
-    if plan.ray_address:
-        ray.init(address=plan.ray_address, log_to_driver=log_to_driver, configure_logging=False,
-                 runtime_env={"env_vars": {k: os.environ[k] for k in env}})
-    else:
-        ray_temp.remove_stale()
-        temp = ray_temp.claim(ray_temp.ray_temp(plan.run_dir))
     old_term = None
     try:
-        if temp is not None:
+        if plan.ray_address:
+            ray.init(address=plan.ray_address, log_to_driver=log_to_driver, configure_logging=False,
+                     runtime_env={"env_vars": {k: os.environ[k] for k in env}})
+            check_shared_run_dir(plan.run_dir)
+        else:
             with _loopback_only():
-                ray.init(num_cpus=os.cpu_count() or 1, include_dashboard=False, _temp_dir=str(temp.address),
+                ray.init(address="local", num_cpus=os.cpu_count() or 1, include_dashboard=False,
                          log_to_driver=log_to_driver, configure_logging=False,
                          _system_config={"enable_metrics_collection": False})
-        else:
-            check_shared_run_dir(plan.run_dir)
         if threading.current_thread() is threading.main_thread():
             # ray.init's SIGTERM handler exits from wherever Tune happens to be; after that the driver
             # aborted (SIGABRT) at exit here. As a Ctrl-C, Tune stops gracefully and the driver reports.
@@ -62,8 +60,6 @@ def ray_session(plan: LaunchPlan, *, log_to_driver: bool = False) -> Iterator[No
         if old_term is not None:
             signal.signal(signal.SIGTERM, old_term)
         ray.shutdown()
-        if temp is not None:
-            ray_temp.release(temp)
         if saved_switch is None:
             os.environ.pop(_RAY_CLUSTER_ENV, None)
         else:

@@ -116,3 +116,29 @@ def _probe_cache(tmp_path_factory):
 def sweep_overrides():
     """`tiny_sweep_overrides` for module-scoped sweep fixtures (conftest helpers are not importable)."""
     return tiny_sweep_overrides
+
+
+class TrialFaults:
+    """Test-only trial failures (tests/automl/trial_faults.py) installed through the sweep's extension point
+    ``AUTOML_TRIAL_CALLBACKS``: :meth:`env` for an `automl run` subprocess (its Ray workers inherit it),
+    :meth:`install` for a trial run in this process. `plan` is ``<index>=<fault>[@<attempt>],...``."""
+
+    folder = str(Path(__file__).resolve().parent)
+
+    def env(self, plan: str, base: dict | None = None) -> dict:
+        import os
+
+        env = dict(os.environ if base is None else base)
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (self.folder, env.get("PYTHONPATH")) if p)
+        env.update({"AUTOML_TRIAL_CALLBACKS": "trial_faults:inject", "AUTOML_TEST_FAULTS": plan})
+        return env
+
+    def install(self, monkeypatch, plan: str) -> None:
+        monkeypatch.syspath_prepend(self.folder)
+        monkeypatch.setenv("AUTOML_TRIAL_CALLBACKS", "trial_faults:inject")
+        monkeypatch.setenv("AUTOML_TEST_FAULTS", plan)
+
+
+@pytest.fixture(scope="session")
+def trial_faults() -> TrialFaults:
+    return TrialFaults()

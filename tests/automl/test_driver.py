@@ -9,6 +9,7 @@ import time
 
 import pytest
 
+from automl.policy.decision import PolicyDecision
 from automl.space.param import Param
 from automl.driver import RunInUseError, SweepClock, _best_trial, _close_interrupted, _space_tag, run_sweep
 from automl.plan.configs import RunConfig, SearchConfig, TuneConfig
@@ -21,7 +22,8 @@ from stereo.tracking import MemoryTracker
 
 
 def _plan(tmp_path, **kw):
-    return LaunchPlan(skill_name="x", skill_dir="x", decision={"mode": "sweep"}, spec_source="x", base_spec={},
+    return LaunchPlan(skill_name="x", skill_dir="x", decision=PolicyDecision("sweep", "auto", ()), spec_source="x",
+                      base_spec={},
                       overrides=[], run_dir=str(tmp_path), tracking_uri="sqlite:////x.db", **kw)
 
 

@@ -1,7 +1,10 @@
-"""Every test in this folder runs the user's `automl run` (a real Ray sweep, MLflow store, subprocesses):
-all of them are marked slow (`make test-fast` leaves them out; `make test` and CI run them)."""
+"""Fixtures for the end-to-end sweeps. Every test in this folder runs the user's `automl run` (a real Ray
+sweep, MLflow store, subprocesses): all of them are marked slow (`make test-fast` leaves them out; `make
+test` and CI run them)."""
 from __future__ import annotations
 
+import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -14,3 +17,12 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if HERE in Path(str(item.fspath)).resolve().parents:
             item.add_marker(pytest.mark.slow)
+
+
+@pytest.fixture(scope="module")
+def ray_tmpdir():
+    """A short folder of its own for one sweep's ``RAY_TMPDIR`` (Ray puts its session there, under ``ray/``;
+    the path must stay short for Ray's unix sockets), removed after the module."""
+    folder = Path(tempfile.mkdtemp(prefix="rt", dir="/tmp"))
+    yield folder
+    shutil.rmtree(folder, ignore_errors=True)

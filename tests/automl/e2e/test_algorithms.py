@@ -94,3 +94,18 @@ def test_the_sampled_points_follow_the_algorithm(swept):
     else:
         assert len({tuple(sorted(p.items())) for p in points}) == len(points)  # distinct draws
         assert all(1e-4 <= p["train.optim.lr"] <= 1e-2 and 0.05 <= p["train.optim.lr_decay"] <= 1.0 for p in points)
+
+
+def test_the_optuna_study_file_has_each_trial_once_with_its_outcome(swept):
+    import optuna
+    from optuna.storages import JournalStorage
+    from optuna.storages.journal import JournalFileBackend
+
+    storage = JournalStorage(JournalFileBackend(str(swept["run"] / "study.journal")))
+    trials = optuna.load_study(study_name="automl", storage=storage).trials  # grid: no point left waiting
+    ledger = {t["index"]: t for t in swept["ledger"].trials()}
+    assert sorted(t.number for t in trials) == sorted(ledger), [(t.number, t.state.name) for t in trials]
+    for trial in trials:
+        entry = ledger[trial.number]
+        assert trial.state.name == {"completed": "COMPLETE", "stopped": "PRUNED"}[entry["status"]], entry["trial_id"]
+        assert trial.params == pytest.approx(entry["params"]) and trial.user_attrs["trial_id"] == entry["trial_id"]

@@ -1,7 +1,9 @@
 """Trial failures inside a real sweep (Ray Tune + Optuna + MLflow), with one Ray retry each
 (`--max-failures 1`): t0000 raises on every attempt, t0001 reports NaN on every attempt, t0002 is
-SIGKILLed on its first attempt only and its retry succeeds. Also `--metric epe` (the deploy name of
-`val/epe`) and a run folder too deep for Ray's sockets.
+SIGKILLed on its first attempt only and its retry succeeds (faults from tests/automl/trial_faults.py,
+installed through AUTOML_TRIAL_CALLBACKS). Also `--metric epe` (the deploy name of `val/epe`), a run
+folder deeper than a unix socket path may be (Ray's files are not there), Ray's session under
+RAY_TMPDIR, and the Optuna study file read back with Optuna's own API.
 
 One module-scoped sweep (one Ray start) feeds every assertion.
 """
@@ -13,16 +15,15 @@ import sys
 import pytest
 
 from automl.tune.ledger import Ledger
-from automl.tune.ray_temp import ray_temp
 
 
 @pytest.fixture(scope="module")
-def failing(tmp_path_factory, sweep_overrides):
+def failing(tmp_path_factory, sweep_overrides, trial_faults, ray_tmpdir):
     root = tmp_path_factory.mktemp("failures")
     overrides = sweep_overrides(root)
     run = root / ("deep-" * 12) / "run"
-    env = {**{k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"},
-           "AUTOML_FAULT_TRIAL": "0=raise,1=nan,2=kill@1"}
+    env = trial_faults.env("0=raise,1=nan,2=kill@1", {**{k: v for k, v in os.environ.items()
+                                                         if k != "MLFLOW_TRACKING_URI"}, "RAY_TMPDIR": str(ray_tmpdir)})
     out = subprocess.run(
         [sys.executable, "-m", "automl.cli", "run", "--skill", "tiny-demo", "--output", str(run),
          "--num-samples", "3", "--max-concurrent", "2", "--scheduler", "none", "--metric", "epe",
@@ -31,7 +32,7 @@ def failing(tmp_path_factory, sweep_overrides):
 
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     runs = MlflowTracker(default_tracking_uri(run)).find_runs("depth_net")
-    return {"run": run, "out": out, "ledger": Ledger(run, metric="epe"), "runs": runs,
+    return {"run": run, "out": out, "ledger": Ledger(run, metric="epe"), "runs": runs, "ray_tmpdir": ray_tmpdir,
             "results": json.loads((run / "results.json").read_text())}
 
 
@@ -84,9 +85,26 @@ def test_the_report_lists_one_row_per_trial_with_the_reason(failing):
     assert "injected fault" in board and "nan" in board
 
 
-def test_ray_files_lived_under_the_deep_run_folder_and_are_gone(failing):
-    temp = ray_temp(failing["run"])
-    assert temp.link is not None and not temp.link.is_symlink() and not temp.files.exists()
+def test_ray_kept_its_session_under_ray_tmpdir_and_nothing_in_the_deep_run_folder(failing):
+    assert len(str(failing["run"])) > 107 - 60  # deeper than Ray's socket paths allow under it
+    assert any((failing["ray_tmpdir"] / "ray").glob("session_2*")), list(failing["ray_tmpdir"].rglob("*"))[:5]
+    assert not (failing["run"] / "ray").exists()
+
+
+def test_the_optuna_study_says_what_the_ledger_says(failing):
+    import optuna
+    from optuna.storages import JournalStorage
+    from optuna.storages.journal import JournalFileBackend
+
+    storage = JournalStorage(JournalFileBackend(str(failing["run"] / "study.journal")))
+    trials = optuna.load_study(study_name="automl", storage=storage).trials
+    assert [t.state.name for t in trials] == ["FAIL", "FAIL", "COMPLETE"]  # one trial per number, retries included
+    for trial in trials:
+        entry = failing["ledger"].trial(trial.user_attrs["trial_id"])
+        assert trial.number == entry["index"] and trial.params == pytest.approx(entry["params"])
+        assert trial.value == (None if entry["status"] == "failed" else pytest.approx(entry["metric"]))
+    assert trials[0].user_attrs["error"].startswith("RuntimeError: injected fault")
+    assert trials[1].user_attrs["error"].startswith("val/epe=nan, ")
 
 
 def test_every_failed_trial_status_json_ends_failure_and_the_retried_one_success(failing):

@@ -1,8 +1,9 @@
 """A trial killed by Ray's memory monitor inside a real sweep (Ray Tune + Optuna + MLflow): trial t0000
-takes memory at its first validation (fault `oom`) until the monitor, whose threshold this test sets a
-few GB above what the machine uses now, kills its worker. Ray fails its task with OutOfMemoryError, on
-which Tune itself would die ("Caught unexpected exception"); the sweep must instead record the trial
-failed "out of memory: peak X GB of Y GB available — lower --max-concurrent or the crop" and go on.
+takes memory at its first validation (fault `oom`, tests/automl/trial_faults.py) until the monitor, whose
+threshold this test sets a few GB above what the machine uses now, kills its worker. Ray fails its task
+with OutOfMemoryError, on which Tune itself would die ("Caught unexpected exception"); the sweep must
+instead record the trial failed "out of memory: peak X GB of Y GB available — lower --max-concurrent or
+the crop" and go on.
 
 One trial at a time, so the monitor has exactly one worker to kill. One module-scoped sweep.
 """
@@ -22,7 +23,7 @@ HEADROOM_GB = 10.0  # the monitor fires this far above the memory in use when th
 
 
 @pytest.fixture(scope="module")
-def oom(tmp_path_factory, sweep_overrides):
+def oom(tmp_path_factory, sweep_overrides, trial_faults):
     from automl.tune.oom import meminfo
     from stereo.tracking import MlflowTracker, default_tracking_uri
 
@@ -34,9 +35,9 @@ def oom(tmp_path_factory, sweep_overrides):
         pytest.skip(f"this machine has less than {HEADROOM_GB} GB of headroom below 90 % memory use")
     root = tmp_path_factory.mktemp("oom")
     run = root / "run"
-    env = {**{k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"},
-           "AUTOML_FAULT_TRIAL": "0=oom",
-           "RAY_memory_usage_threshold": f"{threshold:.3f}", "RAY_memory_monitor_refresh_ms": "100"}
+    env = trial_faults.env("0=oom", {**{k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"},
+                                     "RAY_memory_usage_threshold": f"{threshold:.3f}",
+                                     "RAY_memory_monitor_refresh_ms": "100"})
     out = subprocess.run(
         [sys.executable, "-m", "automl.cli", "run", "--skill", "tiny-demo", "--output", str(run),
          "--num-samples", "3", "--max-concurrent", "1", "--scheduler", "none", *sweep_overrides(root)],

@@ -74,21 +74,19 @@ def _listeners_of(root: int, marker: str) -> set:
 
 
 @pytest.fixture(scope="module")
-def unscored(tmp_path_factory, sweep_overrides):
+def unscored(tmp_path_factory, sweep_overrides, trial_faults, ray_tmpdir):
     root = tmp_path_factory.mktemp("preflight-e2e")
     run = root / "run"
     overrides = [*sweep_overrides(root, n_train=4, epochs=2), "train.optim.lr_steps=[1000]"]  # lr_decay dead
-    env = {**os.environ, "AUTOML_FAULT_TRIAL": "0=raise,1=raise",
-           "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    env = trial_faults.env("0=raise,1=raise", {**os.environ, "RAY_TMPDIR": str(ray_tmpdir),
+                                               "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")})
     env.pop("MLFLOW_TRACKING_URI", None)
     env.pop("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", None)
     proc = subprocess.Popen([sys.executable, "-m", "automl.cli", "run", "--skill", "tiny-demo", "--output", str(run),
                              "--num-samples", "2", "--max-concurrent", "1", "--no-probe", *overrides],
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             start_new_session=True)
-    from automl.tune.ray_temp import ray_temp
-
-    marker = str(ray_temp(run).address)
+    marker = str(ray_tmpdir)  # this sweep's Ray session folder is under it, named in its daemons' command lines
     seen = set()
     try:
         deadline = time.time() + 600

@@ -17,7 +17,6 @@ import pytest
 import yaml
 
 from automl.tune.ledger import Ledger
-from automl.tune.ray_temp import ray_temp
 
 SAMPLES = 5
 
@@ -27,11 +26,11 @@ def _cli(*args):
 
 
 @pytest.fixture(scope="module")
-def swept(tmp_path_factory, sweep_overrides, spawn_module):
+def swept(tmp_path_factory, sweep_overrides, spawn_module, trial_faults):
     root = tmp_path_factory.mktemp("sweep")
     run = root / "run"
     overrides = [*sweep_overrides(root, n_train=4, n_val=2, epochs=3), "train.seed=7"]
-    env = {**os.environ, "AUTOML_FAULT_TRIAL": "1=kill"}
+    env = trial_faults.env("1=kill")  # tests/automl/trial_faults.py through AUTOML_TRIAL_CALLBACKS
     env.pop("MLFLOW_TRACKING_URI", None)
     first_log = root / "first.log"
     with open(first_log, "w") as log:
@@ -133,11 +132,44 @@ def test_mlflow_has_one_parent_and_one_child_per_trial(swept):
     assert all(r.status != "RUNNING" for r in children)
 
 
-def test_ray_temp_files_are_gone(swept):
-    # the SIGKILLed first driver could not clean up: the resumed one removed its leftovers, then its own
-    temp = ray_temp(swept["run"])
-    assert not temp.files.exists() and (temp.link is None or not temp.link.is_symlink())
-    assert "ray" not in {p.name for p in swept["run"].iterdir()}
+def test_the_optuna_study_holds_every_trial_once_after_sigkill_and_resume(swept):
+    """The study file (<run>/study.journal) opens with Optuna's own API; the SIGKILLed attempt's trials are
+    there once each, told what the ledger says (the resume told those the dead driver left running)."""
+    import optuna
+    from optuna.storages import JournalStorage
+    from optuna.storages.journal import JournalFileBackend
+
+    storage = JournalStorage(JournalFileBackend(str(swept["run"] / "study.journal")))
+    study = optuna.load_study(study_name="automl", storage=storage)
+    trials = study.trials
+    ledger = {t["index"]: t for t in swept["ledger"].trials()}
+    assert [t.number for t in trials] == list(range(len(trials))) and set(ledger) <= {t.number for t in trials}
+    assert not [t.number for t in trials if t.state.name in ("RUNNING", "WAITING")]
+    want = {"completed": "COMPLETE", "stopped": "PRUNED", "failed": "FAIL"}
+    for trial in trials:
+        entry = ledger.get(trial.number)
+        if entry is None:
+            assert trial.state.name == "FAIL" and trial.user_attrs["outcome"] == "never started"
+            continue
+        assert trial.user_attrs["trial_id"] == entry["trial_id"]
+        assert trial.state.name == ("FAIL" if entry["interrupted"] else want[entry["status"]]), entry["trial_id"]
+        assert trial.params == pytest.approx(entry["params"])
+        if trial.state.name == "COMPLETE":
+            assert trial.value == pytest.approx(entry["metric"])  # its best validation, as the ledger ranks it
+        steps = {r["iteration"]: r["val/epe"] for r in entry["history"]} if entry["status"] != "failed" else {}
+        assert {k: v for k, v in trial.intermediate_values.items() if k in steps} == pytest.approx(steps)
+    assert study.best_trial.user_attrs["trial_id"] == swept["results"]["best"]["trial_id"]
+    assert study.best_value == pytest.approx(swept["results"]["best"]["metric"])
+    # Optuna's own plots read it (the matplotlib flavour: plotly is not a dependency)
+    import warnings
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        axes = optuna.visualization.matplotlib.plot_optimization_history(study)
+    assert len(axes.collections[0].get_offsets()) == sum(t.state.name == "COMPLETE" for t in trials)
 
 
 def test_a_resumed_attempt_samples_new_points(swept):

@@ -24,7 +24,7 @@ def sweep(tmp_path_factory, sweep_overrides):
 
     root = tmp_path_factory.mktemp("records")
     run = root / "run"
-    env = {k: v for k, v in os.environ.items() if k not in ("MLFLOW_TRACKING_URI", "AUTOML_FAULT_TRIAL")}
+    env = {k: v for k, v in os.environ.items() if k not in ("MLFLOW_TRACKING_URI", "AUTOML_TRIAL_CALLBACKS")}
     out = subprocess.run(
         [sys.executable, "-m", "automl.cli", "run", "--skill", "tiny-demo", "--output", str(run),
          "--num-samples", str(SAMPLES), "--max-concurrent", "2", "--scheduler", "asha",

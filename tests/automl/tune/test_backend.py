@@ -5,13 +5,14 @@ import math
 import optuna
 import pytest
 
+from automl.policy.decision import PolicyDecision
 from automl.space.param import Param
 from automl.tune.ledger import Ledger
 from automl.plan.launch import LaunchPlan
 from automl.space.relations import Relation
 from automl.space.search_space import SearchSpace
 from automl.tune.backend import DefineByRun, grid_points, hyperband_brackets, prepare_study
-from automl.tune.trial import FAULT_ENV, TrialContext, TrialFailure, run_trial, trial_raw_spec
+from automl.tune.trial import TrialContext, TrialFailure, run_trial, trial_raw_spec
 
 
 def _related_space():
@@ -40,7 +41,8 @@ def test_grid_drops_points_that_break_relations():
 
 
 def _plan(tmp_path, **kw):
-    return LaunchPlan(skill_name="x", skill_dir="x", decision={"mode": "sweep"}, spec_source="x", base_spec={},
+    return LaunchPlan(skill_name="x", skill_dir="x", decision=PolicyDecision("sweep", "auto", ()), spec_source="x",
+                      base_spec={},
                       overrides=[], run_dir=str(tmp_path), tracking_uri="sqlite:////x.db", **kw)
 
 
@@ -211,8 +213,9 @@ def test_the_best_checkpoint_follows_the_sweep_metric_and_mode(tmp_path, base_sp
 
 
 @pytest.mark.parametrize("fault, reason", [("raise", "injected fault"), ("nan", "val/epe=nan")])
-def test_an_injected_fault_fails_the_trial_with_its_reason(tmp_path, base_spec, monkeypatch, fault, reason):
-    monkeypatch.setenv(FAULT_ENV, f"6={fault}")
+def test_an_injected_fault_fails_the_trial_with_its_reason(tmp_path, base_spec, monkeypatch, trial_faults, fault,
+                                                           reason):
+    trial_faults.install(monkeypatch, f"6={fault}")
     ctx = TrialContext(run_dir=str(tmp_path), base_spec=base_spec)
     with pytest.raises(TrialFailure, match=reason):
         run_trial({"_index": 6, "train.optim.lr": 2e-3}, ctx, lambda m: None)
@@ -220,8 +223,8 @@ def test_an_injected_fault_fails_the_trial_with_its_reason(tmp_path, base_spec, 
     assert progress["outcome"] == "failed" and reason in progress["error"]
 
 
-def test_a_first_attempt_only_fault_lets_the_retry_succeed(tmp_path, base_spec, monkeypatch):
-    monkeypatch.setenv(FAULT_ENV, "7=raise@1")
+def test_a_first_attempt_only_fault_lets_the_retry_succeed(tmp_path, base_spec, monkeypatch, trial_faults):
+    trial_faults.install(monkeypatch, "7=raise@1")
     ctx = TrialContext(run_dir=str(tmp_path), base_spec=base_spec)
     with pytest.raises(TrialFailure):
         run_trial({"_index": 7, "train.optim.lr": 2e-3}, ctx, lambda m: None)
