@@ -69,8 +69,10 @@ def _interpolated(node: Any, path: PathT):
 
 def _create(view: Dict[str, Any], paths: List[PathT], problems: List[Problem], spec_type: type) -> Any:
     """OmegaConf's tree of `view`. It checks every interpolation's syntax (and every value's type) when it
-    is built; a value it refuses becomes a Problem and is left out, then it is built again."""
-    for _ in range(len(paths) + 1):
+    is built; a value it refuses is left out, then it is built again. A refused `${...}` is a Problem here;
+    any other refused value (a YAML date, say) is reported by the type checks that follow."""
+    interpolated = {render_key(p) for p in paths}
+    while True:
         try:
             return OmegaConf.create(view)
         except OmegaConfBaseException as exc:
@@ -81,9 +83,11 @@ def _create(view: Dict[str, Any], paths: List[PathT], problems: List[Problem], s
             except (KeyError, IndexError, TypeError, ValueError):  # not located: nothing is resolved
                 problems.append(Problem(key, missing_value(), _first_line(exc), f"fix the value; see {DOC}"))
                 return None
-            problems.append(_problem(path, value, exc, spec_type))
-            _drop(view, path)
-    return None
+            if render_key(path) in interpolated:
+                problems.append(_problem(path, value, exc, spec_type))
+            if not _drop(view, path):  # each round must remove a value, or it would never end
+                problems.append(Problem(key, value, _first_line(exc), f"fix the value; see {DOC}"))
+                return None
 
 
 def _problem(path: PathT, value: Any, exc: Exception, spec_type: type) -> Problem:
@@ -138,10 +142,12 @@ def _get(node: Any, path: PathT) -> Any:
     return node
 
 
-def _drop(root: Dict[str, Any], path: PathT) -> None:
+def _drop(root: Dict[str, Any], path: PathT) -> bool:
     """Remove the failed value (a list holding it goes whole: a list with a hole would be a second error)."""
     while len(path) > 1 and not isinstance(path[-1], str):
         path = path[:-1]
     parent = _get(root, path[:-1])
-    if isinstance(parent, dict):
-        parent.pop(path[-1], None)
+    if isinstance(parent, dict) and path[-1] in parent:
+        del parent[path[-1]]
+        return True
+    return False

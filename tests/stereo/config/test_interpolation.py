@@ -120,3 +120,12 @@ def test_command_line_reference_failure_says_command_line():
 def test_spec_without_interpolation_is_untouched():
     raw = {"train": {"num_epochs": 2}}
     assert isinstance(load_spec(raw), ExperimentSpec) and raw == {"train": {"num_epochs": 2}}
+
+
+def test_a_value_omegaconf_refuses_elsewhere_is_reported_once_by_the_type_checks(write_spec):
+    path = write_spec("""
+        model_name: 2024-01-31
+        results_dir: /runs/${model.model_type}
+        """)
+    [line] = _errors(path)
+    assert line.startswith(f"{path}:1: model_name: expected a string (got datetime.date(2024, 1, 31))")
