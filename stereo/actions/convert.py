@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from stereo.actions.runner import EXIT_BAD_INPUT, ActionContext, ActionResult, run_spec_action
+from stereo.actions.runner import EXIT_BAD_INPUT, ActionContext, ActionResult, require_spec, run_spec_action
 from stereo.errors import ActionError
 from stereo.errors import BadInputError
 from stereo.config.convert import ConvertConfig
@@ -44,6 +44,7 @@ class ConvertRunResult:
 def convert(cfg: ConvertConfig, *, tracker: Any = None, parent_run_id: str | None = None,
             experiment: str = "depth_net", run_name: str | None = None) -> ConvertRunResult:
     """Write the annotation files of `cfg` (see the module docstring); `tracker=False` records nothing."""
+    require_spec(cfg, ConvertConfig, ACTION)
     if not cfg.results_dir:
         raise ActionError(ACTION, "bad input", "results_dir is empty; set results_dir in the convert spec to "
                           "the folder where train.txt/val.txt/test.txt are written", EXIT_BAD_INPUT)

@@ -24,7 +24,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -32,9 +32,15 @@ from stereo.actions.runner import (
     ActionContext,
     ActionResult,
     action_tracker,
+    require_spec,
     run_spec_action,
 )
+from stereo.config.spec import ExperimentSpec
 from stereo.errors import BadInputError
+
+if TYPE_CHECKING:  # the PyTorch actions are imported when the spec names no deploy file
+    from stereo.actions.evaluate import EvalResult
+    from stereo.actions.inference import InferResult
 
 log = logging.getLogger(__name__)
 DEPLOY_SUFFIXES = (".onnx", ".engine", ".plan", ".trt")
@@ -72,16 +78,17 @@ def baked_iters(target: Path) -> int | None:
     return int(data["valid_iters"]) if isinstance(data, dict) and data.get("valid_iters") else None
 
 
-def evaluate(spec: Any, *, tracker: Any = None, parent_run_id: str | None = None,
-             experiment: str = "depth_net", run_name: str | None = None, device: str = "auto"):
+def evaluate(spec: ExperimentSpec, *, tracker: Any = None, parent_run_id: str | None = None,
+             experiment: str = "depth_net", run_name: str | None = None, device: str = "auto") -> EvalResult:
     """`depth_net evaluate`: deploy path when a graph/engine is named, else the PyTorch evaluate."""
+    require_spec(spec, ExperimentSpec, "evaluate")
     target = deploy_target(spec.evaluate)
     if target is None:
         from stereo.actions.evaluate import evaluate as pytorch_evaluate
 
         return pytorch_evaluate(spec, tracker=tracker, parent_run_id=parent_run_id, experiment=experiment,
                                 run_name=run_name)
-    from stereo.actions.evaluate import ACTION, EvalResult
+    from stereo.actions.evaluate import ACTION
 
     tracker = action_tracker(spec, ACTION, tracker)
     reference = _reference_checkpoint(spec.evaluate)
@@ -206,7 +213,7 @@ def _requested(section) -> tuple[int, int] | None:
     return (section.input_height, section.input_width) if section.input_height and section.input_width else None
 
 
-def _evaluate(spec, ctx: ActionContext, target: Path, reference: str | None, device: str):
+def _evaluate(spec: ExperimentSpec, ctx: ActionContext, target: Path, reference: str | None, device: str):
     from stereo.actions.evaluate import EvalResult
     from stereo.atomic_io import atomic_write_json
     from stereo.data.loader import build_dataloader
@@ -282,9 +289,10 @@ def _evaluate(spec, ctx: ActionContext, target: Path, reference: str | None, dev
     return EvalResult("RUNNING", values, rows, counts, str(ctx.dir), kpi, message=mismatch)
 
 
-def inference(spec: Any, *, tracker: Any = None, parent_run_id: str | None = None,
-              experiment: str = "depth_net", run_name: str | None = None, device: str = "auto"):
+def inference(spec: ExperimentSpec, *, tracker: Any = None, parent_run_id: str | None = None,
+              experiment: str = "depth_net", run_name: str | None = None, device: str = "auto") -> InferResult:
     """`depth_net inference`: deploy path when a graph/engine is named, else the PyTorch inference."""
+    require_spec(spec, ExperimentSpec, "inference")
     target = deploy_target(spec.inference)
     if target is None:
         from stereo.actions.inference import inference as pytorch_inference
@@ -298,7 +306,7 @@ def inference(spec: Any, *, tracker: Any = None, parent_run_id: str | None = Non
                            run_name=run_name or "deploy_inference", tags={"deploy_file": str(target)})
 
 
-def _infer(spec, ctx: ActionContext, target: Path, device: str):
+def _infer(spec: ExperimentSpec, ctx: ActionContext, target: Path, device: str):
     import numpy as np
 
     from stereo.actions.inference import InferResult, prediction_problem, write_prediction

@@ -32,7 +32,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from stereo.actions.runner import ActionContext, ActionResult, run_spec_action
+from stereo.actions.runner import ActionContext, ActionResult, require_spec, run_spec_action
+from stereo.config.spec import ExperimentSpec
 from stereo.errors import BadInputError
 
 ACTION = "evaluate"
@@ -52,8 +53,10 @@ class EvalResult:
     message: str = ""
 
 
-def evaluate(spec: Any, *, tracker: Any = None, parent_run_id: str | None = None,
+def evaluate(spec: ExperimentSpec, *, tracker: Any = None, parent_run_id: str | None = None,
              experiment: str = "depth_net", run_name: str | None = None) -> EvalResult:
+    require_spec(spec, ExperimentSpec, ACTION)
+
     def summarize(res: EvalResult) -> ActionResult:
         return ActionResult("SUCCESS", res.kpi, f"Evaluated {res.counts['images']} images.",
                             [Path(PER_SAMPLE_FILE), Path(RESULTS_FILE)])
@@ -62,7 +65,7 @@ def evaluate(spec: Any, *, tracker: Any = None, parent_run_id: str | None = None
                            parent_run_id=parent_run_id, experiment=experiment, run_name=run_name)
 
 
-def _evaluate(spec, ctx: ActionContext) -> EvalResult:
+def _evaluate(spec: ExperimentSpec, ctx: ActionContext) -> EvalResult:
     from stereo.data.loader import build_dataloader
     from stereo.metrics import StereoMetrics, prefixed
     from stereo.training.inference_loop import inference_device, load_model, samples

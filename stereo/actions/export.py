@@ -19,7 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from stereo.actions.runner import ActionContext, ActionResult, run_spec_action
+from stereo.actions.runner import ActionContext, ActionResult, require_spec, run_spec_action
+from stereo.config.spec import ExperimentSpec
 from stereo.errors import BadInputError
 
 ACTION = "export"
@@ -45,8 +46,10 @@ def resolve_output(path: str, base: Path) -> Path:
     return p if p.is_absolute() else base / p
 
 
-def export(spec: Any, *, tracker: Any = None, parent_run_id: str | None = None,
+def export(spec: ExperimentSpec, *, tracker: Any = None, parent_run_id: str | None = None,
            experiment: str = "depth_net", run_name: str | None = None) -> ExportResult:
+    require_spec(spec, ExperimentSpec, ACTION)
+
     def summarize(res: ExportResult) -> ActionResult:
         return ActionResult("SUCCESS", res.kpi, f"Exported {res.onnx_file} ({res.shape_mode}).",
                             [Path(res.onnx_file), Path(res.sidecar_file)])
@@ -65,7 +68,7 @@ def baked_iterations(export_cfg: Any, model_cfg: Any) -> int:
     return int(iters)
 
 
-def _export(spec, ctx: ActionContext) -> ExportResult:
+def _export(spec: ExperimentSpec, ctx: ActionContext) -> ExportResult:
     import torch
 
     from stereo.deploy.export import check_export_request, export_onnx

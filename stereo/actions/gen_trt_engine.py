@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from stereo.actions.export import resolve_output
-from stereo.actions.runner import ActionContext, ActionResult, run_spec_action
+from stereo.actions.runner import ActionContext, ActionResult, require_spec, run_spec_action
+from stereo.config.spec import ExperimentSpec
 from stereo.errors import BadInputError
 
 ACTION = "gen_trt_engine"
@@ -39,8 +40,10 @@ def engine_sidecar_path(engine_file: str | Path) -> Path:
     return Path(f"{engine_file}.json")
 
 
-def gen_trt_engine(spec: Any, *, tracker: Any = None, parent_run_id: str | None = None,
+def gen_trt_engine(spec: ExperimentSpec, *, tracker: Any = None, parent_run_id: str | None = None,
                    experiment: str = "depth_net", run_name: str | None = None) -> EngineResult:
+    require_spec(spec, ExperimentSpec, ACTION)
+
     def summarize(res: EngineResult) -> ActionResult:
         return ActionResult("SUCCESS", res.kpi, f"Built {res.engine_file} ({res.data_type}).",
                             [Path(res.engine_file), Path(res.sidecar_file)])
@@ -49,12 +52,12 @@ def gen_trt_engine(spec: Any, *, tracker: Any = None, parent_run_id: str | None 
                            parent_run_id=parent_run_id, experiment=experiment, run_name=run_name)
 
 
-def _eval_hw(spec) -> tuple[int, int] | None:
+def _eval_hw(spec: ExperimentSpec) -> tuple[int, int] | None:
     e = spec.evaluate
     return (e.input_height, e.input_width) if e.input_height and e.input_width else None
 
 
-def _build(spec, ctx: ActionContext) -> EngineResult:
+def _build(spec: ExperimentSpec, ctx: ActionContext) -> EngineResult:
     from stereo.atomic_io import atomic_write_json
     from stereo.deploy.export import read_onnx_sidecar
     from stereo.deploy.tensorrt import build_engine, describe_plan, plan_from_config

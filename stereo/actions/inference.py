@@ -23,7 +23,8 @@ from typing import Any
 
 import numpy as np
 
-from stereo.actions.runner import ActionContext, ActionResult, run_spec_action
+from stereo.actions.runner import ActionContext, ActionResult, require_spec, run_spec_action
+from stereo.config.spec import ExperimentSpec
 from stereo.errors import BadInputError
 
 ACTION = "inference"
@@ -40,8 +41,9 @@ class InferResult:
     problems: dict[str, str] = field(default_factory=dict)  # sample name -> why its prediction is unusable
 
 
-def inference(spec: Any, *, tracker: Any = None, parent_run_id: str | None = None,
+def inference(spec: ExperimentSpec, *, tracker: Any = None, parent_run_id: str | None = None,
               experiment: str = "depth_net", run_name: str | None = None) -> InferResult:
+    require_spec(spec, ExperimentSpec, ACTION)
     return run_spec_action(ACTION, spec, lambda ctx: _infer(spec, ctx), summarize_inference, tracker=tracker,
                            parent_run_id=parent_run_id, experiment=experiment, run_name=run_name)
 
@@ -99,7 +101,7 @@ def write_prediction(out_dir: Path, cfg: Any, item: dict, disp: np.ndarray, outp
     outputs[name] = [str(f) for f in files]
 
 
-def _infer(spec, ctx: ActionContext) -> InferResult:
+def _infer(spec: ExperimentSpec, ctx: ActionContext) -> InferResult:
     from stereo.data.loader import build_dataloader
     from stereo.training.inference_loop import inference_device, load_model, samples
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from stereo.actions.runner import EXIT_BAD_INPUT, ActionContext, ActionResult, run_spec_action
+from stereo.actions.runner import EXIT_BAD_INPUT, ActionContext, ActionResult, require_spec, run_spec_action
 from stereo.errors import ActionError
 from stereo.errors import BadInputError
 from stereo.config.init_checkpoint import InitCheckpointConfig
@@ -46,6 +46,7 @@ def output_stem(output: str) -> Path:
 def init_checkpoint(cfg: InitCheckpointConfig, *, tracker: Any = None, parent_run_id: str | None = None,
                     experiment: str = "depth_net", run_name: str | None = None) -> InitCheckpointResult:
     """Build `cfg.preset` (or `cfg.model_spec`'s model) with seed `cfg.seed` and write it to `cfg.output`."""
+    require_spec(cfg, InitCheckpointConfig, "init_checkpoint")
     if not cfg.output:
         raise ActionError(ACTION, "bad input", "output is empty; set output=<path>.pth (the .safetensors + .json "
                           "pair is written beside it)", EXIT_BAD_INPUT)

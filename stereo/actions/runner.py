@@ -32,6 +32,7 @@ from stereo.actions.preflight import preflight
 from stereo.actions.run_inputs import log_spec_datasets
 from stereo.actions.status import STATUS_FILE, StatusLogger
 from stereo.config.errors import SpecError
+from stereo.config.spec import ExperimentSpec
 from stereo.errors import EXIT_BAD_INPUT, EXIT_FAILURE, ActionError, StereoError, exit_code_of
 from stereo.tracking.base import RunHandle, Tracker
 
@@ -291,6 +292,19 @@ def action_tracker(spec: Any, name: str, tracker: Any = None) -> Tracker | None:
     section = getattr(spec, name, None)
     out_dir = action_dir(spec.results_dir, name, getattr(section, "results_dir", None) or None)
     return default_tracker(spec.results_dir or out_dir.parent, tracker)
+
+
+def require_spec(spec: Any, spec_type: type, function: str) -> None:
+    """A library caller passed the typed spec (not a dict or a path): else a TypeError saying how to make one,
+    instead of an AttributeError deep inside the action. `function`: the action function's name (for an
+    ExperimentSpec action also its `load_spec(action=...)`)."""
+    if isinstance(spec, spec_type):
+        return
+    name = spec_type.__name__
+    how = (f"load_spec(path_or_dict, action='{function}')" if spec_type is ExperimentSpec
+           else f"load_spec(path_or_dict, spec_type={name})")
+    raise TypeError(f"{function}() takes {'an' if name[0] in 'AEIOU' else 'a'} {name}, got {type(spec).__name__}; "
+                    f"make one with stereo.config.load.{how} (it checks every key)")
 
 
 def check_or_raise(spec: Any, action: str, *, deep: bool = False) -> None:

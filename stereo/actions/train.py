@@ -19,7 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from stereo.actions.layout import action_dir
-from stereo.actions.runner import ActionContext, ActionResult, run_action
+from stereo.actions.runner import ActionContext, ActionResult, require_spec, run_action
+from stereo.config.spec import ExperimentSpec
 from stereo.errors import ActionError
 
 ACTION = "train"
@@ -39,7 +40,7 @@ class TrainResult:
     message: str = ""
 
 
-def train(spec: Any, *, tracker: Any = None, parent_run_id: str | None = None,
+def train(spec: ExperimentSpec, *, tracker: Any = None, parent_run_id: str | None = None,
           experiment: str = "depth_net", run_name: str | None = None,
           callbacks: Sequence[Any] = (), monitor: str = "val/epe", monitor_mode: str = "min") -> TrainResult:
     """Train `spec.model` on `spec.dataset.train_dataset`, validating on `val_dataset`.
@@ -50,6 +51,7 @@ def train(spec: Any, *, tracker: Any = None, parent_run_id: str | None = None,
     mean `val/epe`; any StereoMetrics name, `*_pooled` or 'loss') and whether lower ('min') or higher
     ('max') is better. A wrong name or mode is bad input (exit code 2) before anything is built.
     """
+    require_spec(spec, ExperimentSpec, ACTION)
     from stereo.training.trainer import global_rank_from_env
 
     out_dir = action_dir(spec.results_dir, ACTION, spec.train.results_dir or None)
@@ -157,7 +159,7 @@ def _log_best_model(ctx: ActionContext, checkpoint: str, best: dict | None) -> N
                       RuntimeWarning, stacklevel=2)
 
 
-def _fit(spec, out_dir: Path, metric_sink, kpi_sink, extra_callbacks: Sequence[Any],
+def _fit(spec: ExperimentSpec, out_dir: Path, metric_sink, kpi_sink, extra_callbacks: Sequence[Any],
          run_id: str | None = None, best_by: dict[str, str] | None = None):
     """Build everything from the spec sections and run Lightning's fit; returns a FitOutcome."""
     import pytorch_lightning as pl

@@ -1,1 +1,2 @@
-"""Typed, validated TAO-compatible specs (OmegaConf structured configs)."""
+"""Typed, validated TAO-compatible specs: dataclass sections, loading (`${...}` interpolation via OmegaConf,
+then our own checks and builder), validation, JSON-schema generation."""

@@ -1,9 +1,11 @@
-"""Check a raw (YAML/dict) spec against the dataclass tree before OmegaConf sees it.
+"""Check a raw (YAML/dict) spec against the dataclass tree, then build the dataclasses from it.
 
-OmegaConf stops at the first bad key; this walker visits every key, so one load reports every unknown
-key, wrong type and unfilled `<placeholder>` at once. It returns a cleaned copy holding only values that
-fit their fields (coerced: ints to floats, 'true' to True, enum case for `ignore_case` fields, null to
-"" for strings), which OmegaConf can then merge without raising.
+The walker visits every key, so one load reports every unknown key, wrong type and unfilled
+`<placeholder>` at once (`${...}` interpolations are resolved before it, stereo.config.interpolation). It
+returns a cleaned copy holding only values that fit their fields, converted to the field's exact type
+(ints to floats, 'true' to True, enum case for `ignore_case` fields, null to "" for strings); `build`
+turns that copy into the typed spec, every key it does not set keeping its dataclass default (no spec
+field is required).
 """
 from __future__ import annotations
 
@@ -34,6 +36,22 @@ def check_raw(raw: Dict[str, Any], spec_type: type, *, file: Optional[str] = Non
     out = Checked({}, [], set())
     out.data = _walk_section(raw, spec_type, (), spec_type, out, file)
     return out
+
+
+def build(cls: type, data: Dict[str, Any]) -> Any:
+    """The dataclass `cls` from `check_raw(...).data` (sections as dicts, lists of sections as lists)."""
+    hints = _hints(cls)
+    return cls(**{key: _build_value(_unwrap(hints[key]), value) for key, value in data.items()})
+
+
+def _build_value(tp: Any, value: Any) -> Any:
+    if value is None:
+        return None
+    if dataclasses.is_dataclass(tp):
+        return build(tp, value)
+    if typing.get_origin(tp) is list and dataclasses.is_dataclass(typing.get_args(tp)[0]):
+        return [build(typing.get_args(tp)[0], item) for item in value]
+    return value
 
 
 def _walk_section(raw: Any, cls: type, path: PathT, root: type, out: Checked, file: Optional[str]) -> Any:

@@ -1,27 +1,26 @@
 """Load a spec: YAML (or a dict) + `key=value` overrides -> typed dataclass, with every problem reported.
 
 Pipeline: read YAML with key lines -> apply overrides to the raw data (so they get the same checks) ->
-walk the raw data against the dataclasses (unknown keys, types, placeholders) -> OmegaConf.merge onto the
-structured defaults -> OmegaConf.to_object -> field checks -> cross-field checks. Errors raise one
-SpecError; warnings come back with the spec.
+resolve `${...}` interpolations (OmegaConf's only job here, stereo.config.interpolation) -> fill a
+non-train action's `model` block from its checkpoint's sidecar -> walk the raw data against the
+dataclasses (unknown keys, types, placeholders; stereo.config.coerce) -> build the dataclasses -> field
+checks -> cross-field checks. Errors raise one SpecError; warnings come back with the spec.
 """
 from __future__ import annotations
 
 import copy
 import dataclasses
-import functools
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Set, Union
 
 import yaml
-from omegaconf import OmegaConf
-from omegaconf.errors import OmegaConfBaseException
 
 from stereo.atomic_io import atomic_write_text
-from stereo.config.coerce import check_raw
+from stereo.config.coerce import build, check_raw
 from stereo.config.errors import Problem, SpecError, missing_value
+from stereo.config.interpolation import resolve_interpolations
 from stereo.config.model_source import fill_model_block
 from stereo.config.source_lines import line_of, parse_key, read_yaml_with_lines, render_key
 from stereo.config.spec import ExperimentSpec
@@ -68,17 +67,14 @@ def resolve_spec(source: Source, overrides: Sequence[str] = (), *, spec_type: ty
     overridden: Set[str] = set()
     for text in overrides:
         problems += _apply_override(raw, text, overridden)
+    raw, unresolved = resolve_interpolations(raw, spec_type)
+    problems += unresolved
     filled = fill_model_block(raw, action) if spec_type is ExperimentSpec else None
     checked = check_raw(raw, spec_type)
     problems += checked.problems + (filled.problems if filled else [])
     if filled:  # taken from the checkpoint/ONNX sidecar, not written by the user
         checked.explicit -= filled.keys
-    try:
-        spec = OmegaConf.to_object(OmegaConf.merge(_structured_defaults(spec_type), checked.data))
-    except OmegaConfBaseException as exc:  # the walker should prevent this; report it the same way
-        key = getattr(exc, "full_key", "") or ""
-        problems.append(Problem(key, missing_value(), str(exc).splitlines()[0], "fix this key"))
-        raise SpecError(locate_problems(problems, file, lines, overridden)) from None
+    spec = build(spec_type, checked.data)
     problems += check_fields(spec)
     if isinstance(spec, ExperimentSpec):
         problems += check_cross_fields(spec, explicit=checked.explicit, action=action)
@@ -88,12 +84,6 @@ def resolve_spec(source: Source, overrides: Sequence[str] = (), *, spec_type: ty
     if any(p.is_error for p in problems):
         raise SpecError(problems)
     return ResolvedSpec(spec, problems, file)
-
-
-@functools.lru_cache(maxsize=None)
-def _structured_defaults(spec_type: type) -> Any:
-    """Building the structured config is the slow part of a load; merge() copies it, so one per type."""
-    return OmegaConf.structured(spec_type)
 
 
 def locate_problems(problems: List[Problem], file: Optional[str], lines: Dict[str, int],

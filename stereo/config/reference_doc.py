@@ -21,6 +21,19 @@ extensions. Load a spec with `depth_net validate -e spec.yaml [key=value ...]`: 
 out-of-range values, unfilled `<placeholders>` and cross-field mistakes are all reported at once, one line
 each with `file:line`, the key, the value and the fix.
 
+## Interpolation
+
+Any value may refer to another key with OmegaConf's `${...}` syntax; references are resolved first, then
+the result is checked like a written value. `max_steps: ${train.num_epochs}` copies the number (a value
+that is exactly one `${key}` keeps the referenced type; a whole section or list may be copied too, e.g.
+`val_dataset.data_sources: ${dataset.train_dataset.data_sources}`); `results_dir:
+/runs/${model.model_type}-${model.encoder}` builds a string. A reference sees the values the file and
+its `key=value` overrides write, else the field's default (not the `model.*` values a non-train action
+fills from its checkpoint). OmegaConf's resolvers work too: `${oc.env:DATA_ROOT}` reads an environment
+variable (a string; wrap it as `${oc.decode:${oc.env:N}}` for a number). A missing key, a cycle, an
+unknown resolver or bad syntax is one error on the key that holds the reference. The saved
+`experiment.yaml` and `depth_net validate` show the resolved values.
+
 "Search" = `automl_enabled` in the train schema (only the training split's augmentation is searchable).
 Numbers in ranges are inclusive. `/ 32` = must be a multiple of 32.
 """

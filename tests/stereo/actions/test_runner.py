@@ -173,3 +173,32 @@ def test_unusable_results_dir_is_bad_input(tmp_path):
     (tmp_path / "file").write_text("x")
     with pytest.raises(ActionError, match="file system error"):
         run_action("train", SPEC, tmp_path / "file", lambda ctx: ActionResult())
+
+
+# --- typed specs --------------------------------------------------------------------------------
+@pytest.mark.parametrize("entry", ["train:train", "evaluate:evaluate", "inference:inference", "export:export",
+                                   "gen_trt_engine:gen_trt_engine", "deploy_eval:evaluate",
+                                   "deploy_eval:inference"])
+def test_an_action_given_a_dict_says_to_load_the_spec(entry, tmp_path, monkeypatch):
+    import importlib
+
+    module, name = entry.split(":")
+    action = getattr(importlib.import_module(f"stereo.actions.{module}"), name)
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(TypeError) as info:
+        action({**SPEC, "results_dir": str(tmp_path / "out")}, tracker=False)
+    assert str(info.value) == (f"{name}() takes an ExperimentSpec, got dict; make one with stereo.config.load."
+                               f"load_spec(path_or_dict, action='{name}') (it checks every key)")
+    assert list(tmp_path.iterdir()) == []  # nothing written
+
+
+@pytest.mark.parametrize("entry, spec_type", [("convert:convert", "ConvertConfig"),
+                                              ("init_checkpoint:init_checkpoint", "InitCheckpointConfig")])
+def test_a_flat_spec_action_given_a_path_names_its_spec_type(entry, spec_type, tmp_path):
+    import importlib
+
+    module, name = entry.split(":")
+    action = getattr(importlib.import_module(f"stereo.actions.{module}"), name)
+    with pytest.raises(TypeError, match=rf"^{name}\(\) takes an? {spec_type}, got str; make one with "
+                                        rf"stereo\.config\.load\.load_spec\(path_or_dict, spec_type={spec_type}\)"):
+        action(str(tmp_path / "spec.yaml"), tracker=False)
