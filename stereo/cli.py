@@ -21,6 +21,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence
 from stereo.errors import EXIT_OK, exit_code_of  # tiny: no heavy import before the first line
 
 EXPERIMENT_SPEC = "stereo.config.spec:ExperimentSpec"
+PARENT_ACTIONS = ("evaluate", "inference", "export", "gen_trt_engine")  # stereo.actions.parent.FEEDS
 
 
 @dataclass(frozen=True)
@@ -118,6 +119,12 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--debug", action="store_true", help="print the full traceback on failure")
         p.add_argument("--deep", action="store_true", help="pre-flight: open and decode the files of every "
                        "annotation line, not only the first ones")
+        if name in PARENT_ACTIONS:
+            p.add_argument("--parent", metavar="RUN_ID|FOLDER", help="the step before this one (TAO's "
+                           "parent_job_id): an MLflow run id or results folder of a train, export or "
+                           "gen_trt_engine step; this action reads its published file (train: dn_model_best; "
+                           "export: the ONNX; gen_trt_engine: the engine) and nests under its flow. A key=value "
+                           "for the same key wins. stereo/actions/parent.py")
         if name == "validate":
             choices = [a for a in ACTIONS if a != "validate"]
             p.add_argument("--action", dest="check_action", choices=choices, metavar="ACTION",
@@ -180,6 +187,17 @@ def _run(args: argparse.Namespace, action: Action) -> int:
         spec_type = ACTIONS[check].spec_type
     from stereo.actions.preflight import preflight  # torch-free: answered before any heavy import
 
+    parent_flow = None
+    if getattr(args, "parent", None):  # before the spec: the parent's file becomes an override
+        from stereo.actions.parent import resolve_parent, store_for, with_parent
+
+        found = resolve_parent(args.parent, args.action, store_for(args.experiment_spec, args.overrides))
+        args.overrides, notes = with_parent(found, args.overrides)
+        for line in notes + [f"depth_net {args.action}: --parent {found.ref} is a {found.action} step: "
+                             + " ".join(a for a in found.argv() if a in args.overrides)]:
+            print(line, file=sys.stderr)
+        parent_flow = found.flow_run_id
+
     def disk_checks(spec: Any) -> List[Any]:
         return preflight(spec, check, deep=args.deep)
 
@@ -188,9 +206,14 @@ def _run(args: argparse.Namespace, action: Action) -> int:
     for warning in resolved.warnings:
         print(warning.render(), file=sys.stderr)
     run_action_fn = _import(action.function, f"depth_net {args.action}")
-    from stereo.actions.flow import FLOW_ACTIONS, flow_parent  # light: no torch, MLflow only when it runs
+    from stereo.actions.flow import FLOW_ACTIONS, FLOW_ENV, flow_parent  # light: no torch, MLflow only when it runs
 
-    parent = flow_parent(resolved.spec, args.action) if args.action in FLOW_ACTIONS else None
+    import os
+
+    if parent_flow and not os.environ.get(FLOW_ENV):  # the parent step's flow, unless the user chose one
+        parent = parent_flow
+    else:
+        parent = flow_parent(resolved.spec, args.action) if args.action in FLOW_ACTIONS else None
     result = run_action_fn(resolved.spec, parent_run_id=parent) if parent else run_action_fn(resolved.spec)
     _print_result(result)
     return EXIT_OK
