@@ -65,6 +65,14 @@ ACTIONS: Dict[str, Action] = {
     "gen_trt_engine": Action("stereo.actions.gen_trt_engine:gen_trt_engine", "Build a TensorRT engine from the "
                              "exported ONNX (GPU host + the stereo-automl[tensorrt] extra); precision and "
                              "min/opt/max profiles are checked before the build."),
+    "flow": Action("stereo.actions.chain:run_flow", "Run TAO's seven-action chain in one command: train -> "
+                   "evaluate -> inference -> export -> gen_trt_engine -> deploy inference -> deploy evaluate (or "
+                   "the deploy-only six from flow.yaml's checkpoint), each step reading its input from the one "
+                   "before (--parent), all nested under one MLflow flow run with the pyt-vs-deploy drift on it. "
+                   "-e takes a flow spec (results_dir, spec, overrides, checkpoint, steps.<step>.{spec, "
+                   "overrides}); every step's spec is checked first; a rerun skips the steps already SUCCESS. "
+                   "Without TensorRT the deploy steps run the ONNX with ONNX Runtime. docs/deploy.md",
+                   spec_type="flow"),
 }
 
 EPILOG = """\
@@ -126,7 +134,7 @@ def build_parser() -> argparse.ArgumentParser:
                            "export: the ONNX; gen_trt_engine: the engine) and nests under its flow. A key=value "
                            "for the same key wins. stereo/actions/parent.py")
         if name == "validate":
-            choices = [a for a in ACTIONS if a != "validate"]
+            choices = [a for a in ACTIONS if a not in ("validate", "flow")]
             p.add_argument("--action", dest="check_action", choices=choices, metavar="ACTION",
                            help=f"also check what ACTION needs, one of: {', '.join(choices)} (e.g. --action "
                                 "evaluate requires dataset.test_dataset and a checkpoint; --action convert "
@@ -148,6 +156,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     # train: Lightning's own SIGTERM handling ends the fit at the next batch
     previous = _end_like_ctrl_c_on(signal.SIGTERM, signal.SIGHUP) if args.action != "train" else {}
     try:
+        if args.action == "flow":  # a list of actions: each step is this main() again
+            from stereo.actions.chain import run_flow
+
+            return run_flow(args.experiment_spec, args.overrides, run_step=main)
         return _run(args, action)
     except KeyboardInterrupt as exc:  # Ctrl-C or SIGTERM/SIGHUP: status.json and MLflow already record it
         print(f"depth_net {args.action}: interrupted ({exc or 'SIGINT'}); its status.json and MLflow run "
