@@ -107,6 +107,8 @@ start here:
   depth_net validate -e spec.yaml --action train     check a spec before a long run
   depth_net convert -e convert.yaml                  annotation files for a dataset folder
   depth_net train -e spec.yaml results_dir=/results  train; then evaluate / export with the same spec
+  depth_net export -e spec.yaml --parent /results/train   a step reads its parent step's file (run id or folder)
+  depth_net flow -e flow.yaml                        train -> ... -> deploy evaluate in one command (docs/deploy.md)
 """
 
 
@@ -121,8 +123,8 @@ def build_parser() -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=action.help, description=textwrap.fill(action.help, 100), epilog=EPILOG,
                            formatter_class=argparse.RawDescriptionHelpFormatter)
         p.add_argument("-e", "--experiment_spec", required=name != "init-checkpoint", metavar="SPEC.yaml",
-                       help="the spec file: the flat convert spec for convert, else the TAO depth_net "
-                            "layout (docs/spec_reference.md)")
+                       help="the spec file: the flat convert spec for convert, the flow spec for flow "
+                            "(docs/deploy.md), else the TAO depth_net layout (docs/spec_reference.md)")
         p.add_argument("overrides", nargs="*", metavar="key=value", help="spec overrides (see below)")
         p.add_argument("--debug", action="store_true", help="print the full traceback on failure")
         p.add_argument("--deep", action="store_true", help="pre-flight: open and decode the files of every "
