@@ -161,7 +161,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         if args.action == "flow":  # a list of actions: each step is this main() again
             from stereo.actions.chain import run_flow
 
-            return run_flow(args.experiment_spec, args.overrides, run_step=main)
+            flags = [f for f, on in (("--deep", args.deep), ("--debug", args.debug)) if on]
+            return run_flow(args.experiment_spec, args.overrides, run_step=lambda argv: main(argv + flags))
         return _run(args, action)
     except KeyboardInterrupt as exc:  # Ctrl-C or SIGTERM/SIGHUP: status.json and MLflow already record it
         print(f"depth_net {args.action}: interrupted ({exc or 'SIGINT'}); its status.json and MLflow run "
@@ -203,11 +204,11 @@ def _run(args: argparse.Namespace, action: Action) -> int:
 
     parent_flow = None
     if getattr(args, "parent", None):  # before the spec: the parent's file becomes an override
-        from stereo.actions.parent import resolve_parent, store_for, with_parent
+        from stereo.actions.parent import article, resolve_parent, store_for, with_parent
 
         found = resolve_parent(args.parent, args.action, store_for(args.experiment_spec, args.overrides))
         args.overrides, notes = with_parent(found, args.overrides)
-        for line in notes + [f"depth_net {args.action}: --parent {found.ref} is a {found.action} step: "
+        for line in notes + [f"depth_net {args.action}: --parent {found.ref} is {article(found.action)} step: "
                              + " ".join(a for a in found.argv() if a in args.overrides)]:
             print(line, file=sys.stderr)
         parent_flow = found.flow_run_id

@@ -63,6 +63,10 @@ class Parent:
         return [f"{k}={v}" for k, v in self.overrides.items()]
 
 
+def article(action: str) -> str:
+    return f"an {action}" if action[0] in "aeiou" else f"a {action}"
+
+
 def _fail(ref: str, child: str, why: str, fix: str) -> BadInputError:
     return BadInputError(f"--parent {ref}: {why}; {fix} (depth_net {child} --help)")
 
@@ -193,8 +197,8 @@ def resolve_parent(ref: str, child: str, store: str) -> Parent:
                     "pass the parent step's folder (e.g. <results_dir>/train) or its run id")
     if child not in FEEDS.get(action, {}):
         feeders = [a for a, feeds in FEEDS.items() if child in feeds]
-        raise _fail(ref, child, f"is a {action} step, which gives {child} nothing",
-                    f"pass a {' or '.join(feeders)} step")
+        raise _fail(ref, child, f"is {article(action)} step, which gives {child} nothing",
+                    f"pass {' or '.join(article(f) for f in feeders)} step")
     status = _last_status(folder)
     if status != "SUCCESS":
         raise _fail(ref, child, f"its {action} step in {folder} ended {status or 'without a status.json'}",

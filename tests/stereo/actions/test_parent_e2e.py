@@ -157,8 +157,8 @@ def test_an_explicit_key_value_wins_over_the_parent(job, capsys, tmp_path):
 @pytest.mark.parametrize("action, parent, message", [
     ("evaluate", "0123456789abcdef0123456789abcdef", "no such run in the MLflow store"),
     ("evaluate", "/no/such/folder", "neither an existing results folder nor an MLflow run id"),
-    ("export", "{export}", "is a export step, which gives export nothing; pass a train step"),
-    ("gen_trt_engine", "{train}", "is a train step, which gives gen_trt_engine nothing; pass a export step"),
+    ("export", "{export}", "is an export step, which gives export nothing; pass a train step"),
+    ("gen_trt_engine", "{train}", "is a train step, which gives gen_trt_engine nothing; pass an export step"),
     ("evaluate", "{flow}", "run {flow} is a 'flow' run"),
 ])
 def test_a_bad_parent_is_one_line_exit_2_before_any_work(job, capsys, tmp_path, action, parent, message):
@@ -178,3 +178,32 @@ def test_a_parent_that_did_not_succeed_is_refused(job, capsys, tmp_path):
     (failed / "status.json").write_text(json.dumps({"status": "FAILURE", "message": "x"}) + "\n")
     assert main(["evaluate", "-e", str(job["spec"]), "--parent", str(failed)]) == 2
     assert "ended FAILURE; rerun depth_net train there first" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("way", ["folder", "run_id"])
+def test_gen_trt_engine_reads_the_onnx_of_its_export_parent(job, capsys, tmp_path, way):
+    from stereo.actions.parent import resolve_parent
+
+    parent = str(job["results"] / "export") if way == "folder" else job["export_run"]
+    found = resolve_parent(parent, "gen_trt_engine", job["store"])
+    onnx = job["results"] / "export" / "tiny.onnx"
+    assert found.action == "export" and found.argv() == [f"gen_trt_engine.onnx_file={onnx}"]
+    assert found.flow_run_id == job["flow"]
+
+
+def test_a_gen_trt_engine_folder_gives_the_deploy_actions_its_engine(job, tmp_path):
+    """No TensorRT here to build one: the folder is laid out as gen_trt_engine publishes it."""
+    from stereo.actions.parent import resolve_parent
+
+    folder = tmp_path / "gen_trt_engine"
+    folder.mkdir()
+    engine = folder / "tiny.fp16.engine"
+    engine.write_bytes(b"plan")
+    (folder / "status.json").write_text(json.dumps({"status": "SUCCESS"}) + "\n")
+    (folder / "experiment.yaml").write_text(yaml.safe_dump({"gen_trt_engine": {"trt_engine": ""}}))
+    ckpt = job["results"] / "train" / "dn_model_best.safetensors"
+    (folder / "tiny.fp16.engine.json").write_text(json.dumps({"onnx": {"source_checkpoint": {"path": str(ckpt)}}}))
+    found = resolve_parent(str(folder), "evaluate", job["store"])
+    assert found.action == "gen_trt_engine"
+    assert found.argv() == [f"evaluate.trt_engine={engine}", f"evaluate.checkpoint={ckpt}"]
+    assert resolve_parent(str(folder), "inference", job["store"]).argv() == [f"inference.trt_engine={engine}"]
