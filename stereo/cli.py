@@ -21,6 +21,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence
 from stereo.errors import EXIT_OK, exit_code_of  # tiny: no heavy import before the first line
 
 EXPERIMENT_SPEC = "stereo.config.spec:ExperimentSpec"
+PARENT_ACTIONS = ("evaluate", "inference", "export", "gen_trt_engine")  # stereo.actions.parent.FEEDS
 
 
 @dataclass(frozen=True)
@@ -64,6 +65,14 @@ ACTIONS: Dict[str, Action] = {
     "gen_trt_engine": Action("stereo.actions.gen_trt_engine:gen_trt_engine", "Build a TensorRT engine from the "
                              "exported ONNX (GPU host + the stereo-automl[tensorrt] extra); precision and "
                              "min/opt/max profiles are checked before the build."),
+    "flow": Action("stereo.actions.chain:run_flow", "Run TAO's seven-action chain in one command: train -> "
+                   "evaluate -> inference -> export -> gen_trt_engine -> deploy inference -> deploy evaluate (or "
+                   "the deploy-only six from flow.yaml's checkpoint), each step reading its input from the one "
+                   "before (--parent), all nested under one MLflow flow run with the pyt-vs-deploy drift on it. "
+                   "-e takes a flow spec (results_dir, spec, overrides, checkpoint, steps.<step>.{spec, "
+                   "overrides}); every step's spec is checked first; a rerun skips the steps already SUCCESS. "
+                   "Without TensorRT the deploy steps run the ONNX with ONNX Runtime. docs/deploy.md",
+                   spec_type="flow"),
 }
 
 EPILOG = """\
@@ -98,6 +107,8 @@ start here:
   depth_net validate -e spec.yaml --action train     check a spec before a long run
   depth_net convert -e convert.yaml                  annotation files for a dataset folder
   depth_net train -e spec.yaml results_dir=/results  train; then evaluate / export with the same spec
+  depth_net export -e spec.yaml --parent /results/train   a step reads its parent step's file (run id or folder)
+  depth_net flow -e flow.yaml                        train -> ... -> deploy evaluate in one command (docs/deploy.md)
 """
 
 
@@ -112,14 +123,20 @@ def build_parser() -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=action.help, description=textwrap.fill(action.help, 100), epilog=EPILOG,
                            formatter_class=argparse.RawDescriptionHelpFormatter)
         p.add_argument("-e", "--experiment_spec", required=name != "init-checkpoint", metavar="SPEC.yaml",
-                       help="the spec file: the flat convert spec for convert, else the TAO depth_net "
-                            "layout (docs/spec_reference.md)")
+                       help="the spec file: the flat convert spec for convert, the flow spec for flow "
+                            "(docs/deploy.md), else the TAO depth_net layout (docs/spec_reference.md)")
         p.add_argument("overrides", nargs="*", metavar="key=value", help="spec overrides (see below)")
         p.add_argument("--debug", action="store_true", help="print the full traceback on failure")
         p.add_argument("--deep", action="store_true", help="pre-flight: open and decode the files of every "
                        "annotation line, not only the first ones")
+        if name in PARENT_ACTIONS:
+            p.add_argument("--parent", metavar="RUN_ID|FOLDER", help="the step before this one (TAO's "
+                           "parent_job_id): an MLflow run id or results folder of a train, export or "
+                           "gen_trt_engine step; this action reads its published file (train: dn_model_best; "
+                           "export: the ONNX; gen_trt_engine: the engine) and nests under its flow. A key=value "
+                           "for the same key wins. stereo/actions/parent.py")
         if name == "validate":
-            choices = [a for a in ACTIONS if a != "validate"]
+            choices = [a for a in ACTIONS if a not in ("validate", "flow")]
             p.add_argument("--action", dest="check_action", choices=choices, metavar="ACTION",
                            help=f"also check what ACTION needs, one of: {', '.join(choices)} (e.g. --action "
                                 "evaluate requires dataset.test_dataset and a checkpoint; --action convert "
@@ -141,6 +158,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     # train: Lightning's own SIGTERM handling ends the fit at the next batch
     previous = _end_like_ctrl_c_on(signal.SIGTERM, signal.SIGHUP) if args.action != "train" else {}
     try:
+        if args.action == "flow":  # a list of actions: each step is this main() again
+            from stereo.actions.chain import run_flow
+
+            flags = [f for f, on in (("--deep", args.deep), ("--debug", args.debug)) if on]
+            return run_flow(args.experiment_spec, args.overrides, run_step=lambda argv: main(argv + flags))
         return _run(args, action)
     except KeyboardInterrupt as exc:  # Ctrl-C or SIGTERM/SIGHUP: status.json and MLflow already record it
         print(f"depth_net {args.action}: interrupted ({exc or 'SIGINT'}); its status.json and MLflow run "
@@ -180,6 +202,17 @@ def _run(args: argparse.Namespace, action: Action) -> int:
         spec_type = ACTIONS[check].spec_type
     from stereo.actions.preflight import preflight  # torch-free: answered before any heavy import
 
+    parent_flow = None
+    if getattr(args, "parent", None):  # before the spec: the parent's file becomes an override
+        from stereo.actions.parent import article, resolve_parent, store_for, with_parent
+
+        found = resolve_parent(args.parent, args.action, store_for(args.experiment_spec, args.overrides))
+        args.overrides, notes = with_parent(found, args.overrides)
+        for line in notes + [f"depth_net {args.action}: --parent {found.ref} is {article(found.action)} step: "
+                             + " ".join(a for a in found.argv() if a in args.overrides)]:
+            print(line, file=sys.stderr)
+        parent_flow = found.flow_run_id
+
     def disk_checks(spec: Any) -> List[Any]:
         return preflight(spec, check, deep=args.deep)
 
@@ -188,9 +221,14 @@ def _run(args: argparse.Namespace, action: Action) -> int:
     for warning in resolved.warnings:
         print(warning.render(), file=sys.stderr)
     run_action_fn = _import(action.function, f"depth_net {args.action}")
-    from stereo.actions.flow import FLOW_ACTIONS, flow_parent  # light: no torch, MLflow only when it runs
+    from stereo.actions.flow import FLOW_ACTIONS, FLOW_ENV, flow_parent  # light: no torch, MLflow only when it runs
 
-    parent = flow_parent(resolved.spec, args.action) if args.action in FLOW_ACTIONS else None
+    import os
+
+    if parent_flow and not os.environ.get(FLOW_ENV):  # the parent step's flow, unless the user chose one
+        parent = parent_flow
+    else:
+        parent = flow_parent(resolved.spec, args.action) if args.action in FLOW_ACTIONS else None
     result = run_action_fn(resolved.spec, parent_run_id=parent) if parent else run_action_fn(resolved.spec)
     _print_result(result)
     return EXIT_OK

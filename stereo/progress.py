@@ -59,7 +59,7 @@ def _results_dir(action: str, spec_file: str | None, overrides: Sequence[str]) -
         return "(none: validate writes nothing)"
     if not root:
         return "(not set)"
-    return str(root if action == "convert" else Path(str(root)) / action)
+    return str(root if action in ("convert", "flow") else Path(str(root)) / action)  # flow: <root>/<step>
 
 
 def progress(items: Iterable[T], *, total: int | None, desc: str, unit: str = "img") -> Iterator[T]:

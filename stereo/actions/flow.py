@@ -100,3 +100,20 @@ def flow_parent(spec: Any, action: str, tracker: Any = None) -> Optional[str]:
         warnings.warn(f"{action}: runs not grouped into a flow ({type(exc).__name__}: {exc})", RuntimeWarning,
                       stacklevel=2)
         return None
+
+
+def folder_flow(folder: Path, tracker: Any = None) -> Optional[str]:
+    """The flow run of results folder `folder` (its flow.json, else a new one): what `depth_net flow` nests
+    every step under. None when tracking is unavailable (a warning says why)."""
+    from stereo.tracking.mlflow_tracker import default_tracker
+
+    try:
+        tracker = default_tracker(folder, tracker)
+        if tracker is None:
+            return None
+        folder = Path(folder).expanduser().resolve()
+        return _recorded_flow(tracker, folder) or _new_flow(tracker, folder)
+    except Exception as exc:  # noqa: BLE001 - grouping runs must never stop the flow
+        warnings.warn(f"depth_net flow: steps not grouped into a flow run ({type(exc).__name__}: {exc})",
+                      RuntimeWarning, stacklevel=2)
+        return None
