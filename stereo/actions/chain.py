@@ -115,7 +115,8 @@ def load_flow(path: str, overrides: Sequence[str] = ()) -> FlowPlan:
         if not where(spec).is_file():
             raise _bad(file, f"steps.{name}.spec" if own.get("spec") else "spec", f"{where(spec)} does not exist",
                        "fix the path (relative paths are relative to the flow file)")
-        steps.append(Step(name, where(spec), common + _overrides(file, f"steps.{name}.overrides", own.get("overrides"))))
+        own_overrides = _overrides(file, f"steps.{name}.overrides", own.get("overrides"))
+        steps.append(Step(name, where(spec), common + own_overrides))
     return FlowPlan(file, where(raw["results_dir"]), checkpoint, steps)
 
 
