@@ -13,7 +13,7 @@ import argparse
 import sys
 from typing import Optional, Sequence
 
-from automl.errors import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK, LaunchError, exit_code_of
+from automl.errors import EXIT_BAD_INPUT, EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK, LaunchError, exit_code_of
 from automl.plan.configs import ALGORITHMS, SCHEDULERS, RunConfig, SearchConfig, TuneConfig
 from automl.plan.launch import LaunchPlan, build_plan, load_plan
 from automl.plan.review import review
@@ -104,8 +104,15 @@ def _run_parser(sub) -> argparse.ArgumentParser:
     return p
 
 
+class _Parser(argparse.ArgumentParser):
+    """A bad option is one line (not argparse's usage block) and exit 2, like every other bad input."""
+
+    def error(self, message):
+        self.exit(EXIT_BAD_INPUT, f"{self.prog}: error: {message}; see `{self.prog} --help`\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="automl", description="AutoML for stereo-depth networks: the policy "
+    parser = _Parser(prog="automl", description="AutoML for stereo-depth networks: the policy "
                                      "decides sweep or plain training, then Ray Tune + Optuna sweep it, tracked in "
                                      "MLflow, resumable after any interruption.")
     sub = parser.add_subparsers(dest="command", required=True)

@@ -125,7 +125,11 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("-e", "--experiment_spec", required=name != "init-checkpoint", metavar="SPEC.yaml",
                        help="the spec file: the flat convert spec for convert, the flow spec for flow "
                             "(docs/deploy.md), else the TAO depth_net layout (docs/spec_reference.md)")
-        p.add_argument("overrides", nargs="*", metavar="key=value", help="spec overrides (see below)")
+        p.add_argument("overrides", nargs="*", metavar="key=value",
+                       help="flow spec keys: results_dir=DIR, spec=FILE, checkpoint=FILE, and "
+                            "'overrides=[train.num_epochs=2, ...]' for every step (a step's own: "
+                            "steps.<step>.overrides in the flow file; docs/deploy.md)" if name == "flow"
+                       else "spec overrides (see below)")
         p.add_argument("--debug", action="store_true", help="print the full traceback on failure")
         p.add_argument("--deep", action="store_true", help="pre-flight: open and decode the files of every "
                        "annotation line, not only the first ones")

@@ -28,6 +28,8 @@ from typing import Any
 
 import torch
 
+from stereo.errors import BadInputError
+
 D1_ABS_THRESHOLD = 3.0
 D1_REL_THRESHOLD = 0.05
 POOLED_SUFFIX = "_pooled"
@@ -248,3 +250,27 @@ def find_metric(metrics: Mapping[str, Any], name: str) -> Any:
     if len(hits) > 1:
         raise ValueError(f"metric {name!r} is ambiguous: {sorted(hits)}; ask for one of them by its full key")
     return metrics[hits[0]]
+
+
+#: the checkpointer's / a sweep's objective: a validation metric, logged under "val/"
+MONITOR_MODES = ("min", "max")
+MONITOR_NAMESPACE = "val/"
+
+
+def monitor_key(monitor: str) -> str:
+    """'epe' or 'val/epe' -> 'val/epe' (the key Lightning logs validation metrics under)."""
+    name = str(monitor).strip()
+    bare = name[len(MONITOR_NAMESPACE):] if name.startswith(MONITOR_NAMESPACE) else name
+    known = [*StereoMetrics(1).metric_names, "loss"]
+    known += [k + POOLED_SUFFIX for k in known if k != "loss"]
+    if bare not in known:
+        raise BadInputError(f"train monitor={monitor!r} is not a validation metric; use one of "
+                            f"{known} (with or without the 'val/' prefix)")
+    return MONITOR_NAMESPACE + bare
+
+
+def check_monitor(monitor: str, mode: str) -> str:
+    """The normalised monitor key; raises BadInputError for an unknown metric or mode."""
+    if mode not in MONITOR_MODES:
+        raise BadInputError(f"train monitor_mode={mode!r}; use 'min' (lower is better, e.g. epe) or 'max'.")
+    return monitor_key(monitor)

@@ -109,6 +109,7 @@ class RunConfig:
     experiment: str = "depth_net"
 
     def __post_init__(self):
-        if self.cpus_per_trial <= 0 or (self.gpus_per_trial is not None and self.gpus_per_trial < 0):
-            raise LaunchError(f"--cpus-per-trial {self.cpus_per_trial} must be > 0 and --gpus-per-trial "
-                              f"{self.gpus_per_trial} >= 0")
+        if self.cpus_per_trial <= 0:
+            raise LaunchError(f"--cpus-per-trial {self.cpus_per_trial:g} must be > 0 (e.g. 1)")
+        if self.gpus_per_trial is not None and self.gpus_per_trial < 0:
+            raise LaunchError(f"--gpus-per-trial {self.gpus_per_trial:g} must be >= 0 (0: CPU trials)")

@@ -330,8 +330,11 @@ def _examine_search(plan: LaunchPlan, skill: Skill, search: SearchConfig, overri
         plan.dead, plan.caveats = check_dead(resolved, shape.total_steps, space.to_dict()["parameters"])
         if plan.dead and not plan.keep_dead_params:
             if len(plan.dead) == len(space):
-                return NothingToSearch("every searched parameter is dead in this run (it cannot change the result)",
-                                       "; ".join(f"{n}: {why}" for n, why in plan.dead.items()),
+                fixed = ", ".join(f"{n} fixed at {v}" for n, v in plan.fixed.items())
+                what = ("every searched parameter is fixed by your overrides or dead in this run" if fixed else
+                        "every searched parameter is dead in this run (it cannot change the result)")
+                return NothingToSearch(what, "; ".join([*([fixed] if fixed else []),
+                                                        *(f"{n}: {why}" for n, why in plan.dead.items())]),
                                        fix="--keep-dead-params to sweep them anyway")
             dead_fixed = plan.dead_fixed(known)
             parsed, space = _search_space(skill, schema, search.search_space, {**plan.fixed, **dead_fixed}, known)
@@ -351,6 +354,14 @@ def _settle_search(plan: LaunchPlan, search: SearchConfig, tune: TuneConfig, fou
         plan.space["notes"].append("no search_spaces/*.yaml for this skill: the schema's automl_default_parameters "
                                    "with schema ranges")
         plan.metric, plan.mode = search.metric or "val/epe", search.mode or "min"
+    from stereo.errors import BadInputError
+    from stereo.metrics import check_monitor
+
+    try:  # a typo here would otherwise fail every trial after the sweep has trained it
+        check_monitor(plan.metric, plan.mode)
+    except BadInputError as exc:
+        where = "--metric" if search.metric else f"{parsed.path}: metric" if parsed is not None else "the metric"
+        raise LaunchError(f"{where}: {exc}".replace("train monitor=", "")) from None
     weighted = [n for n, d in plan.space["parameters"].items() if d.get("weights")]
     if weighted:
         plan.space["notes"].append(f"option_weights of {', '.join(weighted)} are NOT applied by --algorithm "

@@ -144,8 +144,9 @@ def _step_folder(ref: str, child: str, root: Path) -> tuple[Path, str]:
     if candidates:
         raise _fail(ref, child, f"the results folder holds several steps that can feed {child} "
                     f"({', '.join(c.name for c in candidates)})", f"pass one of them, e.g. --parent {candidates[-1]}")
+    example = "export" if child == "gen_trt_engine" else "train"  # only an export feeds gen_trt_engine
     raise _fail(ref, child, "is not the folder of a train, export or gen_trt_engine step",
-                "pass the step's folder (e.g. <results_dir>/train) or its MLflow run id")
+                f"pass the step's folder (e.g. <results_dir>/{example}) or its MLflow run id")
 
 
 def _flow_of_folder(folder: Path, store: str) -> Optional[str]:

@@ -68,7 +68,7 @@ def train(spec: ExperimentSpec, *, tracker: Any = None, parent_run_id: str | Non
     holder: dict[str, Any] = {}
 
     def body(ctx: ActionContext) -> ActionResult:
-        from stereo.training.tao_checkpoint import check_monitor
+        from stereo.metrics import check_monitor
 
         check_monitor(monitor, monitor_mode)  # before the model and data are built
 

@@ -36,6 +36,7 @@ import torch
 from pytorch_lightning.callbacks import Callback
 
 from stereo.errors import BadInputError
+from stereo.metrics import MONITOR_NAMESPACE, check_monitor
 from stereo.training.resume import (
     BEST,
     LATEST,
@@ -47,31 +48,6 @@ from stereo.training.resume import (
 
 SIDECAR_SUFFIX = ".json"
 PTH_SUFFIX = ".pth"  # TAO's checkpoint suffix: what the TAO skill chains into the next action
-MONITOR_MODES = ("min", "max")
-MONITOR_NAMESPACE = "val/"
-
-
-def monitor_key(monitor: str) -> str:
-    """'epe' or 'val/epe' -> 'val/epe' (the key Lightning logs validation metrics under)."""
-    from stereo.metrics import POOLED_SUFFIX, StereoMetrics
-
-    name = str(monitor).strip()
-    bare = name[len(MONITOR_NAMESPACE):] if name.startswith(MONITOR_NAMESPACE) else name
-    known = [*StereoMetrics(1).metric_names, "loss"]
-    known += [k + POOLED_SUFFIX for k in known if k != "loss"]
-    if bare not in known:
-        raise BadInputError(f"train monitor={monitor!r} is not a validation metric; use one of "
-                            f"{known} (with or without the 'val/' prefix)")
-    return MONITOR_NAMESPACE + bare
-
-
-def check_monitor(monitor: str, mode: str) -> str:
-    """The normalised monitor key; raises BadInputError for an unknown metric or mode."""
-    if mode not in MONITOR_MODES:
-        raise BadInputError(f"train monitor_mode={mode!r}; use 'min' (lower is better, e.g. epe) or 'max'.")
-    return monitor_key(monitor)
-
-
 def atomic_symlink(link: Path, target_name: str) -> None:
     """Point `link` at `target_name` (relative, same folder) by renaming a fresh symlink over it."""
     tmp = link.with_name(f".{link.name}.{os.getpid()}.tmp")

@@ -75,3 +75,22 @@ def test_policy_off_dry_run_is_plain(tmp_path, capsys, sweep_overrides):
 def test_ui_subcommand_is_delegated():
     out = subprocess.run([sys.executable, "-m", "automl.cli", "ui", "--help"], capture_output=True, text=True)
     assert out.returncode == 0 and "automl ui" in out.stdout
+
+
+def test_a_mistyped_metric_is_refused_before_any_trial(tmp_path, capsys, sweep_overrides):
+    # it used to pass the review and fail every trial after Ray had trained it (exit 1, Ray tracebacks)
+    assert main(["run", "--skill", "tiny-demo", "--dry-run", "--no-probe", "--metric", "val/epee", "--output",
+                 str(tmp_path / "r"), *sweep_overrides(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("automl: error: --metric: 'val/epee' is not a validation metric; "
+                                               "use one of ["), err
+    assert not (tmp_path / "r").exists()
+
+
+def test_a_bad_option_value_is_one_line_not_the_usage_block():
+    done = subprocess.run([sys.executable, "-m", "automl.cli", "run", "--algorithm", "foo"], capture_output=True,
+                          text=True)
+    assert done.returncode == 2 and done.stdout == ""
+    lines = done.stderr.strip().splitlines()  # argparse quotes the choices differently across Python versions
+    assert len(lines) == 1 and lines[0].startswith("automl run: error: argument --algorithm: invalid choice: 'foo'")
+    assert "bayesian" in lines[0] and lines[0].endswith("; see `automl run --help`"), lines

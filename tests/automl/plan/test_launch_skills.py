@@ -116,7 +116,7 @@ def test_gpus_per_trial_are_reconciled_with_num_gpus(tmp_path, requested, num_gp
     (1.5, 1, 2, r"--gpus-per-trial 1.5: give a whole number of GPUs"),
     (1.0, 1, 0, r"--gpus-per-trial 1 but this machine has 0 GPU\(s\) visible, so no trial could start; pass "
                 r"--gpus-per-trial 0"),
-    (-1.0, 1, 0, r"--gpus-per-trial -1.0 >= 0"),
+    (-1.0, 1, 0, r"--gpus-per-trial -1 must be >= 0"),
 ])
 def test_contradicting_gpu_settings_are_refused_with_the_fix(tmp_path, requested, num_gpus, available, words):
     with pytest.raises(LaunchError, match=words):

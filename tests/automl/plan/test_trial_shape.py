@@ -183,7 +183,9 @@ def test_every_searched_key_dead_is_plain_with_auto_and_an_error_with_on(tmp_pat
     plan = build_plan(SearchConfig(skill="tiny-demo", overrides=overrides), where=RunConfig(output=str(tmp_path / "a")),
                       gpus_available=0)
     assert not plan.sweep
-    assert "every searched parameter is dead in this run" in " ".join(plan.decision.reasons)
+    reason = plan.decision.reasons[-1]  # the fixed key is named as fixed, not as dead
+    assert reason.startswith("every searched parameter is fixed by your overrides or dead in this run "
+                             "(train.optim.lr fixed at 1e-3; train.optim.lr_decay: "), reason
     with pytest.raises(LaunchError, match="--keep-dead-params to sweep them anyway"):
         build_plan(SearchConfig(skill="tiny-demo", overrides=overrides, policy="on"),
                    where=RunConfig(output=str(tmp_path / "b")), gpus_available=0)
