@@ -225,7 +225,9 @@ def _resume_hint(args: argparse.Namespace) -> str:
 
     folder = args.resume or args.output
     if folder and (Path(folder) / "launch.json").is_file():
-        return f"; resume with: automl run --resume {Path(folder).resolve()}"
+        from automl.commands import resume_command
+
+        return f"; resume with: {resume_command(Path(folder).resolve())}"
     return ""
 
 

@@ -36,7 +36,7 @@ LAYERS: list[tuple[str, ...]] = [
 RANK = {unit: rank for rank, units in enumerate(LAYERS) for unit in units}
 #: automl's layers, bottom first (automl imports any of stereo; stereo never imports automl)
 AUTOML_LAYERS: list[tuple[str, ...]] = [
-    ("errors",),                             # AutomlError / AutomlInputError on stereo's hierarchy
+    ("errors", "commands"),                  # the exit-coded errors; the commands we print to paste
     ("policy",),                             # the pure decision: sweep or plain, and why
     ("space",),                              # TAO's schema dialect -> a search space (Optuna's distributions)
     ("plan",),                               # skills, the three configs, the launch plan, pre-flight, the review

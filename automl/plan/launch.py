@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
+from automl.commands import resume_command
 from automl.errors import LaunchError
 from automl.plan.configs import WEIGHTS_IGNORED, RunConfig, SearchConfig, TuneConfig
 from automl.plan.resources import ResourceError, plan_gpus, visible_gpus
@@ -37,7 +38,6 @@ from automl.space.files import default_search_space_name, load_search_space, sea
 from automl.space.relations import as_number
 
 PLAN_FILE = "launch.json"
-RESUME_COMMAND = "automl run --resume {run_dir}"
 
 
 @dataclass
@@ -127,7 +127,7 @@ class LaunchPlan:
         return {n: str(known.get(n, "its default")) for n in self.dead}
 
     def resume_command(self) -> str:
-        return RESUME_COMMAND.format(run_dir=self.run_dir)
+        return resume_command(self.run_dir)
 
 
 def _relabel_dead(space: SearchSpace, dead_fixed: Dict[str, str], dead: Dict[str, str]) -> SearchSpace:

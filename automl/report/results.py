@@ -30,6 +30,7 @@ from typing import Any, Mapping, Optional, Sequence, TextIO
 
 import yaml
 
+from automl.commands import depth_net_command
 from automl.errors import AutomlInputError
 from automl.report.importance import ImportanceResult, param_importance
 from automl.tune.ledger import best_key
@@ -227,7 +228,7 @@ def _best_spec_yaml(spec: Mapping[str, Any], run_dir: Path, best: Mapping[str, A
     threads = _trial_threads(run_dir)
     env = f"OMP_NUM_THREADS={threads} " if threads else ""
     header = (f"# Best trial {best['trial_id']} of sweep {run_dir} ({metric} = {_fmt(best['score'])}).\n"
-              f"# Retrain: {env}depth_net train -e {run_dir / BEST_SPEC_FILE}\n"
+              f"# Retrain: {env}{depth_net_command(f'train -e {run_dir / BEST_SPEC_FILE}')}\n"
               "# (results_dir points at a fresh folder, not the trial's: that one would auto-resume)\n")
     if threads:
         header += (f"# The trial trained on the CPU with {threads} torch thread(s); another thread count changes "
@@ -314,9 +315,9 @@ def write_report(run_dir: str | os.PathLike, trials: Sequence[Mapping[str, Any]]
     written.append(results_path)
 
     if resume_command is None:
-        from automl.plan.launch import RESUME_COMMAND
+        from automl.commands import resume_command as resume_for
 
-        resume_command = RESUME_COMMAND.format(run_dir=run_dir)
+        resume_command = resume_for(run_dir)
     text = leaderboard(ranked, names, metric, mode, progress, resume_command, warnings)
     written.append(atomic_write_text(run_dir / LEADERBOARD_FILE, text))
     if stream is not None:

@@ -86,24 +86,14 @@ def ui_command(tracking_uri: Optional[str], run_dir: str | os.PathLike | None = 
     when the one on PATH belongs to this interpreter; else the script beside this interpreter (a `make`
     checkout's `.venv/bin/automl`, which is not on PATH); else `<python> -m automl.cli`."""
     import shlex
-    import shutil
+
+    from automl.commands import program as automl_program
 
     if tracking_uri and tracking_uri.startswith("sqlite:///"):
         store = str(Path(tracking_uri[len("sqlite:///"):]).parent)
     else:
         store = tracking_uri or str(run_dir or ".")
-    bindir = Path(executable).parent
-    on_path = shutil.which("automl")
-    if on_path and Path(on_path).parent.resolve() == bindir.resolve():
-        program = "automl"
-    elif (bindir / "automl").is_file():
-        script = bindir / "automl"
-        try:
-            program = str(script.relative_to(Path.cwd()))
-        except ValueError:
-            program = str(script)
-    else:
-        program = f"{shlex.quote(executable)} -m automl.cli"
+    program = automl_program("automl", "automl.cli", executable)
     return f"{program} ui --store {shlex.quote(store)}"
 
 

@@ -8,6 +8,7 @@ import os
 
 import pytest
 
+from automl.commands import resume_command
 from automl.space.param import Param
 from automl.report.results import ReportError, write_report
 from automl.plan.skills import find_skill
@@ -220,7 +221,7 @@ def test_interrupted_trials_are_labelled_never_best_and_resume_names_the_run_dir
     progress = report.results["progress"]
     assert progress["interrupted"] == 2 and progress["stopped"] == 1 and "2 interrupted of 4" in report.leaderboard
     assert [h["metric"] for h in report.results["history"]] == [2.0, None, None, 1.5]
-    assert f"Resume it with: automl run --resume {tmp_path / 's'}" in report.leaderboard
+    assert f"Resume it with: {resume_command(tmp_path / 's')}" in report.leaderboard
 
 
 def test_a_linked_trial_checkpoint_is_resolved_and_a_new_best_replaces_the_old(tmp_path, space):
