@@ -1,5 +1,6 @@
 """Tiny checkpoints and exported graphs shared by the deploy and action tests (each export takes about a second)."""
 import dataclasses
+from pathlib import Path
 
 import pytest
 import torch
@@ -19,8 +20,10 @@ def ffs_tiny():
 def ffs_checkpoint(tmp_path_factory, ffs_tiny):
     """Our safetensors + sidecar checkpoint of `ffs_tiny`."""
     model, cfg = ffs_tiny
-    return save_checkpoint(tmp_path_factory.mktemp("ckpt") / "tiny", model.state_dict(),
-                           config=dataclasses.asdict(cfg))
+    written = save_checkpoint(tmp_path_factory.mktemp("ckpt") / "tiny", model.state_dict(),
+                              config=dataclasses.asdict(cfg))
+    assert Path(written).is_file(), written
+    return written
 
 
 @pytest.fixture(scope="session")
@@ -32,5 +35,10 @@ def exported(tmp_path_factory, ffs_tiny):
     root = tmp_path_factory.mktemp("onnx")
     modes = {"static": {"batch_size": 1}, "dynamic_batch": {"batch_size": -1},
              "dynamic_hw": {"batch_size": -1, "dynamic_hw": True}}
-    return {mode: export_onnx(model, cfg, root / f"{mode}.onnx", height=64, width=128, valid_iters=2, **kw)
-            for mode, kw in modes.items()}
+    infos = {mode: export_onnx(model, cfg, root / f"{mode}.onnx", height=64, width=128, valid_iters=2, **kw)
+             for mode, kw in modes.items()}
+    # every test that shares these graphs relies on them: each written, in its own mode, matching eager
+    for mode, info in infos.items():
+        assert info.shape_mode == mode and info.onnx_file.is_file() and info.sidecar_file.is_file(), info
+        assert info.max_abs_diff is not None and info.max_abs_diff < 1e-3, (mode, info.max_abs_diff)
+    return infos

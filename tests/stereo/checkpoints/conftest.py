@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 import types
 
@@ -59,6 +60,7 @@ def research_module():
             sys.modules.pop(key, None)
         else:
             sys.modules[key] = value
+    assert all(sys.modules.get(k) is v for k, v in saved.items()), "the fake research code leaked into sys.modules"
 
 
 @pytest.fixture
@@ -67,6 +69,8 @@ def forget_research(research_module):
     def forget() -> None:
         sys.modules.pop("core.foundation_stereo", None)
         sys.modules.pop("core", None)
+        with pytest.raises(ImportError):  # what the tests then prove the loader copes with
+            importlib.import_module("core.foundation_stereo")
     return forget
 
 
@@ -80,6 +84,7 @@ def research_model(research_module):
             if tensor.is_floating_point():
                 tensor.uniform_(-1, 1)
     model.stem.bn.num_batches_tracked.fill_(7)
+    assert not torch.equal(model.stem.bn.weight, torch.ones_like(model.stem.bn.weight))  # not the init values
     return model
 
 
