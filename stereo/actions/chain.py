@@ -182,11 +182,13 @@ def _log_drift(plan: FlowPlan, flow_id: str) -> dict[str, float]:
     if "epe" in kpi:
         metrics["deploy_epe"] = float(kpi["epe"])
     if metrics:
-        from mlflow import MlflowClient
+        from stereo.tracking import RunHandle
+        from stereo.tracking.mlflow_tracker import MlflowTracker
 
-        client = MlflowClient(tracking_uri=default_tracking_uri(plan.results_dir))
-        for key, value in metrics.items():
-            client.log_metric(flow_id, key, value)
+        tracker = MlflowTracker(default_tracking_uri(plan.results_dir))
+        flow = tracker.get_run(flow_id)
+        if flow is not None:
+            tracker.log_metrics(RunHandle(flow.run_id, flow.experiment_id, flow.name), metrics)
     return metrics
 
 

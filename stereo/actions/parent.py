@@ -159,22 +159,17 @@ def _flow_of_folder(folder: Path, store: str) -> Optional[str]:
 
 
 def _from_run_id(ref: str, child: str, store: str) -> tuple[Path, str, Optional[str]]:
-    from stereo.tracking.mlflow_tracker import _sqlite_path  # light: MLflow itself is imported lazily below
+    from stereo.tracking.mlflow_tracker import MlflowTracker, sqlite_path  # light: MLflow is imported on use
 
-    db = _sqlite_path(store)
+    db = sqlite_path(store)
     if db is not None and not db.is_file():
         raise _fail(ref, child, f"no MLflow store at {db} to look the run up in",
                     "set $MLFLOW_TRACKING_URI to the parent's store or pass the parent's results folder")
-    from mlflow import MlflowClient
-    from mlflow.exceptions import MlflowException
-
-    try:
-        run = MlflowClient(tracking_uri=store).get_run(ref)
-    except MlflowException:
+    run = MlflowTracker(store).get_run(ref)
+    if run is None:
         raise _fail(ref, child, f"no such run in the MLflow store {store}",
-                    "check the run id, set $MLFLOW_TRACKING_URI to the parent's store, or pass its results folder"
-                    ) from None
-    tags = run.data.tags
+                    "check the run id, set $MLFLOW_TRACKING_URI to the parent's store, or pass its results folder")
+    tags = run.tags
     action, out_dir = tags.get("action", ""), tags.get("stereo.out_dir", "")
     if action not in FEEDS or not out_dir:
         raise _fail(ref, child, f"run {ref} is a {action or tags.get('stereo.kind', 'untagged')!r} run, not a "

@@ -46,7 +46,8 @@ def default_tracking_uri(results_dir: str | os.PathLike) -> str:
     return _SQLITE + str(Path(results_dir).expanduser().resolve() / DB_NAME)
 
 
-def _sqlite_path(uri: str) -> Path | None:
+def sqlite_path(uri: str) -> Path | None:
+    """The database file of a ``sqlite:///`` URI (None for a server); opening it would create it."""
     return Path(uri[len(_SQLITE):]) if uri.startswith(_SQLITE) else None
 
 
@@ -55,7 +56,7 @@ def check_tracking_uri(uri: str) -> str:
     if not uri or not isinstance(uri, str):
         raise ValueError(f"tracking URI must be a non-empty string, got {uri!r}; "
                          "e.g. sqlite:////abs/results/mlflow.db or http://127.0.0.1:5000")
-    db = _sqlite_path(uri)
+    db = sqlite_path(uri)
     if db is not None and not db.is_absolute():
         raise ValueError(f"tracking URI {uri!r} is relative; workers that change directory would each create "
                          f"their own DB. Use an absolute one: sqlite:///{Path(db).resolve()}")
@@ -69,7 +70,7 @@ def check_tracking_uri(uri: str) -> str:
 
 def artifact_root(uri: str) -> Path | None:
     """``<db dir>/mlruns`` for a SQLite URI (artifacts next to the DB); None for a server (it decides)."""
-    db = _sqlite_path(uri)
+    db = sqlite_path(uri)
     return db.parent / ARTIFACTS_DIR if db is not None else None
 
 
@@ -110,7 +111,7 @@ def _client(uri: str):
     from mlflow import MlflowClient  # lazy: ~1.5 s import, and only this module may import mlflow
 
     quiet_mlflow_logs()
-    db = _sqlite_path(uri)
+    db = sqlite_path(uri)
     if db is None:
         return MlflowClient(tracking_uri=uri)
     db.parent.mkdir(parents=True, exist_ok=True)
@@ -246,6 +247,15 @@ class MlflowTracker(Tracker):
     def _terminate(self, run, status) -> None:
         self.client.set_terminated(run.run_id, status)
 
+    def get_run(self, run_id: str) -> RunRecord | None:
+        """The run `run_id`, or None when the store has no such run."""
+        from mlflow.exceptions import MlflowException
+
+        try:
+            return _record(self.client.get_run(run_id))
+        except MlflowException:
+            return None
+
     def find_runs(self, experiment, tags: Mapping[str, str] | None = None, status=None) -> list[RunRecord]:
         exp = self.client.get_experiment_by_name(experiment)
         if exp is None:
@@ -258,11 +268,15 @@ class MlflowTracker(Tracker):
             page = self.client.search_runs([exp.experiment_id], filter_string=" and ".join(clauses),
                                            order_by=["attributes.start_time DESC"], max_results=1000,
                                            page_token=token)
-            records += [RunRecord(r.info.run_id, r.info.experiment_id, r.info.run_name, r.info.status,
-                                  dict(r.data.params), dict(r.data.metrics), dict(r.data.tags)) for r in page]
+            records += [_record(r) for r in page]
             token = page.token
             if not token:
                 return records
+
+
+def _record(run) -> RunRecord:
+    return RunRecord(run.info.run_id, run.info.experiment_id, run.info.run_name, run.info.status,
+                     dict(run.data.params), dict(run.data.metrics), dict(run.data.tags))
 
 
 def default_tracker(results_dir: str | os.PathLike, tracker: Any = None):
