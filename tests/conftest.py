@@ -53,6 +53,25 @@ def tao_skill_dir() -> Path:
 
 
 @pytest.fixture(autouse=True, scope="session")
+def _cache_dir(tmp_path_factory):
+    """stereo-automl's machine cache (the migrated MLflow store template, stereo/tracking/store_template.py)
+    lives in this session's temp folder, never in the user's ~/.cache; every process of the session (pytest
+    workers, CLIs, Ray trials) shares it through the environment, so the template is made once a session."""
+    before = os.environ.get("STEREO_CACHE_DIR")
+    if os.environ.get("PYTEST_XDIST_WORKER"):  # one cache for all workers (the template is written atomically)
+        cache = tmp_path_factory.getbasetemp().parent / "stereo-cache"
+        cache.mkdir(exist_ok=True)
+    else:
+        cache = tmp_path_factory.mktemp("stereo-cache")
+    os.environ["STEREO_CACHE_DIR"] = str(cache)
+    yield cache
+    if before is None:
+        os.environ.pop("STEREO_CACHE_DIR", None)
+    else:
+        os.environ["STEREO_CACHE_DIR"] = before
+
+
+@pytest.fixture(autouse=True, scope="session")
 def _single_thread_torch():
     """Two cores are shared by everything in CI: keep torch to one intra-op thread in tests."""
     try:

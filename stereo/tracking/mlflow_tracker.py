@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from stereo.tracking.base import PARENT_RUN_TAG, RunHandle, RunRecord, Tracker
+from stereo.tracking.store_template import seed_new_store
 
 DB_NAME = "mlflow.db"
 ARTIFACTS_DIR = "mlruns"
@@ -107,6 +108,14 @@ def _store_lock(db: Path) -> Iterator[None]:
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
+def _open_store(uri: str):
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri=uri)
+    client.search_experiments(max_results=1)  # opening the store creates or migrates its schema
+    return client
+
+
 def _client(uri: str):
     from mlflow import MlflowClient  # lazy: ~1.5 s import, and only this module may import mlflow
 
@@ -119,8 +128,8 @@ def _client(uri: str):
         if uri in _READY:
             return MlflowClient(tracking_uri=uri)
         with _store_lock(db):
-            client = MlflowClient(tracking_uri=uri)
-            client.search_experiments(max_results=1)  # opens the store: creates/migrates the schema now
+            seed_new_store(db, _open_store)  # a new store: a copy of the migrated template (store_template.py)
+            client = _open_store(uri)  # creates/migrates the schema now if there was no template
         _READY.add(uri)
         return client
 

@@ -41,9 +41,11 @@ def test_processes_creating_one_new_store_at_once_lose_nothing(tmp_path, spawn):
     db = tmp_path / "store" / "mlflow.db"
     uri = f"sqlite:///{db}"
     go = tmp_path / "go"
+    # an empty cache: the first writer also makes the migrated template (stereo/tracking/store_template.py)
+    env = {**_env(), "STEREO_CACHE_DIR": str(tmp_path / "cache")}
     names, processes = [f"writer{i}" for i in range(4)], []  # `spawn` kills what is left, whatever happens
     for name in names:
-        processes.append(spawn([sys.executable, "-c", WRITER, uri, str(go), name], env=_env(),
+        processes.append(spawn([sys.executable, "-c", WRITER, uri, str(go), name], env=env,
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
     go.write_text("go")  # all four open the store that does not exist yet at the same moment
     outputs = [proc.communicate(timeout=300) for proc in processes]
@@ -60,6 +62,7 @@ def test_processes_creating_one_new_store_at_once_lose_nothing(tmp_path, spawn):
         assert run.info.status == "FINISHED"
         history = client.get_metric_history(run.info.run_id, "val/epe")
         assert sorted(m.step for m in history) == list(range(20))
+    assert len(list((tmp_path / "cache" / "mlflow-store").glob("mlflow-*.db"))) == 1
 
 
 def test_first_ever_store_creation_prints_nothing(tmp_path):
@@ -67,7 +70,8 @@ def test_first_ever_store_creation_prints_nothing(tmp_path):
     code = ("import sys; from stereo.tracking import ensure_experiment, MlflowTracker; "
             "ensure_experiment(sys.argv[1], 'depth_net'); t = MlflowTracker(sys.argv[1]); "
             "r = t.start_run('one', experiment='depth_net'); t.end_run(r)")
-    done = subprocess.run([sys.executable, "-c", code, f"sqlite:///{db}"], env=_env(), capture_output=True,
+    env = {**_env(), "STEREO_CACHE_DIR": str(tmp_path / "cache")}  # first ever: no template yet either
+    done = subprocess.run([sys.executable, "-c", code, f"sqlite:///{db}"], env=env, capture_output=True,
                           text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
     assert db.is_file()
