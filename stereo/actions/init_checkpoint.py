@@ -51,6 +51,7 @@ def init_checkpoint(cfg: InitCheckpointConfig, *, tracker: Any = None, parent_ru
         raise ActionError(ACTION, "bad input", "output is empty; set output=<path>.pth (the .safetensors + .json "
                           "pair is written beside it)", EXIT_BAD_INPUT)
     stem = output_stem(cfg.output)
+    _check_inputs(cfg, stem)  # a bad preset or an existing output: exit 2 before any folder or store is made
     spec = dataclasses.replace(cfg, results_dir=cfg.results_dir or str(stem.parent))
 
     def summarize(res: InitCheckpointResult) -> ActionResult:
@@ -74,6 +75,23 @@ def model_config(cfg: InitCheckpointConfig):
         raise BadInputError(f"preset={cfg.preset!r}: {exc.args[0]}") from None
 
 
+def _outputs(stem: Path) -> list[Path]:
+    return [Path(f"{stem}{suffix}") for suffix in (".safetensors", ".json", ".pth")]
+
+
+def _check_inputs(cfg: InitCheckpointConfig, stem: Path) -> None:
+    existing = [str(f) for f in _outputs(stem) if f.exists()]
+    if existing and not cfg.overwrite:
+        raise BadInputError(f"output={cfg.output!r}: {', '.join(existing)} already exist; set overwrite=true to "
+                            "replace them or choose another output")
+    if cfg.model_spec:
+        if not Path(cfg.model_spec).expanduser().is_file():
+            raise BadInputError(f"model_spec={cfg.model_spec!r}: no such file; give a depth_net spec whose model "
+                                "block to use, or drop model_spec and set preset=<name>")
+    else:
+        model_config(cfg)  # an unknown preset: the names and the nearest one
+
+
 def _write(cfg: InitCheckpointConfig, stem: Path, ctx: ActionContext) -> InitCheckpointResult:
     import torch
 
@@ -82,11 +100,7 @@ def _write(cfg: InitCheckpointConfig, stem: Path, ctx: ActionContext) -> InitChe
     from stereo.checkpoints.tao_pth import save_pth
     from stereo.models.ffs.dead_keys import legacy_tensors
 
-    files = [Path(f"{stem}{suffix}") for suffix in (".safetensors", ".json", ".pth")]
-    existing = [str(f) for f in files if f.exists()]
-    if existing and not cfg.overwrite:
-        raise BadInputError(f"output={cfg.output!r}: {', '.join(existing)} already exist; set overwrite=true to "
-                            "replace them or choose another output")
+    files = _outputs(stem)
     model_cfg = model_config(cfg)
     ctx.status.write("RUNNING", f"Building {model_cfg.model_type} with seed {cfg.seed}.")
     torch.manual_seed(int(cfg.seed))

@@ -51,9 +51,12 @@ def test_existing_output_unknown_preset_and_missing_output_are_bad_input(tmp_pat
     assert main(["init-checkpoint", "preset=ffs_tiny", f"output={out}"]) == 2
     assert "already exist; set overwrite=true" in capsys.readouterr().err
     assert main(["init-checkpoint", "preset=ffs_tiny", f"output={out}", "overwrite=true"]) == 0
-    assert main(["init-checkpoint", "preset=ffs_bp3", f"output={tmp_path / 'b.pth'}"]) == 2
+    assert main(["init-checkpoint", "preset=ffs_bp3", f"output={tmp_path / 'b' / 'b.pth'}"]) == 2
     err = capsys.readouterr().err
     assert "unknown model preset 'ffs_bp3'" in err and "did you mean 'ffs_bp2'" in err
+    assert not (tmp_path / "b").exists()  # refused before any folder, status file or MLflow store was made
+    assert main(["init-checkpoint", f"model_spec={tmp_path / 'nope.yaml'}", f"output={tmp_path / 'c' / 'c.pth'}"]) == 2
+    assert "model_spec=" in capsys.readouterr().err and not (tmp_path / "c").exists()
     assert main(["init-checkpoint", "preset=ffs_tiny"]) == 2
     assert "output is empty" in capsys.readouterr().err
 
