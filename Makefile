@@ -11,7 +11,7 @@ TORCH_INDEX ?=
 WORKERS ?= 0
 XDIST := $(if $(filter 0,$(WORKERS)),-p no:xdist,-n $(WORKERS) --dist loadscope)
 
-.PHONY: setup test test-fast test-shuffled demo bench bench-search lint schemas clean chromium ui-snapshot
+.PHONY: setup test test-fast test-shuffled demo bench bench-search lint schemas clean chromium postgres ui-snapshot
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -33,7 +33,16 @@ chromium:
 	     ($$SUDO apt-get update && $$SUDO apt-get install -y --no-install-recommends chromium)) >/dev/null 2>&1 \
 	    || echo "make chromium: could not install chromium (needs apt and root); the browser test will skip"; }
 
-test: setup chromium
+# PostgreSQL for the tracking-server test (`automl server`, tests/automl/e2e/test_cluster.py): Debian's package
+# when initdb is absent (~20 s once). Without root or apt it says so and goes on: that test then skips.
+postgres:
+	@command -v initdb >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || \
+	  { SUDO=$$(test "$$(id -u)" = 0 || echo sudo -n); export DEBIAN_FRONTEND=noninteractive; \
+	    ($$SUDO apt-get install -y --no-install-recommends postgresql || \
+	     ($$SUDO apt-get update && $$SUDO apt-get install -y --no-install-recommends postgresql)) >/dev/null 2>&1 \
+	    || echo "make postgres: could not install postgresql (needs apt and root); the tracking-server test will skip"; }
+
+test: setup chromium postgres
 	$(BIN)/python -m pytest $(XDIST) $(PYTEST_ARGS)
 
 # the unit tests only (no Ray sweep, no subprocess, no real training: the tests marked slow are left out),
@@ -43,7 +52,7 @@ test-fast: setup
 
 # the suite in a seeded random order (modules shuffled, tests shuffled inside each): SEED=n repeats one
 SEED ?= $(shell date +%s)
-test-shuffled: setup chromium
+test-shuffled: setup chromium postgres
 	$(BIN)/python -m pytest $(XDIST) -p random_order --random-order --random-order-seed=$(SEED) $(PYTEST_ARGS)
 
 demo: setup

@@ -119,6 +119,9 @@ def build_parser() -> argparse.ArgumentParser:
     _run_parser(sub)
     ui = sub.add_parser("ui", help="open the MLflow UI on a run folder (options: automl ui --help)", add_help=False)
     ui.add_argument("args", nargs=argparse.REMAINDER)
+    server = sub.add_parser("server", help="an MLflow tracking server on PostgreSQL for clusters and teams "
+                            "(options: automl server --help)", add_help=False)
+    server.add_argument("args", nargs=argparse.REMAINDER)
     return parser
 
 
@@ -156,9 +159,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     plan = plan_from_args(args)
     problems = []
     if plan.sweep:
+        from automl.plan.cluster import cluster_problems
         from automl.tune.backend import preflight  # Ray/Optuna stay unimported until a sweep is certain
 
-        problems = preflight(plan)
+        problems = cluster_problems(ray_address=plan.ray_address, tracking_uri=plan.tracking_uri) + preflight(plan)
         if not (plan.spec_problems or problems or args.resume or args.no_probe):
             from automl.plan.probe import measure
 
@@ -208,6 +212,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         from automl.ui.server import main as ui_main
 
         return int(ui_main(argv[1:]) or 0)
+    if argv[:1] == ["server"]:  # likewise automl.server
+        from automl.server.tracking import main as server_main
+
+        return int(server_main(argv[1:]) or 0)
     args = build_parser().parse_args(argv)
     try:
         return cmd_run(args)

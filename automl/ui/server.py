@@ -206,6 +206,13 @@ def start_server(store: Optional[str], *, host: str = "127.0.0.1", port: int = D
                            "pick a free one, or --port <n>")
     argv, extra_env = build_command(uri, host=host, port=port)
     log = Path(log_path) if log_path else default_log_path(uri, port)
+    return spawn_guarded(argv, extra_env, log, f"http://{host}:{port}", wait=wait)
+
+
+def spawn_guarded(argv: Sequence[str], extra_env: Mapping[str, str], log: Path, url: str, *,
+                  wait: bool = True) -> UiServer:
+    """Start `argv` (an `mlflow server`) under :mod:`automl.ui.guard` in a session of its own, its output in
+    `log`; wait until `url`/health answers unless told not to."""
     fd = open_log(log)
     try:
         guarded = [sys.executable, str(GUARD), str(os.getpid()), "--", *argv]
@@ -213,7 +220,7 @@ def start_server(store: Optional[str], *, host: str = "127.0.0.1", port: int = D
                                 stdin=subprocess.DEVNULL, start_new_session=True)
     finally:
         os.close(fd)
-    server = UiServer(proc, f"http://{host}:{port}", log)
+    server = UiServer(proc, url, log)
     if wait:
         server.wait_ready()
     return server

@@ -19,6 +19,7 @@ from stereo.tracking.mlflow_tracker import (
                                   default_tracker,
                                   default_tracking_uri,
                                   ensure_experiment,
+                                  sqlite_path,
 )
 
 __all__ = [
@@ -38,5 +39,6 @@ __all__ = [
                                   "default_tracking_uri",
                                   "ensure_experiment",
                                   "flatten_dict",
+                                  "sqlite_path",
                                   "stringify",
 ]

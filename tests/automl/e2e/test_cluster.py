@@ -1,14 +1,20 @@
 """`--ray-address`: a sweep joins a running cluster (a head and a worker node started here on 127.0.0.1,
-one CPU each) and its two concurrent trials land on both nodes; a node that cannot see the run folder
-(no shared filesystem) makes the sweep refuse to start, with the fix."""
+one CPU each) and logs through a tracking server on PostgreSQL (`automl server`, started here as a user
+would, on a throwaway database cluster); its two concurrent trials land on both nodes and every trial's
+run, params and metrics read back through the server's REST API. A node that cannot see the run folder
+(no shared filesystem) makes the sweep refuse to start, with the fix; so does a cluster run on an SQLite
+file store."""
 import json
 import os
+import re
 import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -79,7 +85,68 @@ def cluster(tmp_path_factory):
         shutil.rmtree(temp, ignore_errors=True)
 
 
-def test_sweep_on_an_existing_cluster_uses_both_nodes(cluster, tmp_path):
+def _postgres_missing() -> str:
+    from automl.errors import AutomlInputError
+    from automl.server.postgres import bin_dir
+
+    try:
+        bin_dir()
+    except AutomlInputError as exc:  # `make test` installs Debian's postgresql; this is a machine without apt
+        return str(exc)
+    return ""
+
+
+@pytest.fixture(scope="module")
+def tracking_server(spawn_module):
+    """`automl server` on a PostgreSQL cluster of its own in a temporary folder, port 0; its URL."""
+    missing = _postgres_missing()
+    if missing:
+        pytest.skip(missing)
+    home = Path(tempfile.mkdtemp(prefix="sa-pg-", dir="/tmp"))
+    home.chmod(0o711)  # run as root, PostgreSQL runs as the postgres user, who must pass through this folder
+    log = home / "server.out"
+    with open(log, "w") as out:
+        proc = spawn_module([sys.executable, "-m", "automl.cli", "server", "--pg-data", str(home / "pg"),
+                             "--artifacts", str(home / "artifacts"), "--port", "0"], env=ENV, stdout=out,
+                            stderr=subprocess.STDOUT)
+    try:
+        deadline, url = time.time() + 180, None
+        while time.time() < deadline and url is None:
+            assert proc.poll() is None, log.read_text()[-3000:]
+            found = re.search(r"MLflow tracking server at (http://\S+)", log.read_text())
+            url = found.group(1) if found else None
+            time.sleep(0.5)
+        assert url, log.read_text()[-3000:]
+        assert "***@" in log.read_text() and (home / "pg.password").read_text().strip() not in log.read_text()
+        yield url
+    finally:
+        proc.send_signal(signal.SIGINT)  # the user's Ctrl-C: the MLflow server, then the database, stop
+        try:
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            pass
+        assert not (home / "pg" / "postmaster.pid").exists(), log.read_text()[-2000:]
+        shutil.rmtree(home, ignore_errors=True)
+
+
+def _rest(url, path, body=None):
+    req = urllib.request.Request(url + path) if body is None else urllib.request.Request(
+        url + path, json.dumps(body).encode(), {"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=30) as resp:
+        return json.loads(resp.read())
+
+
+def test_a_cluster_sweep_on_a_file_store_is_refused_with_the_fix(tmp_path, sweep_overrides):
+    out = subprocess.run([sys.executable, "-m", "automl.cli", "run", "--skill", "tiny-demo", "--output",
+                          str(tmp_path / "run"), "--ray-address", "127.0.0.1:1", "--no-probe",
+                          *sweep_overrides(tmp_path)], env=ENV, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 2, out.stdout[-2000:] + out.stderr[-2000:]
+    line = out.stderr.strip().splitlines()[-1]
+    assert "is an SQLite file" in line and "automl server" in line and "--tracking-uri http://" in line, line
+    assert not (tmp_path / "run" / "mlflow.db").exists()
+
+
+def test_sweep_on_an_existing_cluster_uses_both_nodes(cluster, tracking_server, tmp_path):
     from stereo.data.synthetic import generate
 
     tr = generate(tmp_path / "train", "fsd", n=2, height=32, width=64, max_disparity=24, seed=0)
@@ -87,7 +154,8 @@ def test_sweep_on_an_existing_cluster_uses_both_nodes(cluster, tmp_path):
     run = tmp_path / "run"
     env = ENV
     out = subprocess.run([sys.executable, "-m", "automl.cli", "run", "--skill", "tiny-demo", "--output", str(run),
-                          "--ray-address", cluster, "--num-samples", "2", "--max-concurrent", "2",
+                          "--ray-address", cluster, "--tracking-uri", tracking_server, "--num-samples", "2",
+                          "--max-concurrent", "2",
                           "--scheduler", "none", f"dataset.train_dataset.data_sources[0].data_file={tr}",
                           "dataset.train_dataset.data_sources[0].dataset_name=FSD",
                           f"dataset.val_dataset.data_sources[0].data_file={va}",
@@ -100,6 +168,24 @@ def test_sweep_on_an_existing_cluster_uses_both_nodes(cluster, tmp_path):
     assert len({t["node"] for t in trials}) == 2, trials  # one trial per one-CPU node
     assert json.loads((run / "results.json").read_text())["progress"]["complete"] is True
     assert not (run / "ray").exists()  # joining a cluster starts no local Ray
+    assert not (run / "mlflow.db").exists()  # the server's database holds the records
+    # every trial's run, params and metrics, read back through the server's REST API
+    exp = _rest(tracking_server, "/api/2.0/mlflow/experiments/get-by-name?experiment_name=depth_net")
+    runs = _rest(tracking_server, "/api/2.0/mlflow/runs/search",
+                 {"experiment_ids": [exp["experiment"]["experiment_id"]], "max_results": 50})["runs"]
+    by_trial = {}
+    for r in runs:
+        tags = {t["key"]: t["value"] for t in r["data"].get("tags", [])}
+        if tags.get("automl.trial_id"):
+            by_trial[tags["automl.trial_id"]] = r
+    for t in trials:
+        r = by_trial[t["trial_id"]]
+        assert r["info"]["status"] == "FINISHED" and r["info"]["run_id"] == t["run_id"]
+        params = {p["key"]: p["value"] for p in r["data"]["params"]}
+        assert float(params["train.optim.lr"]) == pytest.approx(t["params"]["train.optim.lr"])
+        metrics = {m["key"]: m["value"] for m in r["data"]["metrics"]}
+        assert metrics["val/epe"] == pytest.approx(t["metric"])
+        assert r["info"]["artifact_uri"].startswith("mlflow-artifacts:/")  # artifacts go through the server
 
 
 def _can_unshare_mounts() -> bool:
@@ -109,7 +195,7 @@ def _can_unshare_mounts() -> bool:
 
 @pytest.mark.skipif(not _can_unshare_mounts(), reason="needs `unshare -m` (root or CAP_SYS_ADMIN) to give a "
                                                       "node its own view of the filesystem")
-def test_a_node_that_cannot_see_the_run_folder_is_refused_with_the_fix(cluster, tmp_path):
+def test_a_node_that_cannot_see_the_run_folder_is_refused_with_the_fix(cluster, tracking_server, tmp_path):
     # a third node whose mount namespace hides tmp_path behind an empty tmpfs: what a worker machine
     # without the shared filesystem sees. Its trials would write the ledger where the driver never reads.
     blind = subprocess.Popen(["unshare", "-m", "sh", "-c", f"mount -t tmpfs tmpfs {tmp_path} && exec {RAY} start "
@@ -127,7 +213,7 @@ def test_a_node_that_cannot_see_the_run_folder_is_refused_with_the_fix(cluster, 
         tr = generate(tmp_path / "train", "fsd", n=2, height=32, width=64, max_disparity=24, seed=0)
         run = tmp_path / "run"
         out = subprocess.run([sys.executable, "-m", "automl.cli", "run", "--skill", "tiny-demo", "--output", str(run),
-                              "--ray-address", cluster, "--num-samples", "1",
+                              "--ray-address", cluster, "--tracking-uri", tracking_server, "--num-samples", "1",
                               f"dataset.train_dataset.data_sources[0].data_file={tr}",
                               f"dataset.val_dataset.data_sources[0].data_file={tr}",
                               "dataset.train_dataset.data_sources[0].dataset_name=FSD",
