@@ -122,6 +122,9 @@ def build_parser() -> argparse.ArgumentParser:
     server = sub.add_parser("server", help="an MLflow tracking server on PostgreSQL for clusters and teams "
                             "(options: automl server --help)", add_help=False)
     server.add_argument("args", nargs=argparse.REMAINDER)
+    promote = sub.add_parser("promote", help="register a sweep's best trial as a model version (options: automl "
+                             "promote --help)", add_help=False)
+    promote.add_argument("args", nargs=argparse.REMAINDER)
     return parser
 
 
@@ -212,10 +215,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         from automl.ui.server import main as ui_main
 
         return int(ui_main(argv[1:]) or 0)
-    if argv[:1] == ["server"]:  # likewise automl.server
+    if argv[:1] == ["server"]:  # likewise automl server and automl promote
         from automl.server.tracking import main as server_main
 
         return int(server_main(argv[1:]) or 0)
+    if argv[:1] == ["promote"]:
+        from automl.server.registry import main as promote_main
+
+        return int(promote_main(argv[1:]) or 0)
     args = build_parser().parse_args(argv)
     try:
         return cmd_run(args)

@@ -43,9 +43,9 @@ AUTOML_LAYERS: list[tuple[str, ...]] = [
     ("tune",),                               # Ray Tune + Optuna while a sweep runs: trials, events, the ledger
     ("report",),                             # leaderboard, results.json, plots, importance, HTML, the run's note
     ("ui",),                                 # the MLflow UI: server, guard, sweep links, headless browser
-    ("server",),                             # a team's tracking server: MLflow on PostgreSQL
+    ("server",),                             # a team's tracking server (MLflow on PostgreSQL), promote
     ("plain", "driver"),                     # the plain run; a sweep from plan to report
-    ("cli",),                                # automl run|ui|server
+    ("cli",),                                # automl run|ui|server|promote
     ("demo",),                               # make demo
 ]
 AUTOML_RANK = {unit: rank for rank, units in enumerate(AUTOML_LAYERS) for unit in units}

@@ -113,3 +113,41 @@ def log_checkpoint_model(client, run_id: str, experiment_id: str, checkpoint: st
     client.finalize_logged_model(model.model_id, LoggedModelStatus.READY)
     client.log_outputs(run_id, [LoggedModelOutput(model.model_id, step)])
     return model.model_id
+
+
+def register_checkpoint_model(client, model_id: str, name: str, *, tags: dict[str, str] | None = None,
+                              description: str | None = None) -> tuple[int, bool]:
+    """Register the logged model `model_id` as a new version of the registered model `name` (created when
+    missing); returns (version, True), or (its version, False) when it is registered there already. The
+    version keeps the model's run as its source run."""
+    from mlflow.exceptions import MlflowException
+
+    model = client.get_logged_model(model_id)
+    try:
+        known = client.search_model_versions(f"name = {_quote_name(name)}")
+    except MlflowException:
+        known = []
+    for version in known:
+        if getattr(version, "model_id", None) == model_id or version.source == f"models:/{model_id}":
+            return int(version.version), False
+    try:
+        client.create_registered_model(name, description="Stereo-depth checkpoints registered with automl "
+                                                          "promote (stereo-automl).")
+    except MlflowException as exc:
+        if exc.error_code != "RESOURCE_ALREADY_EXISTS":
+            raise
+    # MLflow's SQL registry store looks the logged model up through the process-wide tracking URI, not
+    # this client's (mlflow 3.17, model_registry/sqlalchemy_store.py create_model_version): point it here
+    from mlflow.tracking._tracking_service.utils import _use_tracking_uri
+
+    with _use_tracking_uri(client.tracking_uri):
+        version = client.create_model_version(name, source=f"models:/{model_id}", run_id=model.source_run_id,
+                                              tags={k: str(v) for k, v in (tags or {}).items()},
+                                              description=description, model_id=model_id)
+    return int(version.version), True
+
+
+def _quote_name(name: str) -> str:
+    if "'" in name:
+        raise ValueError(f"registered model name {name!r} may not contain a single quote")
+    return f"'{name}'"

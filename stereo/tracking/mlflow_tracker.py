@@ -250,6 +250,18 @@ class MlflowTracker(Tracker):
         return log_checkpoint_model(self.client, run.run_id, run.experiment_id or self._run_experiment(run),
                                     checkpoint, name=name, step=step, params=dict(params or {}))
 
+    def register_model(self, model_id: str, name: str, *, tags: Mapping[str, Any] | None = None,
+                       description: str | None = None, alias: str | None = None) -> tuple[int, bool]:
+        """A new version of the registered model `name` from the logged model `model_id` (and `alias` moved
+        onto it); returns (version, created): a model registered there already keeps its version."""
+        from stereo.tracking.mlflow_models import register_checkpoint_model
+
+        version, created = register_checkpoint_model(self.client, model_id, name, tags=dict(tags or {}),
+                                                     description=description)
+        if alias:
+            self.client.set_registered_model_alias(name, alias, str(version))
+        return version, created
+
     def _run_experiment(self, run) -> str:
         return self.client.get_run(run.run_id).info.experiment_id
 

@@ -186,6 +186,18 @@ def test_sweep_on_an_existing_cluster_uses_both_nodes(cluster, tracking_server, 
         metrics = {m["key"]: m["value"] for m in r["data"]["metrics"]}
         assert metrics["val/epe"] == pytest.approx(t["metric"])
         assert r["info"]["artifact_uri"].startswith("mlflow-artifacts:/")  # artifacts go through the server
+    # the best trial promoted to a registered model version, found with its metrics through the REST API
+    best = json.loads((run / "results.json").read_text())["best"]
+    promoted = subprocess.run([sys.executable, "-m", "automl.cli", "promote", str(run), "--name", "tiny-cluster",
+                               "--alias", "champion"], env=env, capture_output=True, text=True, timeout=120)
+    assert promoted.returncode == 0, promoted.stderr[-2000:]
+    assert promoted.stdout.startswith(f"registered model 'tiny-cluster' version 1 from trial {best['trial_id']}")
+    version = _rest(tracking_server, "/api/2.0/mlflow/registered-models/alias?name=tiny-cluster&alias=champion")
+    version = version["model_version"]
+    tags = {t["key"]: t["value"] for t in version["tags"]}
+    assert version["version"] == "1" and version["run_id"] == best["run_id"]
+    assert tags["automl.trial_id"] == best["trial_id"] and tags["automl.sweep"] == str(run)
+    assert float(tags["metric.val/epe"]) == pytest.approx(best["metric"], rel=1e-5)
 
 
 def _can_unshare_mounts() -> bool:
