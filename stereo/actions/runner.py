@@ -15,6 +15,8 @@ action starts again in the same folder (:func:`close_abandoned_runs`).
 """
 from __future__ import annotations
 
+import contextlib
+
 import dataclasses
 import functools
 import math
@@ -210,7 +212,8 @@ def run_action(name: str, spec_dict: Mapping[str, Any], results_dir: str | Path 
                                         parent_run_id=parent_run_id)
             tracker.log_params(ctx.run, spec_dict)
             log_spec_datasets(tracker, ctx.run, name, spec_dict)
-        result = fn(ctx)
+        with tracker.system_metrics(ctx.run) if tracker is not None else contextlib.nullcontext():
+            result = fn(ctx)  # the machine's CPU/memory/GPU sampled into the run meanwhile
     except (KeyboardInterrupt, SystemExit) as exc:
         status.write("FAILURE", f"{name} interrupted ({type(exc).__name__}).", verbosity="ERROR")
         _finish_tracking(ctx, {}, "KILLED")

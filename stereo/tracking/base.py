@@ -144,6 +144,11 @@ class Tracker(abc.ABC):
         """Log `checkpoint` (+ its JSON sidecar) as a model output of the run; returns the model id
         (stereo/tracking/mlflow_models.py: a pyfunc that loads back and predicts)."""
 
+    def system_metrics(self, run: RunHandle) -> contextlib.AbstractContextManager:
+        """While the context is open, sample the machine (CPU, memory, GPU) into `run` (a no-op here; the
+        MLflow tracker logs MLflow's ``system/*`` metrics)."""
+        return contextlib.nullcontext()
+
     @abc.abstractmethod
     def _terminate(self, run: RunHandle, status: str) -> None:
         """Mark the run ended with `status` (one of END_STATUSES)."""

@@ -84,7 +84,7 @@ def _experiment_location(root: Path | None, name: str) -> str | None:
 
 #: MLflow loggers whose INFO lines describe store creation/migration: kept at WARNING so that a
 #: `depth_net` or `automl` console never shows them (alembic's own logger as well)
-QUIET_LOGGERS = ("mlflow.store", "mlflow.tracking", "alembic")
+QUIET_LOGGERS = ("mlflow.store", "mlflow.tracking", "mlflow.system_metrics", "alembic")
 _READY: set[str] = set()  # SQLite URIs whose schema this process has opened under the lock
 _READY_GUARD = threading.Lock()
 
@@ -261,6 +261,11 @@ class MlflowTracker(Tracker):
         if alias:
             self.client.set_registered_model_alias(name, alias, str(version))
         return version, created
+
+    def system_metrics(self, run):
+        from stereo.tracking.mlflow_system import monitored
+
+        return monitored(run.run_id, self.tracking_uri)
 
     def _run_experiment(self, run) -> str:
         return self.client.get_run(run.run_id).info.experiment_id
