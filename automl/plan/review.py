@@ -107,4 +107,8 @@ def _sweep_lines(plan: Any) -> list:
         lines += [f"  probe        {found[0]}"] + [f"{_INDENT}{n}" for n in found[1:]]
     elif getattr(plan, "trial_shape", None):
         lines.append("  probe        not run (--no-probe, or the spec is not ready): memory and duration unknown")
+    from automl.plan.deploy_step import review_lines as deploy_lines
+
+    found = deploy_lines(plan)
+    lines += [f"  {'deploy':<12} {found[0]}"] + [f"{_INDENT}{n}" for n in found[1:]] if found else []
     return lines
