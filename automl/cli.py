@@ -189,6 +189,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     outcome = run_sweep(plan)
     if outcome["state"] != "completed":
         return EXIT_INTERRUPTED
+    if (outcome.get("then_deploy") or {}).get("exit_code"):  # --then deploy: the flow's failing step's code
+        return int(outcome["then_deploy"]["exit_code"])
     unscored = _why_nothing_scored(outcome["trials"], plan.run_dir)
     if unscored:
         print(f"automl: error: {unscored}", file=sys.stderr)

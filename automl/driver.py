@@ -248,7 +248,15 @@ def _run_sweep(plan: LaunchPlan, ledger: Ledger, printer, stream) -> dict:
     printer(progress())
     for line in pointers(report, plan, links):
         printer(line)
-    return {"state": state, "trials": trials, "report": report, "links": links}
+    handed = None
+    if getattr(plan, "then", None) == "deploy" and complete:  # --then deploy (automl/handoff.py)
+        from automl.handoff import then_deploy
+
+        if best is None:
+            printer("then deploy: no trial was scored, so there is nothing to deploy")
+        else:
+            handed = then_deploy(plan, best, best_spec or {}, tracker, parent.run_id, printer)
+    return {"state": state, "trials": trials, "report": report, "links": links, "then_deploy": handed}
 
 
 def _describe_parent(plan: LaunchPlan, tracker, parent, report, space: SearchSpace):

@@ -43,6 +43,7 @@ AUTOML_LAYERS: list[tuple[str, ...]] = [
     ("tune",),                               # Ray Tune + Optuna while a sweep runs: trials, events, the ledger
     ("report",),                             # leaderboard, results.json, plots, importance, HTML, the run's note
     ("ui",),                                 # the MLflow UI: server, guard, sweep links, headless browser
+    ("handoff",),                            # --then deploy: the best trial handed to depth_net flow
     ("plain", "driver"),                     # the plain run; a sweep from plan to report
     ("cli",),                                # automl run|ui
     ("demo",),                               # make demo

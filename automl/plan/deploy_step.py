@@ -124,14 +124,19 @@ def settle_deploy(plan: Any, cfg: Optional[DeployConfig], metric: Optional[str],
                               "none (or rank by a val/* metric and keep --score-on deploy)")
         plan.metric, plan.mode = metric, mode or "min"
     plan.deploy = {}
-    if cfg.score_on != "deploy":
-        return
-    if not plan.sweep:
+    if cfg.score_on == "deploy" and not plan.sweep:
         raise LaunchError("--score-on deploy scores the trials of a sweep, and this run is one plain training (see "
                           "the decision); drop --score-on, or deploy the checkpoint with depth_net flow")
+    if cfg.score_on == "deploy" or cfg.then:
+        shape = deploy_shape(plan)  # refuses a model or shape that cannot be deployed, before anything runs
+        plan.deploy = shape if cfg.score_on == "deploy" else {}
+
+
+def deploy_shape(plan: Any) -> Dict[str, Any]:
+    """The deploy step of `plan`: shape, iterations, runtime, device, latency protocol, the trial's monitor."""
     if importlib.util.find_spec("onnxruntime") is None:
-        raise LaunchError("--score-on deploy needs ONNX Runtime: pip install onnxruntime (or the package's "
-                          "[deploy] extra)")
+        raise LaunchError("--score-on deploy / --then deploy need ONNX Runtime: pip install onnxruntime (or the "
+                          "package's [deploy] extra)")
     raw = plan.base_spec
     height, width, source = _shape(raw)
     export = raw.get("export") or {}
@@ -142,13 +147,14 @@ def settle_deploy(plan: Any, cfg: Optional[DeployConfig], metric: Optional[str],
     try:
         check_export_request(model_type, height, width, 1, False, "model.onnx", True)
     except ExportError as exc:
-        raise LaunchError(f"--score-on deploy: this model cannot be exported at the deploy shape: {exc}") from None
+        raise LaunchError(f"--score-on/--then deploy: this model cannot be exported at the deploy shape: {exc}") \
+            from None
     runtime, device, why = _runtime(plan.gpus_per_trial)
     monitor, monitor_mode = train_monitor(plan.metric, plan.mode)
-    plan.deploy = {"height": height, "width": width, "shape_source": source, "batch_size": 1,
-                   "valid_iters": export.get("valid_iters"), "runtime": runtime, "device": device, "why": why,
-                   "threads": max(1, int(plan.cpus_per_trial)), "warmup": WARMUP, "repeats": REPEATS,
-                   "monitor": monitor, "monitor_mode": monitor_mode}
+    return {"height": height, "width": width, "shape_source": source, "batch_size": 1,
+            "valid_iters": export.get("valid_iters"), "runtime": runtime, "device": device, "why": why,
+            "threads": max(1, int(plan.cpus_per_trial)), "warmup": WARMUP, "repeats": REPEATS,
+            "monitor": monitor, "monitor_mode": monitor_mode}
 
 
 def deploy_cost(plan: Any) -> Tuple[float, str]:

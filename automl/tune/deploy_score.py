@@ -150,17 +150,54 @@ def log_to_run(tracking_uri: str, run_id: Optional[str], score: DeployScore, ste
     tracker.set_tags(handle, {"automl.deploy_file": score.files.get("deployed", "")})
 
 
-class HeldReports:
-    """With a deploy metric as the sweep's metric, Ray gets one report per trial, at its end, with the deploy
-    metrics in it (the plan refuses early-stopping schedulers then): the validations are booked in the ledger as
-    they happen, the last one is held and sent by :meth:`send`."""
+class DeployReports:
+    """The trial's reports to Ray with the deploy step in them: when the trial's last validation (its
+    ``max_t``-th) is reported, which is after that epoch's checkpoint is written, the kept checkpoint is scored
+    deployed first and the ``deploy/*`` metrics go into that report, the ledger row and the MLflow run. Ray
+    therefore stops nothing (ASHA's stop at max_t included) before the deploy step is done.
 
-    def __init__(self, report: Callable[[Dict[str, Any]], None]):
-        self.report = report
-        self.last: Optional[Dict[str, Any]] = None
+    With a deploy metric as the sweep's metric (``hold``; the plan refuses early-stopping schedulers then) the
+    earlier validations are booked in the ledger only and Ray gets the one final report. A trial stopped early
+    by the scheduler is not scored deployed (it will not ship; its ledger says so). :meth:`finish` scores a
+    trial that ended without a final report (an unknown max_t)."""
+
+    def __init__(self, report: Callable[[Dict[str, Any]], None], *, ledger: Ledger, trial_id: str,
+                 raw: Mapping[str, Any], deploy: Mapping[str, Any], metric: str, max_t: int,
+                 tracking_uri: Optional[str], hold: bool):
+        self.report, self.ledger, self.trial_id, self.raw, self.deploy = report, ledger, trial_id, raw, deploy
+        self.metric, self.max_t, self.tracking_uri, self.hold = metric, int(max_t or 0), tracking_uri, hold
+        self.calls, self.score, self.last = 0, None, None  # type: int, Optional[DeployScore], Optional[dict]
 
     def __call__(self, metrics: Dict[str, Any]) -> None:
-        self.last = dict(metrics)
+        self.calls += 1
+        if self.max_t and self.calls >= self.max_t and self.score is None:
+            metrics = {**metrics, **self.run()}
+        if self.hold and self.score is None:
+            self.last = dict(metrics)
+            return
+        self.report(metrics)
 
-    def send(self, extra: Mapping[str, Any]) -> None:
-        self.report({**(self.last or {}), **extra})
+    def run(self) -> Dict[str, float]:
+        from automl.tune.trial_runs import best_checkpoint_on_disk
+
+        checkpoint = best_checkpoint_on_disk(self.ledger.run_dir, self.trial_id)
+        if checkpoint is None:
+            raise TrialFailure(f"trial {self.trial_id} kept no best checkpoint to deploy")
+        score = score_deployed(self.raw, checkpoint, self.deploy)
+        row = book(self.ledger, self.trial_id, score, self.deploy["monitor"], self.deploy["monitor_mode"])
+        run_id = (self.ledger.progress(self.trial_id) or {}).get("run_id")
+        log_to_run(self.tracking_uri or "", run_id, score, int(row.get("step") or 0), self.metric)
+        self.score = score
+        return dict(score.metrics)
+
+    def finish(self, stopped_early: bool) -> None:
+        """After the training: score a trial whose last validation was not recognised as such; note a skip."""
+        if self.score is not None:
+            return
+        if stopped_early:
+            self.ledger.update_progress(self.trial_id, deploy={"skipped": "stopped early by the scheduler: only "
+                                                                          "trials that train their budget are deployed"})
+            return
+        extra = self.run()
+        if self.hold:
+            self.report({**(self.last or {}), **extra})

@@ -16,9 +16,9 @@ Ray-free on purpose (STYLE habit 8): automl/tune/trainable.py wraps :func:`run_t
    automl/tune/trial_callbacks.py). A NaN/inf metric, a missing metric, an exception or a dead process
    is a failed trial with its reason, never a 0. A Ray retry (``--max-failures``) ends the earlier
    attempt's run FAILED first.
-4. with ``--score-on deploy`` (``ctx.deploy``), once it has trained: its kept checkpoint is exported, built,
-   evaluated and timed (automl/tune/deploy_score.py); the ``deploy/*`` metrics join that validation's ledger row
-   and the trial's MLflow run. A failure there fails the trial.
+4. with ``--score-on deploy`` (``ctx.deploy``), at its last validation (before that report reaches Ray): its kept
+   checkpoint is exported, built, evaluated and timed (automl/tune/deploy_score.py); the ``deploy/*`` metrics
+   join that report, the kept validation's ledger row and the trial's MLflow run. A failure there fails the trial.
 
 A stop by the scheduler (ASHA/HyperBand, also at max_t) reaches us as ``SystemExit`` out of ``report``
 (Ray's function-trainable session exits the training thread that way). We report after the epoch's
@@ -114,15 +114,11 @@ def run_trial(config: Mapping[str, Any], ctx: TrialContext, report: Callable[[Di
         torch.set_num_threads(int(ctx.cpus_per_trial))  # one trial must not take every core of the node
     tracker: Any = False
     reporter = None
-    # --score-on deploy: the checkpoint kept by the deploy plan's validation monitor is scored deployed at the end;
-    # a deploy/* sweep metric reaches Ray once, then (automl/tune/deploy_score.py)
+    # --score-on deploy: the checkpoint kept by the deploy plan's validation monitor is scored deployed with the
+    # last validation's report (automl/tune/deploy_score.py)
     monitor, monitor_mode = ((ctx.deploy["monitor"], ctx.deploy["monitor_mode"]) if ctx.deploy
                              else (ctx.metric, ctx.mode))
-    held = None
-    if ctx.deploy and ctx.metric.startswith("deploy/"):
-        from automl.tune.deploy_score import HeldReports
-
-        held = HeldReports(report)
+    deployed = None
     try:
         raw = trial_raw_spec(ctx.base_spec, params, str(trial_dir(ctx.run_dir, trial_id)))
         spec = load_spec(raw, action="train")
@@ -132,7 +128,13 @@ def run_trial(config: Mapping[str, Any], ctx: TrialContext, report: Callable[[Di
             tracker = TaggingTracker(ctx.tracking_uri, tags,
                                      lambda run_id: ledger.update_progress(trial_id, run_id=run_id),
                                      sampled=tuple(sorted(params)))
-        reporter = reporter_class()(trial_id, index, ledger, monitor, held or report, scheduler=ctx.scheduler,
+        if ctx.deploy:
+            from automl.tune.deploy_score import DeployReports
+
+            deployed = DeployReports(report, ledger=ledger, trial_id=trial_id, raw=raw, deploy=ctx.deploy,
+                                     metric=ctx.metric, max_t=ctx.max_t, tracking_uri=ctx.tracking_uri,
+                                     hold=ctx.metric.startswith("deploy/"))
+        reporter = reporter_class()(trial_id, index, ledger, monitor, deployed or report, scheduler=ctx.scheduler,
                                     stop_requested=stop_requested)
         # the user's own callbacks (AUTOML_TRIAL_CALLBACKS) come after ours: they see each validation booked
         extra = trial_callbacks(TrialInfo(trial_id, index, attempt, trial_dir(ctx.run_dir, trial_id), dict(params)))
@@ -142,8 +144,8 @@ def run_trial(config: Mapping[str, Any], ctx: TrialContext, report: Callable[[Di
         if reporter.count == 0:
             raise TrialFailure(f"trial {trial_id} finished without a validation, so {ctx.metric} is unknown; "
                                "set dataset.val_dataset and train.validation_interval <= train.num_epochs")
-        if ctx.deploy:
-            _score_deployed(ctx, ledger, trial_id, raw, result, monitor, monitor_mode, held)
+        if deployed is not None:
+            deployed.finish(stopped_early=bool(reporter.stop_reason))
     except SystemExit:
         # the sweep is stopping (Ctrl-C/SIGTERM): leave at once; the driver marks the trial interrupted
         ledger.update_progress(trial_id, outcome="interrupted", ended=time.time(),
@@ -158,20 +160,6 @@ def run_trial(config: Mapping[str, Any], ctx: TrialContext, report: Callable[[Di
     ledger.update_progress(trial_id, outcome="stopped" if reporter.stop_reason else "completed",
                            checkpoint=result.best_checkpoint, ended=time.time())
     return ledger.trial(trial_id)
-
-
-def _score_deployed(ctx: TrialContext, ledger: Ledger, trial_id: str, raw: Dict[str, Any], result: Any,
-                    monitor: str, mode: str, held: Any) -> None:
-    """--score-on deploy: the kept checkpoint exported, built, evaluated and timed; booked and logged."""
-    from automl.tune.deploy_score import book, log_to_run, score_deployed
-
-    if not result.best_checkpoint:
-        raise TrialFailure(f"trial {trial_id} kept no best checkpoint to deploy ({monitor} never improved)")
-    score = score_deployed(raw, result.best_checkpoint, ctx.deploy)
-    row = book(ledger, trial_id, score, monitor, mode)
-    log_to_run(ctx.tracking_uri or "", result.run_id, score, int(row.get("step") or 0), ctx.metric)
-    if held is not None:
-        held.send(score.metrics)
 
 
 def _end_earlier_runs(ctx: TrialContext, trial_id: str, attempt: int) -> None:

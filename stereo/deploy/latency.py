@@ -6,7 +6,7 @@ ONNX Runtime's lazy kernels, TensorRT's first enqueue), then time ``repeats`` si
 pair (stereo.deploy.export.trace_inputs) and report the **median** (and p90, min) in milliseconds.
 
 Peak memory: the memory the runtime adds at its peak while it loads and runs the network, in MiB. On the CPU that
-is the process's peak resident set (``ru_maxrss``) minus its resident set just before the runner was opened
+is the process's peak resident set (``VmHWM``) minus its resident set just before the runner was opened
 (interpreter, torch and onnxruntime imports excluded); on a GPU the drop of the device's free memory
 (``cudaMemGetInfo``) from before opening to after the last call. :func:`measure_in_subprocess` runs the
 measurement in a fresh process (``python -m stereo.deploy.latency``), so that neither a training job's memory
@@ -66,6 +66,25 @@ def _rss_mb() -> float:
         return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
+def _peak_rss_mb() -> float:
+    """This process image's peak resident set (VmHWM). Not ``ru_maxrss``: Linux carries that across execve, so a
+    child exec'ed from a big process (a Ray worker) would report its parent's peak."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024.0
+    except (OSError, ValueError, IndexError):
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def _reset_peak() -> None:
+    try:  # "5" resets VmHWM to the current RSS (Linux >= 4.0), so imports' transient peaks do not count
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:
+        pass
+
+
 def measure_latency(path: str | os.PathLike, height: int, width: int, *, device: str = "cpu", threads: int = 1,
                     warmup: int = WARMUP, repeats: int = REPEATS, gpu_index: int = 0) -> Latency:
     """Time `path` in this process (see the module docstring); `device` 'cpu' or 'cuda'."""
@@ -82,6 +101,7 @@ def measure_latency(path: str | os.PathLike, height: int, width: int, *, device:
     if cuda:
         torch.cuda.set_device(gpu_index)
         free_before = torch.cuda.mem_get_info(gpu_index)[0]
+    _reset_peak()
     rss_before = _rss_mb()
     runner = open_runner(path, device=device, threads=int(threads), gpu_index=gpu_index)
     for _ in range(warmup):
@@ -95,7 +115,7 @@ def measure_latency(path: str | os.PathLike, height: int, width: int, *, device:
         peak = (free_before - torch.cuda.mem_get_info(gpu_index)[0]) / 2 ** 20
         name = f"cuda:{gpu_index} ({torch.cuda.get_device_name(gpu_index)})"
     else:
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0 - rss_before
+        peak = _peak_rss_mb() - rss_before
         name = f"cpu ({cpu_name()})"
     times.sort()
     p90 = times[min(len(times) - 1, int(round(0.9 * (len(times) - 1))))]
