@@ -40,7 +40,7 @@ WARMUP, REPEATS = 3, 20  # the latency protocol (stereo/deploy/latency.py)
 #: seconds one deploy step costs besides the per-image work: export + its ONNX Runtime parity check, opening
 #: the runtime twice, the latency subprocess (interpreter + imports). Measured with bench/deploy_score_cost.py
 #: on the tiny-demo model (docs/BENCHMARKS.md, "score-on deploy"); per-image work comes from the probe.
-DEPLOY_FIXED_S = 9.0
+DEPLOY_FIXED_S = 7.0
 
 
 @dataclass(frozen=True)
