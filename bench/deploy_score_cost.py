@@ -49,12 +49,14 @@ def main() -> int:
                       RunConfig(output=str(root / "run")), deploy=DeployConfig(score_on="deploy"))
     raw = {**plan.base_spec, "results_dir": str(root / "trial")}
     result = train(load_spec(raw, action="train"), tracker=False)
-    times = []
+    times, parts = [], []
     for _ in range(args.repeats + 1):
         start = time.perf_counter()
         score = score_deployed(raw, result.best_checkpoint, plan.deploy)
         times.append(time.perf_counter() - start)
+        parts.append(score.timings)
     steady = times[1:]
+    split = ", ".join(f"{k} {statistics.median(p[k] for p in parts[1:]):.1f} s" for k in parts[-1])
     d = plan.deploy
     print(f"{time.strftime('%Y-%m-%d')}, {cpu_name()}, {os.cpu_count()} CPUs, load average "
           f"{' '.join(f'{x:.2f}' for x in os.getloadavg())} at the end; torch threads {d['threads']}\n")
@@ -65,6 +67,7 @@ def main() -> int:
           f"{d['runtime']} ({d['device']}) | {times[0]:.1f} s | {statistics.median(steady):.1f} s "
           f"({min(steady):.1f}-{max(steady):.1f}) | {score.metrics['deploy/latency_ms']:.2f} | "
           f"{score.metrics['deploy/peak_mem_mb']:.0f} |")
+    print(f"\nmedian split of the steady calls: {split}")
     return 0
 
 

@@ -39,6 +39,7 @@ class DeployScore:
     params: Dict[str, Any]
     files: Dict[str, str] = field(default_factory=dict)
     seconds: float = 0.0
+    timings: Dict[str, float] = field(default_factory=dict)  # seconds per step: export, engine, evaluate, latency
 
 
 def _spec(raw: Mapping[str, Any], action: str, **sections: Mapping[str, Any]):
@@ -64,6 +65,11 @@ def score_deployed(raw: Mapping[str, Any], checkpoint: str, deploy: Mapping[str,
     from stereo.deploy.latency import measure_in_subprocess
 
     start = time.perf_counter()
+    timings: Dict[str, float] = {}
+
+    def lap(name: str) -> None:
+        timings[name] = round(time.perf_counter() - start - sum(timings.values()), 3)
+
     h, w, device = int(deploy["height"]), int(deploy["width"]), str(deploy["device"])
     iters = deploy.get("valid_iters") or (raw.get("model") or {}).get("valid_iters")
     exported = export(_spec(raw, "export", export={
@@ -71,6 +77,7 @@ def score_deployed(raw: Mapping[str, Any], checkpoint: str, deploy: Mapping[str,
         "batch_size": 1, "dynamic_hw": False, "overwrite": True, "on_cpu": device == "cpu",
         "valid_iters": int(iters) if iters else None}), tracker=False)
     _ok(exported, "export")
+    lap("export")
     target = exported.onnx_file
     if deploy.get("runtime") == "tensorrt":
         from stereo.actions.gen_trt_engine import gen_trt_engine
@@ -79,6 +86,7 @@ def score_deployed(raw: Mapping[str, Any], checkpoint: str, deploy: Mapping[str,
             "onnx_file": target, "tensorrt": {"data_type": "fp32"}}), tracker=False)
         _ok(built, "gen_trt_engine")
         target = built.engine_file
+        lap("engine")
     val = copy.deepcopy((raw.get("dataset") or {}).get("val_dataset"))
     if not val:
         raise TrialFailure("--score-on deploy needs dataset.val_dataset to score the deployed model on")
@@ -87,11 +95,13 @@ def score_deployed(raw: Mapping[str, Any], checkpoint: str, deploy: Mapping[str,
         "trt_engine": str(target), "checkpoint": str(checkpoint), "on_size_mismatch": "resize"}),
         tracker=False, device=device)
     _ok(scored, "deploy evaluate")
+    lap("evaluate")
     kpi = scored.kpi
     if "drift_mean_abs" not in kpi:
         raise TrialFailure(f"deploy evaluate of {target} reported no drift against {checkpoint}")
     timing = measure_in_subprocess(target, h, w, device=device, threads=int(deploy.get("threads") or 1),
                                    warmup=int(deploy.get("warmup", 3)), repeats=int(deploy.get("repeats", 20)))
+    lap("latency")
     metrics = {"deploy/epe": float(kpi["epe"]), "deploy/latency_ms": timing.median_ms,
                "deploy/peak_mem_mb": timing.peak_mem_mb, "deploy/drift_px": float(kpi["drift_mean_abs"])}
     bad = [k for k, v in metrics.items() if not math.isfinite(v)]
@@ -102,7 +112,7 @@ def score_deployed(raw: Mapping[str, Any], checkpoint: str, deploy: Mapping[str,
               "deploy.latency": f"{timing.warmup} warm-up, median of {timing.repeats} single-image calls",
               "deploy.file": str(target)}
     files = {"onnx": exported.onnx_file, "deployed": str(target), "evaluate": scored.results_dir}
-    return DeployScore(metrics, params, files, round(time.perf_counter() - start, 3))
+    return DeployScore(metrics, params, files, round(time.perf_counter() - start, 3), timings)
 
 
 def best_row_index(history: List[Mapping[str, Any]], monitor: str, mode: str) -> Optional[int]:
@@ -127,7 +137,7 @@ def book(ledger: Ledger, trial_id: str, score: DeployScore, monitor: str, mode: 
         raise TrialFailure(f"no validation with {monitor} to attach the deploy metrics to")
     history[index].update(score.metrics)
     ledger.update_progress(trial_id, history=history, deploy={**score.params, **score.files,
-                                                                 "seconds": score.seconds})
+                                                                 "seconds": score.seconds, "timings": score.timings})
     return history[index]
 
 
