@@ -22,9 +22,10 @@ import copy
 import json
 import os
 from pathlib import Path
-from typing import Any, Callable, Dict, Mapping, Optional
+from typing import Any, Callable, Dict, Mapping
 
 FOLDER = "then_deploy"
+RECORD = "handoff.json"  # in FOLDER: what results.json's then_deploy says, kept for a resumed sweep
 
 
 def _spec(best_spec: Mapping[str, Any], deploy: Mapping[str, Any]) -> Dict[str, Any]:
@@ -63,11 +64,18 @@ def then_deploy(plan: Any, best: Mapping[str, Any], best_spec: Mapping[str, Any]
     from automl.plan.deploy_step import deploy_shape
     from stereo.actions.chain import engine_available, run_flow
     from stereo.actions.flow import FLOW_ENV
-    from stereo.atomic_io import atomic_write_text
+    from stereo.atomic_io import atomic_write_json, atomic_write_text
     from stereo.cli import main as depth_net
 
     folder = Path(plan.run_dir) / FOLDER
     folder.mkdir(parents=True, exist_ok=True)
+    done = _read(folder / RECORD)
+    if done.get("exit_code") == 0 and (done.get("trial_id"), done.get("checkpoint")) == \
+            (best["trial_id"], str(best["checkpoint"])):  # a resumed, finished sweep: the hand-over is done
+        printer(f"then deploy: already done for {best['trial_id']} ({folder / RECORD}); deployed network "
+                f"{done.get('engine') or done.get('onnx')}")
+        _record(Path(plan.run_dir), done)
+        return done
     deploy = dict(plan.deploy or {}) or deploy_shape(plan)
     atomic_write_text(folder / "spec.yaml", yaml.safe_dump(_spec(best_spec, deploy), sort_keys=False))
     flow = {"results_dir": str(folder), "spec": "spec.yaml", "checkpoint": str(best["checkpoint"])}
@@ -98,6 +106,7 @@ def then_deploy(plan: Any, best: Mapping[str, Any], best_spec: Mapping[str, Any]
               "runtime": "tensorrt" if engine else "onnxruntime", "metrics": _kpi(folder) if code == 0 else {}}
     tracker.set_tags(run, {"automl.then_deploy.exit_code": str(code)})
     tracker.end_run(run, "FINISHED" if code == 0 else "FAILED")
+    atomic_write_json(folder / RECORD, record)
     _record(Path(plan.run_dir), record)
     where = record["engine"] or f"{record['onnx']} (no TensorRT engine here: ONNX Runtime ran the ONNX)"
     printer(f"then deploy: {'done' if code == 0 else f'FAILED (exit {code})'}; deployed network {where}")
@@ -107,20 +116,19 @@ def then_deploy(plan: Any, best: Mapping[str, Any], best_spec: Mapping[str, Any]
     return record
 
 
+def _read(path: Path) -> Dict[str, Any]:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
 def _record(run_dir: Path, record: Mapping[str, Any]) -> None:
     from stereo.atomic_io import atomic_write_json
 
     path = run_dir / "results.json"
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError):
-        data = {}
+    data = _read(path)
     data["then_deploy"] = dict(record)
     atomic_write_json(path, data)
 
-
-def best_trial_spec(run_dir: str | os.PathLike, trial_id: str) -> Optional[Dict[str, Any]]:
-    import yaml
-
-    path = Path(run_dir) / "trials" / trial_id / "train" / "experiment.yaml"
-    return yaml.safe_load(path.read_text()) if path.is_file() else None

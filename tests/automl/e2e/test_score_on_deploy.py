@@ -106,3 +106,17 @@ def test_the_flow_run_nests_under_the_sweep_with_its_steps(sweep):
     steps = sorted(r.name for r in sweep["runs"] if r.parent_run_id == flow.run_id)
     assert steps == ["deploy_evaluate", "deploy_inference", "evaluate", "export", "inference"]
     assert all(r.status == "FINISHED" for r in sweep["runs"] if r.parent_run_id == flow.run_id)
+
+
+def test_resuming_the_finished_sweep_keeps_the_hand_over(sweep):
+    from stereo.tracking import MlflowTracker, default_tracking_uri
+
+    env = {k: v for k, v in os.environ.items() if k not in ("MLFLOW_TRACKING_URI", "STEREO_FLOW_RUN_ID")}
+    out = subprocess.run([sys.executable, "-m", "automl.cli", "run", "--resume", str(sweep["run"])], env=env,
+                         capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
+    assert f"then deploy: already done for {sweep['results']['then_deploy']['trial_id']}" in out.stdout
+    again = json.loads((sweep["run"] / "results.json").read_text())
+    assert again["then_deploy"] == sweep["results"]["then_deploy"]
+    runs = MlflowTracker(default_tracking_uri(sweep["run"])).find_runs("depth_net")
+    assert sum(r.tags.get("automl.kind") == "then_deploy" for r in runs) == 1

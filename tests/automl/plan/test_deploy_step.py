@@ -106,3 +106,10 @@ def test_the_cost_uses_the_probe_when_there_is_one():
 
     seconds, how = deploy_cost(Plan())
     assert seconds == pytest.approx(DEPLOY_FIXED_S + (2 * 4 + 23) * 0.5) and "31 forward passes x 0.500 s" in how
+
+
+def test_then_deploy_alone_checks_the_deploy_shape_but_scores_trials_by_training(capsys, tmp_path, data):
+    code, out, _ = _run(capsys, tmp_path, data, "--then", "deploy")
+    assert code == 0, out
+    assert "then deploy: the best trial's checkpoint goes through depth_net flow" in out
+    assert "score-on deploy:" not in out and "objective    val/epe (min), the best validation" in out
