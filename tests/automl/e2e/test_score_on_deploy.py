@@ -69,6 +69,9 @@ def test_console_leaderboard_results_json_and_mlflow_agree(sweep):
         tid, run = t["trial_id"], sweep["trials"][t["trial_id"]]
         m = t["metrics"]
         assert float(board[tid][3]) == pytest.approx(m["deploy/epe"], rel=1e-3)
+        line = next(ln for ln in sweep["out"].splitlines() if ln.startswith(f"trial {tid} completed: deploy/epe="))
+        for key in ("deploy/drift_px", "deploy/latency_ms", "deploy/peak_mem_mb"):  # the console's trial line
+            assert float(line.split(f"{key}=")[1].split(",")[0].split()[0]) == pytest.approx(m[key], rel=1e-3)
         assert history[tid]["metric"] == pytest.approx(m["deploy/epe"])
         assert history[tid]["deploy"] == pytest.approx({k: m[k] for k in DEPLOY})
         for key in DEPLOY:
