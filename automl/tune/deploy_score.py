@@ -24,7 +24,6 @@ from __future__ import annotations
 import copy
 import math
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Callable, Dict, List, Mapping, Optional
 
 from automl.tune.ledger import Ledger, best_key
@@ -205,8 +204,8 @@ class DeployReports:
         if self.score is not None:
             return
         if stopped_early:
-            self.ledger.update_progress(self.trial_id, deploy={"skipped": "stopped early by the scheduler: only "
-                                                                          "trials that train their budget are deployed"})
+            why = "stopped early by the scheduler: only trials that train their budget are deployed"
+            self.ledger.update_progress(self.trial_id, deploy={"skipped": why})
             return
         extra = self.run()
         if self.hold:
