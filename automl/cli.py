@@ -69,6 +69,12 @@ def _run_parser(sub) -> argparse.ArgumentParser:
                    help="search keys the pre-flight finds dead (they cannot change this run, e.g. lr_decay "
                         "whose MultiStepLR milestones lie beyond the last step); by default they leave the space "
                         "and the review and the parent MLflow run say why")
+    g.add_argument("--score-on", choices=("train", "deploy"), help="train (default): trials are scored by their "
+                   "validation; deploy: each trial's best checkpoint is also exported to ONNX at the deploy shape, "
+                   "built (TensorRT on a GPU, else ONNX Runtime), evaluated on the val set and timed: deploy/epe, "
+                   "deploy/latency_ms, deploy/peak_mem_mb, deploy/drift_px (usable as --metric)")
+    g.add_argument("--then", choices=("deploy",), help="deploy: after the sweep, run depth_net flow's deploy-only "
+                   "steps on the best trial's checkpoint (<output>/then_deploy, nested under the sweep's run)")
     g = p.add_argument_group("how it is searched")
     g.add_argument("--algorithm", choices=tuple(ALGORITHMS), default="tpe",
                    help="; ".join(f"{k}: {v}" for k, v in ALGORITHMS.items()) + " (default tpe)")
@@ -129,7 +135,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 _RESUME_LOCKED = ("skill", "skill_dir", "spec", "policy", "request", "search_space", "metric", "mode",
-                  "output", "tracking_uri", "num_samples", "max_concurrent", "time_budget", "gpus_per_trial")
+                  "output", "tracking_uri", "num_samples", "max_concurrent", "time_budget", "gpus_per_trial",
+                  "score_on", "then")
 
 
 def plan_from_args(args: argparse.Namespace) -> LaunchPlan:
@@ -153,7 +160,9 @@ def plan_from_args(args: argparse.Namespace) -> LaunchPlan:
                       reduction_factor=args.reduction_factor, grid_points=args.grid_points)
     where = RunConfig(output=args.output, cpus_per_trial=args.cpus_per_trial, gpus_per_trial=args.gpus_per_trial,
                       ray_address=args.ray_address, tracking_uri=args.tracking_uri, experiment=args.experiment)
-    return build_plan(search, tune, where)
+    from automl.plan.deploy_step import DeployConfig
+
+    return build_plan(search, tune, where, deploy=DeployConfig(score_on=args.score_on or "train", then=args.then))
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -187,6 +196,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     outcome = run_sweep(plan)
     if outcome["state"] != "completed":
         return EXIT_INTERRUPTED
+    if (outcome.get("then_deploy") or {}).get("exit_code"):  # --then deploy: the flow's failing step's code
+        return int(outcome["then_deploy"]["exit_code"])
     unscored = _why_nothing_scored(outcome["trials"], plan.run_dir)
     if unscored:
         print(f"automl: error: {unscored}", file=sys.stderr)

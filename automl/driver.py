@@ -248,7 +248,15 @@ def _run_sweep(plan: LaunchPlan, ledger: Ledger, printer, stream) -> dict:
     printer(progress())
     for line in pointers(report, plan, links):
         printer(line)
-    return {"state": state, "trials": trials, "report": report, "links": links}
+    handed = None
+    if getattr(plan, "then", None) == "deploy" and complete:  # --then deploy (automl/handoff.py)
+        from automl.handoff import then_deploy
+
+        if best is None:
+            printer("then deploy: no trial was scored, so there is nothing to deploy")
+        else:
+            handed = then_deploy(plan, best, best_spec or {}, tracker, parent.run_id, printer)
+    return {"state": state, "trials": trials, "report": report, "links": links, "then_deploy": handed}
 
 
 def _describe_parent(plan: LaunchPlan, tracker, parent, report, space: SearchSpace):
@@ -338,7 +346,7 @@ def trial_context(plan: LaunchPlan, parent_run_id: Optional[str]) -> TrialContex
     return TrialContext(run_dir=plan.run_dir, base_spec=plan.base_spec, metric=plan.metric, mode=plan.mode,
                         tracking_uri=plan.tracking_uri, experiment=plan.experiment, parent_run_id=parent_run_id,
                         cpus_per_trial=plan.cpus_per_trial, sweep_name=Path(plan.run_dir).name, max_t=plan.max_t,
-                        scheduler=plan.scheduler)
+                        scheduler=plan.scheduler, deploy=dict(plan.deploy or {}))
 
 
 def trial_spec_path(run_dir: str | os.PathLike, trial_id: str) -> Path:

@@ -44,6 +44,7 @@ AUTOML_LAYERS: list[tuple[str, ...]] = [
     ("report",),                             # leaderboard, results.json, plots, importance, HTML, the run's note
     ("ui",),                                 # the MLflow UI: server, guard, sweep links, headless browser
     ("server",),                             # a team's tracking server (MLflow on PostgreSQL), promote
+    ("handoff",),                            # --then deploy: the best trial handed to depth_net flow
     ("plain", "driver"),                     # the plain run; a sweep from plan to report
     ("cli",),                                # automl run|ui|server|promote
     ("demo",),                               # make demo

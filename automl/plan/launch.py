@@ -30,6 +30,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 from automl.commands import resume_command
 from automl.errors import LaunchError
 from automl.plan.configs import WEIGHTS_IGNORED, RunConfig, SearchConfig, TuneConfig
+from automl.plan.deploy_step import DeployConfig, settle_deploy, split_metric
 from automl.plan.resources import ResourceError, plan_gpus, visible_gpus
 from automl.plan.skills import SKILLS_ROOT, Skill, expand_shorthand, find_skill, load_skill
 from automl.policy.decision import NothingToSearch, PolicyDecision, resolve_policy
@@ -82,6 +83,10 @@ class LaunchPlan:
     checked: List[str] = field(default_factory=list)  # every key the dead-parameter check judged
     keep_dead_params: bool = False
     probe: Dict[str, Any] = field(default_factory=dict)  # the memory/time probe's measurement and plan
+    # --score-on / --then (automl/plan/deploy_step.py): the deploy step of each trial, the hand-over after
+    score_on: str = "train"
+    then: Optional[str] = None
+    deploy: Dict[str, Any] = field(default_factory=dict)
     created: float = field(default_factory=time.time)
 
     @property
@@ -249,7 +254,7 @@ def _search_space(skill: Skill, schema: dict, search_space: Optional[str], fixed
 
 
 def build_plan(search: SearchConfig, tune: Optional[TuneConfig] = None, where: Optional[RunConfig] = None, *,
-               gpus_available: Optional[int] = None) -> LaunchPlan:
+               gpus_available: Optional[int] = None, deploy: Optional[DeployConfig] = None) -> LaunchPlan:
     """Resolve the policy and everything a run needs; raises :class:`LaunchError` on bad options.
 
     `gpus_available` None counts this machine's GPUs. Pre-flight: the data files are checked and one
@@ -260,6 +265,7 @@ def build_plan(search: SearchConfig, tune: Optional[TuneConfig] = None, where: O
     :func:`_examine_search`) only when the skill and the policy would sweep.
     """
     tune, where = tune or TuneConfig(), where or RunConfig()
+    search, deploy_metric = split_metric(search)  # a deploy/* --metric is checked by settle_deploy
     the_skill = load_skill(search.skill_dir) if search.skill_dir else find_skill(search.skill)
     expanded, output = _split_output(expand_shorthand(the_skill, search.overrides), where.output)
     run_dir = Path(output or Path("automl_runs") / f"{the_skill.path.name}-{time.strftime('%Y%m%d-%H%M%S')}")
@@ -293,9 +299,11 @@ def build_plan(search: SearchConfig, tune: Optional[TuneConfig] = None, where: O
         action="train", skill=the_skill.facts(), policy=search.policy, request=search.request,
         nothing_to_search=lambda: _examine_search(plan, the_skill, search, overridden, resolved, shape, found))
     if not plan.sweep:
+        settle_deploy(plan, deploy, deploy_metric, search.mode)
         return plan
     _settle_search(plan, search, tune, found)
     _settle_resources(plan, tune, where, resolved, gpus_available)
+    settle_deploy(plan, deploy, deploy_metric, search.mode)
     if shape is not None and shape.validation_steps:
         plan.max_t = len(shape.validation_steps)  # validations a full trial runs (max_steps may cut epochs)
     elif resolved is not None:

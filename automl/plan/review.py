@@ -79,8 +79,9 @@ def _sweep_lines(plan: Any) -> list:
 
         lines.append("  dead params  can each searched key change this run? (automl/plan/dead_params.py)")
         lines += [f"{_INDENT}{line}" for line in describe(plan.dead, plan.caveats, checked, plan.keep_dead_params)]
-    lines.append(f"  objective    {plan.metric} ({plan.mode}), the best validation of each trial; a failed "
-                 "trial is 'failed', never a number")
+    when = ("measured once per trial, on its deployed model (--score-on deploy)" if plan.metric.startswith("deploy/")
+            else "the best validation of each trial")
+    lines.append(f"  objective    {plan.metric} ({plan.mode}), {when}; a failed trial is 'failed', never a number")
     algo = f"{plan.algorithm}: {ALGORITHMS[plan.algorithm]}, seed {plan.seed}"
     if plan.algorithm == "grid":
         algo += f", {plan.grid_points} points per float"
@@ -107,4 +108,8 @@ def _sweep_lines(plan: Any) -> list:
         lines += [f"  probe        {found[0]}"] + [f"{_INDENT}{n}" for n in found[1:]]
     elif getattr(plan, "trial_shape", None):
         lines.append("  probe        not run (--no-probe, or the spec is not ready): memory and duration unknown")
+    from automl.plan.deploy_step import review_lines as deploy_lines
+
+    found = deploy_lines(plan)
+    lines += [f"  {'deploy':<12} {found[0]}"] + [f"{_INDENT}{n}" for n in found[1:]] if found else []
     return lines

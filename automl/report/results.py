@@ -116,6 +116,12 @@ def _duration(seconds: Any) -> str:
     return f"{m}m{s:02d}s" if m else f"{s}s"
 
 
+def _deploy(trial: Optional[Mapping[str, Any]]) -> dict:
+    """{"deploy": {deploy/* metrics}} of a trial scored on the deployed model (--score-on deploy), else {}."""
+    found = {k: v for k, v in ((trial or {}).get("metrics") or {}).items() if str(k).startswith("deploy/")}
+    return {"deploy": found} if found else {}
+
+
 def _reason(trial: Mapping[str, Any]) -> str:
     if trial["status"] == "failed":
         first = (str(trial.get("error") or "no error message recorded").strip().splitlines() or [""])[0]
@@ -301,12 +307,13 @@ def write_report(run_dir: str | os.PathLike, trials: Sequence[Mapping[str, Any]]
     results = _json_value({
         "best": {"trial_id": best["trial_id"], "params": best["params"], "metric": best["score"],
                  "spec_path": str(spec_path) if spec_path else None,
-                 "checkpoint": str(checkpoint) if checkpoint else None, "run_id": best.get("run_id")}
+                 "checkpoint": str(checkpoint) if checkpoint else None, "run_id": best.get("run_id"), **_deploy(best)}
         if best else None,
         "progress": progress,
         "history": [{"trial_id": t["trial_id"], "metric": t["score"], "status": t["status"],
                      "params": t["params"], "epochs": t.get("epochs"), "duration_s": t.get("duration_s"),
-                     "error": t.get("error"), "run_id": t.get("run_id"), "checkpoint": t.get("checkpoint")}
+                     "error": t.get("error"), "run_id": t.get("run_id"), "checkpoint": t.get("checkpoint"),
+                     **_deploy(t)}
                     for t in checked],
         "space": space.to_dict() if hasattr(space, "to_dict") else None,
         "warnings": warnings,

@@ -161,8 +161,11 @@ class TrialEvents:
         if entry is None:
             return
         metric = "n/a" if entry["metric"] is None else f"{entry['metric']:.4g}"
+        deployed = ", ".join(f"{k}={v:.4g}" for k, v in sorted((entry.get("metrics") or {}).items())
+                             if k.startswith("deploy/") and k != self.metric)  # --score-on deploy
         self.printer(f"trial {entry['trial_id']} {entry['status']}: {self.metric}={metric} after {entry['epochs']} "
-                     f"validation(s)" + (f" ({entry['error']})" if entry["error"] else ""))
+                     f"validation(s)" + (f"; {deployed}" if deployed else "")
+                     + (f" ({entry['error']})" if entry["error"] else ""))
         # the trial may still be finishing (writing status.json, its checkpoint artifact, best/<metric>):
         # only its run's status and tags are set here; driver.py fills a missing best/<metric> at the end
         self._end_runs(entry, end_status, run_tags(entry))

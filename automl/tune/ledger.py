@@ -76,6 +76,8 @@ def metric_value(row: Mapping[str, Any], name: str) -> Optional[float]:
     """The finite value of metric `name` in `row`, either namespace ('epe' finds 'val/epe' and back), or None."""
     from stereo.metrics import find_metric
 
+    if str(name).startswith("deploy/"):  # a deployed-model metric is never a validation's namesake
+        return _finite(row.get(name))
     try:
         return _finite(find_metric(row, name))
     except (KeyError, ValueError):
@@ -84,7 +86,10 @@ def metric_value(row: Mapping[str, Any], name: str) -> Optional[float]:
 
 def best_key(metric: str) -> str:
     """The MLflow metric a trial (and the sweep's parent run) is ranked by: 'epe' and 'val/epe' both give
-    'best/val/epe', the key the train action logs for the checkpoint it keeps (its monitor)."""
+    'best/val/epe', the key the train action logs for the checkpoint it keeps (its monitor); a deployed-model
+    metric keeps its namespace ('deploy/epe' -> 'best/deploy/epe', automl/tune/deploy_score.py)."""
+    if str(metric).startswith("deploy/"):
+        return "best/" + str(metric)
     return "best/val/" + str(metric).rsplit("/", 1)[-1]
 
 

@@ -16,6 +16,9 @@ Ray-free on purpose (STYLE habit 8): automl/tune/trainable.py wraps :func:`run_t
    automl/tune/trial_callbacks.py). A NaN/inf metric, a missing metric, an exception or a dead process
    is a failed trial with its reason, never a 0. A Ray retry (``--max-failures``) ends the earlier
    attempt's run FAILED first.
+4. with ``--score-on deploy`` (``ctx.deploy``), at its last validation (before that report reaches Ray): its kept
+   checkpoint is exported, built, evaluated and timed (automl/tune/deploy_score.py); the ``deploy/*`` metrics
+   join that report, the kept validation's ledger row and the trial's MLflow run. A failure there fails the trial.
 
 A stop by the scheduler (ASHA/HyperBand, also at max_t) reaches us as ``SystemExit`` out of ``report``
 (Ray's function-trainable session exits the training thread that way). We report after the epoch's
@@ -58,6 +61,7 @@ class TrialContext:
     max_t: int = 0  # validations of a full budget (0: unknown); a scheduler stop at max_t is a completion
     scheduler: str = ""  # named in the status.json of a trial it stops early ("stopped early by asha ...")
     extra_tags: Dict[str, str] = field(default_factory=dict)
+    deploy: Dict[str, Any] = field(default_factory=dict)  # --score-on deploy: the plan's deploy step, else {}
 
 
 def split_config(config: Mapping[str, Any]) -> tuple:
@@ -110,25 +114,38 @@ def run_trial(config: Mapping[str, Any], ctx: TrialContext, report: Callable[[Di
         torch.set_num_threads(int(ctx.cpus_per_trial))  # one trial must not take every core of the node
     tracker: Any = False
     reporter = None
+    # --score-on deploy: the checkpoint kept by the deploy plan's validation monitor is scored deployed with the
+    # last validation's report (automl/tune/deploy_score.py)
+    monitor, monitor_mode = ((ctx.deploy["monitor"], ctx.deploy["monitor_mode"]) if ctx.deploy
+                             else (ctx.metric, ctx.mode))
+    deployed = None
     try:
-        spec = load_spec(trial_raw_spec(ctx.base_spec, params, str(trial_dir(ctx.run_dir, trial_id))),
-                         action="train")
+        raw = trial_raw_spec(ctx.base_spec, params, str(trial_dir(ctx.run_dir, trial_id)))
+        spec = load_spec(raw, action="train")
         if ctx.tracking_uri:
             tags = {TRIAL_TAG: trial_id, SWEEP_TAG: ctx.sweep_name, ATTEMPT_TAG: str(attempt),
                     SAMPLED_TAG: json.dumps(sorted(params)), **ctx.extra_tags}
             tracker = TaggingTracker(ctx.tracking_uri, tags,
                                      lambda run_id: ledger.update_progress(trial_id, run_id=run_id),
                                      sampled=tuple(sorted(params)))
-        reporter = reporter_class()(trial_id, index, ledger, ctx.metric, report, scheduler=ctx.scheduler,
+        if ctx.deploy:
+            from automl.tune.deploy_score import DeployReports
+
+            deployed = DeployReports(report, ledger=ledger, trial_id=trial_id, raw=raw, deploy=ctx.deploy,
+                                     metric=ctx.metric, max_t=ctx.max_t, tracking_uri=ctx.tracking_uri,
+                                     hold=ctx.metric.startswith("deploy/"))
+        reporter = reporter_class()(trial_id, index, ledger, monitor, deployed or report, scheduler=ctx.scheduler,
                                     stop_requested=stop_requested)
         # the user's own callbacks (AUTOML_TRIAL_CALLBACKS) come after ours: they see each validation booked
         extra = trial_callbacks(TrialInfo(trial_id, index, attempt, trial_dir(ctx.run_dir, trial_id), dict(params)))
         # the best checkpoint is the best by the sweep's metric and mode, not the trainer's default val/epe
         result = train(spec, tracker=tracker, parent_run_id=ctx.parent_run_id, experiment=ctx.experiment,
-                       run_name=trial_id, callbacks=[reporter, *extra], monitor=ctx.metric, monitor_mode=ctx.mode)
+                       run_name=trial_id, callbacks=[reporter, *extra], monitor=monitor, monitor_mode=monitor_mode)
         if reporter.count == 0:
             raise TrialFailure(f"trial {trial_id} finished without a validation, so {ctx.metric} is unknown; "
                                "set dataset.val_dataset and train.validation_interval <= train.num_epochs")
+        if deployed is not None:
+            deployed.finish(stopped_early=bool(reporter.stop_reason))
     except SystemExit:
         # the sweep is stopping (Ctrl-C/SIGTERM): leave at once; the driver marks the trial interrupted
         ledger.update_progress(trial_id, outcome="interrupted", ended=time.time(),
