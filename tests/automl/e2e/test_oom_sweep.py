@@ -16,6 +16,10 @@ import pytest
 
 from automl.tune.ledger import Ledger
 
+# alone: Ray's memory monitor watches the whole machine, so another test's memory (a parallel pytest worker's
+# sweep) could push it over the threshold and kill an innocent trial; `make test` runs this after the rest
+pytestmark = pytest.mark.serial
+
 HEADROOM_GB = 10.0  # the monitor fires this far above the memory in use when the test starts (Ray, the
 # driver and a trial worker take ~3 GB of it; the fault takes the rest, + 1.5 GiB at most). Ray's monitor
 # watches the whole machine: the headroom must also absorb what other processes (the other pytest worker, a
