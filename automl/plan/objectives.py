@@ -31,7 +31,7 @@ DEPLOY_METRICS = {
     "deploy/peak_mem_mb": "peak memory while the deployed model runs",
     "deploy/drift_px": "mean |deployed - PyTorch| disparity",
 }
-_CONSTRAINT = re.compile(r"^\s*([A-Za-z_][\w./-]*)\s*(<=|>=|==|=<|=>|<|>|=)\s*([-+0-9.eE]+)\s*$")
+_CONSTRAINT = re.compile(r"^\s*([A-Za-z_][\w./-]*)\s*(<=|>=|==|=<|=>|<|>|=)\s*(\S+?)\s*$")
 
 
 @dataclass(frozen=True)

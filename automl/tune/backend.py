@@ -28,8 +28,8 @@ from automl.space.grid import grid_points
 from automl.plan.launch import LaunchPlan
 from automl.tune.ledger import Ledger, trial_id_for
 from automl.space.build import SearchSpace
-from automl.tune.study import (STUDY_NAME, Goals, constraint_values, enqueue_missing, open_study, seed_study,
-                               study_storage, sync_study, tell_verdict)
+from automl.tune.study import (STUDY_NAME, Goals, enqueue_missing, open_study, seed_study, study_storage, sync_study,
+                               tell_verdict)
 from automl.tune.trainable import trial_trainable
 from automl.tune.trial import TrialContext
 from automl.tune.trial_runs import INDEX_KEY
@@ -66,17 +66,17 @@ def _sampler(plan: LaunchPlan, attempt: int = 1):
     # budgets of CPU sweeps (8-30 trials) that is most of the sweep. A quarter of the budget (2..10)
     # keeps the random warm-up without turning the whole sweep into random search.
     startup = max(2, min(10, int(plan.num_samples) // 4))
-    # --constraint: the samplers that model feasibility read each told trial's constraint values
-    constrained = {"constraints_func": constraint_values} if plan.constraints else {}
+    # --constraint: TPE, NSGA-II and GP read each trial's constraint values (Optuna 5's trial.constraints, set
+    # by the driver when it tells the verdict: automl/tune/study.py)
     if name == "tpe":  # TPE handles one objective and several (MOTPE)
-        return optuna.samplers.TPESampler(seed=seed, n_startup_trials=startup, **constrained)
+        return optuna.samplers.TPESampler(seed=seed, n_startup_trials=startup)
     if name == "nsga2":  # a generation is a third of the budget: 50 (Optuna's default) would be all random here
         population = max(2, min(50, int(plan.num_samples) // 3))
-        return optuna.samplers.NSGAIISampler(seed=seed, population_size=population, **constrained)
+        return optuna.samplers.NSGAIISampler(seed=seed, population_size=population)
     if name in ("random", "grid"):  # grid: the points are enqueued; the sampler is never consulted for them
         return optuna.samplers.RandomSampler(seed=seed)
     if name == "bayesian":
-        return optuna.samplers.GPSampler(seed=seed, n_startup_trials=startup, **constrained)
+        return optuna.samplers.GPSampler(seed=seed, n_startup_trials=startup)
     if name == "cmaes":
         return optuna.samplers.CmaEsSampler(seed=seed, n_startup_trials=startup)
     raise ValueError(f"--algorithm {name!r} is unknown; use tpe, nsga2, random, grid, bayesian or cmaes")
@@ -304,8 +304,7 @@ def run_tune(plan: LaunchPlan, space: SearchSpace, ctx: TrialContext, ledger: Le
     metric, mode = _searched(plan)
     search = _verdict_search()(space=DefineByRun(space), metric=metric, mode=mode,
                                sampler=_sampler(plan, attempt), storage=storage, study_name=STUDY_NAME)
-    # the driver tells the verdicts through this study: its sampler's after_trial records the constraints
-    study = optuna.load_study(study_name=STUDY_NAME, storage=storage, sampler=_sampler(plan, attempt))
+    study = optuna.load_study(study_name=STUDY_NAME, storage=storage)  # the driver tells verdicts through it
     _tolerate_worker_loss()
     trainable = tune.with_resources(trial_trainable(ctx), {"cpu": plan.cpus_per_trial, "gpu": plan.gpus_per_trial})
     tuner = tune.Tuner(

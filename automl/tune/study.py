@@ -34,7 +34,6 @@ from automl.tune.ledger import Ledger, metric_value
 
 STUDY_FILE = "study.journal"
 STUDY_NAME = "automl"
-CONSTRAINTS_ATTR = "constraints"  # user attr: the trial's constraint values (<= 0 feasible)
 INFEASIBLE = 1e12  # a missing constraint metric: infeasible, and finite for the samplers
 
 #: params -> {name: Optuna distribution} of the sweep's space (automl/tune/backend.py DefineByRun.distributions)
@@ -57,9 +56,9 @@ def study_storage(run_dir: str | os.PathLike):
     return JournalStorage(JournalFileBackend(str(study_path(run_dir))))
 
 
-def open_study(run_dir: str | os.PathLike, mode: str | Sequence[str] = "min", storage=None, sampler=None):
+def open_study(run_dir: str | os.PathLike, mode: str | Sequence[str] = "min", storage=None):
     """The sweep's study (on `storage`, default :func:`study_storage`), created on first use; `mode` a list of
-    modes for several objectives. `sampler`: the one whose ``after_trial`` sees each tell (its constraints)."""
+    modes for several objectives."""
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -67,7 +66,7 @@ def open_study(run_dir: str | os.PathLike, mode: str | Sequence[str] = "min", st
     modes = [mode] if isinstance(mode, str) else list(mode)
     try:
         return optuna.create_study(storage=storage or study_storage(run_dir), study_name=STUDY_NAME,
-                                   load_if_exists=True, sampler=sampler,
+                                   load_if_exists=True,
                                    directions=["minimize" if m == "min" else "maximize" for m in modes])
     except (ValueError, KeyError, OSError) as exc:
         raise StudyFileError(f"{path} cannot be read ({type(exc).__name__}: {exc}); move it away and run again: the "
@@ -87,15 +86,10 @@ class Goals:
         return len(self.objectives) > 1
 
 
-def constraint_values(trial) -> List[float]:
-    """Optuna's ``constraints_func`` (<= 0 feasible): what the driver computed from the ledger when it told
-    the trial (:func:`tell_verdict`). A module function: OptunaSearch pickles its sampler."""
-    return list(trial.user_attrs.get(CONSTRAINTS_ATTR) or [])
-
-
-def _violations(entry: Mapping[str, Any], goals: Goals) -> List[float]:
-    # a missing value is infeasible; Optuna's samplers need finite numbers
-    return [min(v, INFEASIBLE) for v in violations_of(entry, goals.constraints)]
+def _violations(entry: Mapping[str, Any], goals: Goals) -> Dict[str, float]:
+    """{constraint text: value} (<= 0 feasible), as Optuna 5 keeps them (``Trial.set_constraint``; every sampler
+    and ``plot_pareto_front`` read ``trial.constraints``). A missing value is infeasible, finite for the samplers."""
+    return {c.text(): min(v, INFEASIBLE) for c, v in zip(goals.constraints, violations_of(entry, goals.constraints))}
 
 
 def verdict(entry: Optional[Mapping[str, Any]], goals: Optional[Goals] = None) -> Tuple[Any, Any]:
@@ -150,9 +144,13 @@ def tell_verdict(study, number: int, entry: Optional[Mapping[str, Any]], metric:
                 storage.set_trial_intermediate_value(trial_id, step, value)
     for key, value in _attrs(entry, number).items():
         storage.set_trial_user_attr(trial_id, key, value)
-    if entry and goals and goals.constraints:  # read by constraint_values (the sampler's after_trial)
-        storage.set_trial_user_attr(trial_id, CONSTRAINTS_ATTR, _violations(entry, goals))
     state, value = verdict(entry, goals)
+    if goals and goals.constraints and state != TrialState.FAIL:
+        import optuna
+
+        live = optuna.trial.Trial(study, trial_id)
+        for key, bound_gap in _violations(entry, goals).items():
+            live.set_constraint(key, bound_gap)
     study.tell(number, value, state=state)
     return True
 
@@ -160,7 +158,6 @@ def tell_verdict(study, number: int, entry: Optional[Mapping[str, Any]], metric:
 def sync_study(study, ledger: Ledger, metric: str, distributions: Optional[Distributions] = None,
                goals: Optional[Goals] = None) -> None:
     """Make the study agree with the ledger when no trial runs (see the module docstring)."""
-    from optuna.samplers._base import _CONSTRAINTS_KEY  # what a sampler's after_trial stores (Optuna is pinned)
     from optuna.trial import TrialState, create_trial
 
     known = {t["index"]: t for t in ledger.trials()}
@@ -180,34 +177,33 @@ def sync_study(study, ledger: Ledger, metric: str, distributions: Optional[Distr
             params = {}
         state, value = verdict(entry, goals)
         many = bool(goals and goals.many)
-        attrs, system = _attrs(entry, number), {}
+        trial = create_trial(state=state, value=None if many else value, values=value if many else None,
+                             params=params, distributions=dists,
+                             intermediate_values=None if many else (_steps(entry, metric) or None),
+                             user_attrs=_attrs(entry, number))
         if entry and goals and goals.constraints and state != TrialState.FAIL:
-            attrs[CONSTRAINTS_ATTR] = system[_CONSTRAINTS_KEY] = _violations(entry, goals)
-        study.add_trial(create_trial(state=state, value=None if many else value, values=value if many else None,
-                                     params=params, distributions=dists,
-                                     intermediate_values=None if many else (_steps(entry, metric) or None),
-                                     user_attrs=attrs, system_attrs={k: tuple(v) for k, v in system.items()}))
+            for key, v in _violations(entry, goals).items():
+                trial.set_constraint(key, v)
+        study.add_trial(trial)
 
 
 def seed_study(study, trials: Sequence[Mapping[str, Any]], distributions: Distributions, source: str,
                goals: Optional[Goals] = None) -> int:
     """--warm-start: add a finished sweep's completed trials (automl/tune/warm_start.py) to an empty study,
     as COMPLETE trials with their values (and constraint values); returns how many were added."""
-    from optuna.samplers._base import _CONSTRAINTS_KEY
     from optuna.trial import TrialState, create_trial
 
     many = bool(goals and goals.many)
     for t in trials:
         values = [float(v) for v in t["values"]]
-        attrs = {"trial_id": f"warm:{t['trial_id']}", "outcome": "completed", "warm_start": source}
-        system = {}
-        if goals and goals.constraints:
-            attrs[CONSTRAINTS_ATTR] = [min(float(v), INFEASIBLE) for v in t["violations"]]
-            system[_CONSTRAINTS_KEY] = tuple(attrs[CONSTRAINTS_ATTR])
-        study.add_trial(create_trial(state=TrialState.COMPLETE, value=None if many else values[0],
-                                     values=values if many else None, params=dict(t["params"]),
-                                     distributions=distributions(t["params"]), user_attrs=attrs,
-                                     system_attrs=system))
+        trial = create_trial(state=TrialState.COMPLETE, value=None if many else values[0],
+                             values=values if many else None, params=dict(t["params"]),
+                             distributions=distributions(t["params"]),
+                             user_attrs={"trial_id": f"warm:{t['trial_id']}", "outcome": "completed",
+                                         "warm_start": source})
+        for c, v in zip(goals.constraints if goals else (), t["violations"]):
+            trial.set_constraint(c.text(), min(float(v), INFEASIBLE))
+        study.add_trial(trial)
     return len(trials)
 
 
