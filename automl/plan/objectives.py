@@ -31,7 +31,7 @@ DEPLOY_METRICS = {
     "deploy/peak_mem_mb": "peak memory while the deployed model runs",
     "deploy/drift_px": "mean |deployed - PyTorch| disparity",
 }
-_CONSTRAINT = re.compile(r"^\s*([A-Za-z_][\w./-]*)\s*(<=|>=|==|=<|=>|<|>|=)\s*(\S+?)\s*$")
+_CONSTRAINT = re.compile(r"^\s*([A-Za-z_][\w./-]*)\s*(<=|>=|==|=<|=>|<|>|=)\s*([^\s<>=]\S*?)\s*$")
 
 
 @dataclass(frozen=True)
@@ -80,9 +80,11 @@ def known_metrics(deploy: bool = False) -> List[str]:
     return [MONITOR_NAMESPACE + n for n in names] + list(TRIAL_METRICS) + (list(DEPLOY_METRICS) if deploy else [])
 
 
-def metric_key(name: str, flag: str, deploy: bool = False) -> str:
-    """The metric's full key ('epe' -> 'val/epe'); LaunchError naming `flag` for one no trial reports."""
+def metric_key(name: str, flag: str, deploy: bool = False, given: Optional[str] = None) -> str:
+    """The metric's full key ('epe' -> 'val/epe'); LaunchError naming `flag` (and the `given` text) for one no
+    trial reports."""
     text = str(name).strip()
+    name = name if given is None else given
     known = known_metrics(deploy)
     if text in known:
         return text
@@ -103,7 +105,7 @@ def parse_objective(text: str, deploy: bool = False) -> Objective:
                           "(lower is better) or :max")
     if mode not in MODES:
         raise LaunchError(f"--objective {text}: mode {mode!r} is not min or max; e.g. --objective {name}:min")
-    return Objective(metric_key(name, "--objective", deploy), mode)
+    return Objective(metric_key(name, "--objective", deploy, given=text), mode)
 
 
 def parse_constraint(text: str, deploy: bool = False) -> Constraint:
@@ -123,7 +125,7 @@ def parse_constraint(text: str, deploy: bool = False) -> Constraint:
         raise LaunchError(f"--constraint {text!r}: {number!r} is not a number; e.g. --constraint '{name}<=25'") from None
     if not math.isfinite(bound):
         raise LaunchError(f"--constraint {text!r}: the bound must be finite")
-    return Constraint(metric_key(name, "--constraint", deploy), op, bound)
+    return Constraint(metric_key(name, "--constraint", deploy, given=text), op, bound)
 
 
 def resolve_objectives(objectives: Sequence[str], metric: Optional[str], mode: Optional[str],

@@ -72,7 +72,9 @@ def _sampler(plan: LaunchPlan, attempt: int = 1):
         return optuna.samplers.TPESampler(seed=seed, n_startup_trials=startup)
     if name == "nsga2":  # a generation is a third of the budget: 50 (Optuna's default) would be all random here
         population = max(2, min(50, int(plan.num_samples) // 3))
-        return optuna.samplers.NSGAIISampler(seed=seed, population_size=population)
+        from automl.tune.nsga2 import PicklableNSGAIISampler  # Ray pickles the sampler; Optuna's holds a lock
+
+        return PicklableNSGAIISampler(seed=seed, population_size=population)
     if name in ("random", "grid"):  # grid: the points are enqueued; the sampler is never consulted for them
         return optuna.samplers.RandomSampler(seed=seed)
     if name == "bayesian":
