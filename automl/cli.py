@@ -134,7 +134,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 _RESUME_LOCKED = ("skill", "skill_dir", "spec", "policy", "request", "search_space", "metric", "mode",
-                  "objective", "constraint", "warm_start", "output", "tracking_uri", "num_samples", "max_concurrent", "time_budget", "gpus_per_trial")
+                  "objective", "constraint", "warm_start", "output", "tracking_uri", "num_samples", "max_concurrent",
+                  "time_budget", "gpus_per_trial")
 
 
 def plan_from_args(args: argparse.Namespace) -> LaunchPlan:

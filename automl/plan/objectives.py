@@ -122,7 +122,8 @@ def parse_constraint(text: str, deploy: bool = False) -> Constraint:
     try:
         bound = float(number)
     except ValueError:
-        raise LaunchError(f"--constraint {text!r}: {number!r} is not a number; e.g. --constraint '{name}<=25'") from None
+        raise LaunchError(f"--constraint {text!r}: {number!r} is not a number; e.g. "
+                          f"--constraint '{name}<=25'") from None
     if not math.isfinite(bound):
         raise LaunchError(f"--constraint {text!r}: the bound must be finite")
     return Constraint(metric_key(name, "--constraint", deploy, given=text), op, bound)

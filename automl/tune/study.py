@@ -101,7 +101,9 @@ def verdict(entry: Optional[Mapping[str, Any]], goals: Optional[Goals] = None) -
             or entry["metric"] is None:
         return TrialState.FAIL, None
     if goals is None or not goals.objectives:
-        return (TrialState.PRUNED, None) if entry["status"] == "stopped" else (TrialState.COMPLETE, float(entry["metric"]))
+        if entry["status"] == "stopped":
+            return TrialState.PRUNED, None
+        return TrialState.COMPLETE, float(entry["metric"])
     values = list(values_of(entry, goals.objectives).values())
     if any(v is None for v in values):
         return TrialState.FAIL, None

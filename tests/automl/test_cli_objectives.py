@@ -10,7 +10,8 @@ TWO = ["--objective", "val/epe:min", "--objective", "train/time_s:min"]
 
 
 @pytest.mark.parametrize("flags, message", [
-    (["--objective", "val/epee:min"], "--objective val/epee:min: no trial reports 'val/epee' (did you mean 'val/epe'?)"),
+    (["--objective", "val/epee:min"], "--objective val/epee:min: no trial reports 'val/epee' (did you mean "
+                                      "'val/epe'?)"),
     (["--objective", "val/epe:down"], "--objective val/epe:down: mode 'down' is not min or max; e.g. --objective "
                                       "val/epe:min"),
     (["--objective", "val/epe"], "--objective val/epe: give the direction after a colon"),

@@ -35,7 +35,8 @@ def _run(spawn_module, args, env=None):
 
 
 def _study(run):
-    return optuna.load_study(study_name="automl", storage=JournalStorage(JournalFileBackend(str(run / "study.journal"))))
+    storage = JournalStorage(JournalFileBackend(str(run / "study.journal")))
+    return optuna.load_study(study_name="automl", storage=storage)
 
 
 @pytest.fixture(scope="module")
