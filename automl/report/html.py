@@ -68,7 +68,9 @@ def _table(header: Sequence[str], rows: Sequence[str], table_id: str) -> str:
 
 
 def _trial_rows(ranked: Sequence[Mapping[str, Any]], names: Sequence[str], best_id: Any,
-                objectives: Sequence[Any] = ()) -> list:
+                objectives: Sequence[Any] = (), front: bool = False) -> list:
+    from automl.report.pareto import front_mark
+
     rows, rank = [], 0
     for t in ranked:
         scored = t["score"] is not None
@@ -78,7 +80,7 @@ def _trial_rows(ranked: Sequence[Mapping[str, Any]], names: Sequence[str], best_
         cells = [_cell(rank if scored else None, str(rank) if scored else "-"), _cell(str(t["trial_id"])),
                  _cell(t["status"]),
                  _cell(t["score"], None if scored else ("failed" if t["status"] == "failed" else "-")),
-                 *([_cell(t.get("layer"), "*" if t.get("pareto") else None)] if objectives else []),
+                 *([_cell(t.get("layer") if t.get("feasible") else None, front_mark(t))] if front else []),
                  *[_cell((t.get("values") or {}).get(o.name)) for o in objectives],
                  *[_cell(t["params"].get(n)) for n in names], _cell(t.get("epochs")),
                  _cell(t.get("duration_s"), "" if t.get("duration_s") is None else f"{t['duration_s']:.1f}"),
@@ -122,10 +124,11 @@ def html_report(*, ranked: Sequence[Mapping[str, Any]], names: Sequence[str], me
               f"failed, {progress['running']} running of {progress['total']} trials; algorithm "
               f"{_e(progress['algorithm'])}; objective {_e(metric)} ({_e(mode)})")
     objectives = [o for o in (goals[0] if goals else ()) if o.name != metric]
-    extra = ["front (* = Pareto; else layer)", *(f"{o.name} ({o.mode})" for o in objectives)] if goals else []
+    extra = (["front (* = Pareto; else layer; - infeasible)", *(f"{o.name} ({o.mode})" for o in objectives)]
+             if goals else [])
     header = ["rank", "trial", "status", f"{metric} ({mode})", *extra, *names, "epochs", "duration s", "run id",
               "error"]
-    trials = _table(header, _trial_rows(ranked, names, progress["best_trial_id"], objectives if goals else ()),
+    trials = _table(header, _trial_rows(ranked, names, progress["best_trial_id"], objectives, bool(goals)),
                     "trials")
     front = _front_section(ranked, goals, svgs.get("pareto")) if goals else ""
     imp_rows = [f"<tr>{_cell(p.name)}{_cell(p.importance)}{_cell(p.epsilon_sq)}"

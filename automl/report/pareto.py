@@ -72,6 +72,14 @@ def rank_key(trial: Mapping[str, Any], objectives: Sequence[Objective]):
             _signed(trial["values"], objectives))
 
 
+def front_mark(trial: Mapping[str, Any]) -> str:
+    """The leaderboard's front column: * on the front, else the non-dominated layer of a feasible trial (2 =
+    on the front once the front is taken away), - for an infeasible trial or one that does not compete."""
+    if trial.get("pareto"):
+        return "*"
+    return str(trial["layer"]) if trial.get("layer") is not None and trial.get("feasible") else "-"
+
+
 def front(trials: Sequence[Mapping[str, Any]]) -> List[Mapping[str, Any]]:
     return [t for t in trials if t.get("pareto")]
 
@@ -163,6 +171,15 @@ def pareto_figure(ranked: Sequence[Mapping[str, Any]], objectives: Sequence[Obje
         for t in cands:
             ax.annotate(t["trial_id"], (t["values"][names[0]], t["values"][names[1]]), fontsize=7,
                         xytext=(3, 3), textcoords="offset points")
+        best = ranked[0] if ranked and ranked[0].get("pareto") else None
+        if best is not None:  # the pick of best_rule, ringed
+            ax.scatter([best["values"][names[0]]], [best["values"][names[1]]], s=180, facecolors="none",
+                       edgecolors="black", linewidths=1.5, label=f"best: {best['trial_id']}", zorder=4)
+    labels = {"Best Trial": "Pareto front", "Trial": "dominated", "Feasible Trial": "dominated",
+              "Infeasible Trial": "infeasible"}
+    handles, texts = ax.get_legend_handles_labels()
+    if handles:  # Optuna's labels, in the report's words
+        ax.legend(handles, [labels.get(t, t) for t in texts], fontsize=8)
     ax.set_title(title + (f" (feasible: {', '.join(c.text() for c in constraints)})" if constraints else ""),
                  fontsize=10)
     fig.tight_layout()

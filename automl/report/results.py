@@ -136,6 +136,8 @@ def leaderboard(ranked: Sequence[Mapping[str, Any]], names: Sequence[str], metri
                 warnings: Sequence[str] = (), goals: Optional[tuple] = None) -> str:
     """The console table (plain text, aligned), with a header line and, if incomplete, how to resume.
     `goals` (objectives, constraints): one column per objective and the Pareto front (automl/report/pareto.py)."""
+    from automl.report.pareto import front_mark
+
     shorts = [_short(n, names) for n in names]
     objectives = [o for o in (goals[0] if goals else ()) if o.name != metric]
     extra = (["front", *(f"{o.name} ({o.mode})" for o in objectives)] + (["feasible"] if goals[1] else [])
@@ -145,7 +147,7 @@ def leaderboard(ranked: Sequence[Mapping[str, Any]], names: Sequence[str], metri
     for t in ranked:
         if t["score"] is not None:
             rank += 1
-        more = ([("*" if t.get("pareto") else "-" if t.get("layer") is None else str(t["layer"])),
+        more = ([front_mark(t),
                  *(_fmt(t["values"].get(o.name)) if t["values"].get(o.name) is not None else "-" for o in objectives)]
                 + (["yes" if t["feasible"] else "no"] if goals[1] else []) if goals else [])
         rows.append([str(rank) if t["score"] is not None else "-", str(t["trial_id"]), t["status"],
@@ -171,8 +173,8 @@ def leaderboard(ranked: Sequence[Mapping[str, Any]], names: Sequence[str], metri
         from automl.report.pareto import best_rule, note_line
 
         best += f" ({best_rule(*goals)})"
-        lines = [title, best, note_line(ranked, *goals), "front: * on the Pareto front, else its non-dominated layer",
-                 "", *body]
+        lines = [title, best, note_line(ranked, *goals),
+                 "front: * on the Pareto front, else its non-dominated layer (- infeasible)", "", *body]
     else:
         lines = [title, best, "", *body]
     if not progress["complete"]:
