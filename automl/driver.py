@@ -206,11 +206,11 @@ def _run_sweep(plan: LaunchPlan, ledger: Ledger, printer, stream) -> dict:
     ledger.update_sweep(state="running", attempts=attempt, parent_run_id=parent.run_id)
     printer(f"sweep {run_dir.name}: attempt {attempt}; if it is interrupted, resume with: {plan.resume_command()}")
     if plan.warm_start and attempt == 1:
-        warm = plan.warm_start
-        why = ", ".join(f"{n} {reason}" for reason, n in warm["dropped"].items())
-        printer(f"warm start: reusing {len(warm['trials'])} completed trial(s) of {warm['source']} in the study"
-                + (f"; {sum(warm['dropped'].values())} dropped ({why})" if warm["dropped"] else "")
-                + "".join(f"\n  differs: {d}" for d in warm["differences"]))
+        from automl.tune.warm_start import WarmStart
+
+        warm = WarmStart(**plan.warm_start)
+        printer(f"warm start: {warm.summary()}; they seed the Optuna study"
+                + "".join(f"\n  differs: {d}" for d in warm.differences))
     _close_interrupted(ledger, tracker, plan, printer)
     target = len(grid_points(space, plan.grid_points)[0]) if plan.algorithm == "grid" else plan.num_samples
 

@@ -124,8 +124,8 @@ def warm(first, spawn_module):
 
 def test_warm_start_reuses_the_trials_that_fit_and_says_what_changed(warm, first):
     out = warm["out"]
-    assert (f"warm start: reusing 1 completed trial(s) of {first['run']} in the study; 1 dropped (1 outside the new "
-            "space)") in out
+    assert (f"warm start: reusing 1 completed trial(s) of {first['run']} (completed), 1 dropped (1 outside the new "
+            "space); they seed the Optuna study") in out
     assert "differs: train.optim.lr: " in out and "(trials outside the new range: dropped)" in out
     study = _study(warm["run"])
     seeded = [t for t in study.trials if t.user_attrs.get("warm_start") == str(first["run"])]
