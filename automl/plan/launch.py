@@ -55,12 +55,12 @@ class LaunchPlan:
     # what is searched
     search_space_file: Optional[str] = None
     space: Dict[str, Any] = field(default_factory=dict)  # SearchSpace.to_dict(), for the review and MLflow
-    metric: str = "val/epe"  # the first objective: each trial keeps its checkpoint by it
+    metric: str = "val/epe"  # the first validation objective: each trial keeps its checkpoint by it
     mode: str = "min"
     objectives: List[List[str]] = field(default_factory=list)  # [[name, mode], ...]; [] (older plans): metric/mode
     constraints: List[List[Any]] = field(default_factory=list)  # [[name, "<=" | ">=", bound], ...]
     objective_notes: List[str] = field(default_factory=list)  # how the scheduler/sampler handle them
-    warm_start: Dict[str, Any] = field(default_factory=dict)  # automl/plan/warm_start.py WarmStart.to_dict()
+    warm_start: Dict[str, Any] = field(default_factory=dict)  # automl/tune/warm_start.py WarmStart.to_dict()
     # how
     algorithm: str = "tpe"
     scheduler: str = "asha"
@@ -355,7 +355,8 @@ def _examine_search(plan: LaunchPlan, skill: Skill, search: SearchConfig, overri
 
 
 def _settle_search(plan: LaunchPlan, search: SearchConfig, tune: TuneConfig, found: Dict[str, Any]) -> None:
-    """The searched space and the objective: the user's --metric/--mode, else the search-space file's."""
+    """The searched space and the objectives: --objective (several), or --metric/--mode, else the search-space
+    file's metric/mode; the constraints; the scheduler `auto` resolves here (automl/plan/objectives.py)."""
     from automl.plan import objectives as goals
 
     parsed = found["parsed"]
