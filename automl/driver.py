@@ -338,15 +338,6 @@ class SweepClock:
         return self.budget is not None and self.spent() >= 0.95 * self.budget
 
 
-def _best_trial(trials: List[dict], mode: str) -> Optional[dict]:
-    """Only scored trials that count compete: an interrupted trial is neither finished nor counted."""
-    scored = [t for t in trials if t["metric"] is not None and t["status"] in ("completed", "stopped")
-              and not t["interrupted"]]
-    if not scored:
-        return None
-    return (min if mode == "min" else max)(scored, key=lambda t: t["metric"])
-
-
 def _read_yaml(path: Path) -> Optional[dict]:
     import yaml
 
