@@ -65,6 +65,17 @@ def _run_parser(sub) -> argparse.ArgumentParser:
     g.add_argument("--search-space", help="search_spaces/<name>.yaml name or a YAML path (default: the skill's)")
     g.add_argument("--metric", help="objective reported by validation (default: the search-space file's, val/epe)")
     g.add_argument("--mode", choices=("min", "max"), help="minimise or maximise --metric (default: the file's)")
+    g.add_argument("--objective", action="append", default=[], metavar="METRIC:MODE",
+                   help="an objective, repeatable (--objective val/epe:min --objective train/time_s:min): two or "
+                        "more make the sweep multi-objective (Optuna's multi-objective samplers; the Pareto front "
+                        "in every record; best = the front's trial best by the first objective). --metric/--mode is "
+                        "the single-objective spelling")
+    g.add_argument("--constraint", action="append", default=[], metavar="'METRIC<=X'",
+                   help="a bound a trial must meet to be on the Pareto front or best, repeatable (METRIC<=X or "
+                        "METRIC>=X; quote it); samplers that support it (tpe, nsga2, bayesian) steer away from "
+                        "infeasible regions")
+    g.add_argument("--warm-start", metavar="DIR", help="seed the sampler with the completed trials of a finished "
+                   "sweep folder (same space: a changed space is reported line by line, trials outside it dropped)")
     g.add_argument("--keep-dead-params", action="store_true",
                    help="search keys the pre-flight finds dead (they cannot change this run, e.g. lr_decay "
                         "whose MultiStepLR milestones lie beyond the last step); by default they leave the space "
@@ -78,8 +89,8 @@ def _run_parser(sub) -> argparse.ArgumentParser:
     g = p.add_argument_group("how it is searched")
     g.add_argument("--algorithm", choices=tuple(ALGORITHMS), default="tpe",
                    help="; ".join(f"{k}: {v}" for k, v in ALGORITHMS.items()) + " (default tpe)")
-    g.add_argument("--scheduler", choices=tuple(SCHEDULERS), default="asha",
-                   help="; ".join(f"{k}: {v}" for k, v in SCHEDULERS.items()) + " (default asha)")
+    g.add_argument("--scheduler", choices=tuple(SCHEDULERS), default="auto",
+                   help="; ".join(f"{k}: {v}" for k, v in SCHEDULERS.items()) + " (default auto)")
     g.add_argument("--grace-period", type=int, default=1, help="validations every trial gets before ASHA may stop it")
     g.add_argument("--reduction-factor", type=int, default=3, help="ASHA/HyperBand keep 1/N of the trials per rung")
     g.add_argument("--grid-points", type=int, default=3, help="values per float parameter for --algorithm grid")
@@ -135,14 +146,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 _RESUME_LOCKED = ("skill", "skill_dir", "spec", "policy", "request", "search_space", "metric", "mode",
-                  "output", "tracking_uri", "num_samples", "max_concurrent", "time_budget", "gpus_per_trial",
-                  "score_on", "then")
+                  "objective", "constraint", "warm_start", "output", "tracking_uri", "num_samples", "max_concurrent",
+                  "time_budget", "gpus_per_trial", "score_on", "then")
 
 
 def plan_from_args(args: argparse.Namespace) -> LaunchPlan:
     if args.resume:
-        given = [k for k in _RESUME_LOCKED if getattr(args, k, None) is not None] + (["key=value"] if args.overrides
-                                                                                      else [])
+        given = [k for k in _RESUME_LOCKED if getattr(args, k, None) not in (None, [])]
+        given += ["key=value"] if args.overrides else []
         if given:
             raise LaunchError(f"--resume {args.resume}: the saved launch.json decides {', '.join(given)}; "
                               "drop those options (only --ray-address and --dry-run may go with --resume)")
@@ -152,7 +163,9 @@ def plan_from_args(args: argparse.Namespace) -> LaunchPlan:
         return plan
     search = SearchConfig(skill=args.skill, skill_dir=args.skill_dir, spec=args.spec, overrides=tuple(args.overrides),
                           policy=args.policy, request=args.request, search_space=args.search_space,
-                          metric=args.metric, mode=args.mode, keep_dead_params=args.keep_dead_params)
+                          metric=args.metric, mode=args.mode, keep_dead_params=args.keep_dead_params,
+                          objectives=tuple(args.objective), constraints=tuple(args.constraint),
+                          warm_start=args.warm_start)
     tune = TuneConfig(algorithm=args.algorithm, scheduler=args.scheduler,
                       num_samples=8 if args.num_samples is None else args.num_samples,
                       max_concurrent=args.max_concurrent, time_budget_s=args.time_budget,
@@ -162,7 +175,12 @@ def plan_from_args(args: argparse.Namespace) -> LaunchPlan:
                       ray_address=args.ray_address, tracking_uri=args.tracking_uri, experiment=args.experiment)
     from automl.plan.deploy_step import DeployConfig
 
-    return build_plan(search, tune, where, deploy=DeployConfig(score_on=args.score_on or "train", then=args.then))
+    plan = build_plan(search, tune, where, deploy=DeployConfig(score_on=args.score_on or "train", then=args.then))
+    if args.warm_start and plan.sweep:
+        from automl.tune.warm_start import attach  # reads the finished sweep's ledger (no Ray, no Optuna)
+
+        attach(plan, args.warm_start)
+    return plan
 
 
 def cmd_run(args: argparse.Namespace) -> int:

@@ -121,7 +121,8 @@ def _parent_run(plan: LaunchPlan, tracker, ledger: Ledger, space: SearchSpace):
                              "max_concurrent": plan.max_concurrent, "grace_period": plan.grace_period,
                              "reduction_factor": plan.reduction_factor, "max_t": plan.max_t, "seed": plan.seed,
                              "cpus_per_trial": plan.cpus_per_trial, "gpus_per_trial": plan.gpus_per_trial,
-                             "search_space": plan.search_space_file or "schema defaults"})
+                             "search_space": plan.search_space_file or "schema defaults",
+                             **_goal_params(plan)})
     ledger.update_sweep(parent_run_id=run.run_id)
     from stereo.atomic_io import atomic_write_text
 
@@ -129,6 +130,17 @@ def _parent_run(plan: LaunchPlan, tracker, ledger: Ledger, space: SearchSpace):
     tracker.log_artifact(run, str(path))
     tracker.log_artifact(run, str(write_base_spec(plan)))
     return run
+
+
+def _goal_params(plan: LaunchPlan) -> dict:
+    """The parent run's objectives, constraints and warm start as params (one objective: metric/mode say it)."""
+    objectives, constraints = plan.goals()
+    out = {"objectives": ", ".join(o.text() for o in objectives)} if len(objectives) > 1 else {}
+    if constraints:
+        out["constraints"] = ", ".join(c.text() for c in constraints)
+    if plan.warm_start:
+        out.update(warm_start=plan.warm_start["source"], warm_start_trials=len(plan.warm_start["trials"]))
+    return out
 
 
 def write_base_spec(plan: LaunchPlan) -> Path:
@@ -193,6 +205,12 @@ def _run_sweep(plan: LaunchPlan, ledger: Ledger, printer, stream) -> dict:
     attempt = int(ledger.sweep().get("attempts", 0)) + 1
     ledger.update_sweep(state="running", attempts=attempt, parent_run_id=parent.run_id)
     printer(f"sweep {run_dir.name}: attempt {attempt}; if it is interrupted, resume with: {plan.resume_command()}")
+    if plan.warm_start and attempt == 1:
+        from automl.tune.warm_start import WarmStart
+
+        warm = WarmStart(**plan.warm_start)
+        printer(f"warm start: {warm.summary()}; they seed the Optuna study"
+                + "".join(f"\n  differs: {d}" for d in warm.differences))
     _close_interrupted(ledger, tracker, plan, printer)
     target = len(grid_points(space, plan.grid_points)[0]) if plan.algorithm == "grid" else plan.num_samples
 
@@ -230,13 +248,14 @@ def _run_sweep(plan: LaunchPlan, ledger: Ledger, printer, stream) -> dict:
     state = "completed" if complete else "interrupted"
     ledger.update_sweep(state=state, counted=counted, target=target)
     trials = ledger.trials()
-    best = _best_trial(trials, plan.mode)
-    best_spec = _read_yaml(trial_spec_path(run_dir, best["trial_id"])) if best else None
+    def best_spec(trial_id: str):  # the report picks the best (by the one metric, or from the Pareto front)
+        return _read_yaml(trial_spec_path(run_dir, trial_id))
+
     report = write_report(run_dir, trials, metric=plan.metric, mode=plan.mode, space=space, best_spec=best_spec,
                           complete=complete, tracker=tracker, parent_run=parent,
                           algorithm=f"{plan.algorithm}+{plan.scheduler}",
                           resume_command=None if complete else plan.resume_command(), stream=stream or sys.stdout,
-                          step=attempt)
+                          step=attempt, objectives=plan.goals()[0], constraints=plan.goals()[1])
     counts = {s: sum(1 for t in trials if t["status"] == s and not t["interrupted"])
               for s in ("completed", "failed", "stopped")}
     tracker.log_metrics(parent, {f"trials_{k}": v for k, v in counts.items()}, step=attempt)
@@ -325,15 +344,6 @@ class SweepClock:
     def out_of_time(self) -> bool:
         # Tune stops starting trials at the budget, so the last few percent are spent in the final trials
         return self.budget is not None and self.spent() >= 0.95 * self.budget
-
-
-def _best_trial(trials: List[dict], mode: str) -> Optional[dict]:
-    """Only scored trials that count compete: an interrupted trial is neither finished nor counted."""
-    scored = [t for t in trials if t["metric"] is not None and t["status"] in ("completed", "stopped")
-              and not t["interrupted"]]
-    if not scored:
-        return None
-    return (min if mode == "min" else max)(scored, key=lambda t: t["metric"])
 
 
 def _read_yaml(path: Path) -> Optional[dict]:

@@ -24,9 +24,11 @@ ALGORITHMS = {
     "grid": "every combination of --grid-points values per parameter (floats: evenly spaced, log-spaced "
             "for log ranges), run in order",
     "bayesian": "Optuna GPSampler (Gaussian-process Bayesian optimisation; TAO AutoML's default algorithm)",
-    "cmaes": "Optuna CmaEsSampler (needs the `cmaes` package)",
+    "cmaes": "Optuna CmaEsSampler (needs the `cmaes` package; one objective)",
+    "nsga2": "Optuna NSGAIISampler (genetic, for several --objective; population a third of the budget, 2..50)",
 }
 SCHEDULERS = {
+    "auto": "asha for one objective, none for several (early stopping ranks trials by one metric)",
     "asha": "ASHA (asynchronous successive halving): stops the worse trials at each rung",
     "hyperband": "HyperBand (asynchronous brackets of successive halving; never pauses a trial)",
     "none": "no early stopping: every trial trains its full budget (FIFO)",
@@ -40,6 +42,7 @@ WEIGHTS_IGNORED = {
     "grid": "the grid runs every choice once",
     "bayesian": "GPSampler models the objective, not a prior over choices",
     "cmaes": "CmaEsSampler draws categorical choices uniformly",
+    "nsga2": "NSGAIISampler draws its first generation uniformly and mutates choices uniformly",
 }
 
 
@@ -57,8 +60,13 @@ class SearchConfig:
     metric: Optional[str] = None  # None: the search-space file's (val/epe)
     mode: Optional[str] = None  # min | max; None: the file's
     keep_dead_params: bool = False
+    objectives: Tuple[str, ...] = ()  # --objective NAME:MODE, repeatable (--metric/--mode: the one-objective spelling)
+    constraints: Tuple[str, ...] = ()  # --constraint 'NAME<=BOUND', repeatable (automl/plan/objectives.py)
+    warm_start: Optional[str] = None  # --warm-start: a finished sweep folder whose trials seed the study
 
     def __post_init__(self):
+        object.__setattr__(self, "objectives", tuple(self.objectives or ()))
+        object.__setattr__(self, "constraints", tuple(self.constraints or ()))
         if bool(self.skill) == bool(self.skill_dir):
             raise LaunchError("pass exactly one of --skill NAME or --skill-dir DIR (e.g. --skill tiny-demo)")
         if self.mode is not None and self.mode not in ("min", "max"):
@@ -71,7 +79,7 @@ class TuneConfig:
     """How it is searched: the sampler, the early-stopping scheduler and the budget."""
 
     algorithm: str = "tpe"
-    scheduler: str = "asha"
+    scheduler: str = "auto"  # asha for one objective, none for several (automl/plan/objectives.py)
     num_samples: int = 8
     max_concurrent: Optional[int] = None  # None: CPUs / cpus_per_trial (and what fits on the GPUs)
     time_budget_s: Optional[float] = None

@@ -56,8 +56,12 @@ class LaunchPlan:
     # what is searched
     search_space_file: Optional[str] = None
     space: Dict[str, Any] = field(default_factory=dict)  # SearchSpace.to_dict(), for the review and MLflow
-    metric: str = "val/epe"
+    metric: str = "val/epe"  # the first validation objective: each trial keeps its checkpoint by it
     mode: str = "min"
+    objectives: List[List[str]] = field(default_factory=list)  # [[name, mode], ...]; [] (older plans): metric/mode
+    constraints: List[List[Any]] = field(default_factory=list)  # [[name, "<=" | ">=", bound], ...]
+    objective_notes: List[str] = field(default_factory=list)  # how the scheduler/sampler handle them
+    warm_start: Dict[str, Any] = field(default_factory=dict)  # automl/tune/warm_start.py WarmStart.to_dict()
     # how
     algorithm: str = "tpe"
     scheduler: str = "asha"
@@ -133,6 +137,12 @@ class LaunchPlan:
 
     def resume_command(self) -> str:
         return resume_command(self.run_dir)
+
+    def goals(self):
+        """(objectives, constraints) as automl/plan/objectives.py objects; an older plan's metric/mode is one."""
+        from automl.plan.objectives import from_plan
+
+        return from_plan(self.objectives or [[self.metric, self.mode]], self.constraints)
 
 
 def _relabel_dead(space: SearchSpace, dead_fixed: Dict[str, str], dead: Dict[str, str]) -> SearchSpace:
@@ -287,7 +297,8 @@ def build_plan(search: SearchConfig, tune: Optional[TuneConfig] = None, where: O
     plan = LaunchPlan(skill_name=the_skill.name, skill_dir=str(the_skill.path),
                       decision=PolicyDecision("plain", "auto", ()), spec_source=source, base_spec=raw,
                       overrides=expanded, run_dir=str(run_dir), tracking_uri=uri, experiment=where.experiment,
-                      spec_problems=problems, algorithm=tune.algorithm, scheduler=tune.scheduler,
+                      spec_problems=problems, algorithm=tune.algorithm,
+                      scheduler="asha" if tune.scheduler == "auto" else tune.scheduler,
                       grace_period=int(tune.grace_period), reduction_factor=int(tune.reduction_factor),
                       grid_points=int(tune.grid_points), seed=int(tune.seed), num_samples=int(tune.num_samples),
                       max_concurrent=int(max_concurrent), time_budget_s=tune.time_budget_s,
@@ -301,9 +312,16 @@ def build_plan(search: SearchConfig, tune: Optional[TuneConfig] = None, where: O
     if not plan.sweep:
         settle_deploy(plan, deploy, deploy_metric, search.mode)
         return plan
-    _settle_search(plan, search, tune, found)
+    _settle_search(plan, search, tune, found, score_on_deploy=bool(deploy and deploy.score_on == "deploy"))
     _settle_resources(plan, tune, where, resolved, gpus_available)
+    if deploy_metric is not None and tune.scheduler == "auto":
+        plan.scheduler = "none"
+        plan.objective_notes.append(f"--scheduler auto: none, as {deploy_metric} exists only at a trial's end")
     settle_deploy(plan, deploy, deploy_metric, search.mode)
+    if deploy_metric is not None:  # --metric deploy/<x>: the one objective is the deployed model's
+        plan.objectives = [[plan.metric, plan.mode]]
+    if plan.deploy and any(str(name).startswith("deploy/") for name, _ in plan.objectives):
+        plan.deploy["hold"] = True  # Ray must get every objective in each report: one report, at the trial's end
     if shape is not None and shape.validation_steps:
         plan.max_t = len(shape.validation_steps)  # validations a full trial runs (max_steps may cut epochs)
     elif resolved is not None:
@@ -351,25 +369,38 @@ def _examine_search(plan: LaunchPlan, skill: Skill, search: SearchConfig, overri
     return None
 
 
-def _settle_search(plan: LaunchPlan, search: SearchConfig, tune: TuneConfig, found: Dict[str, Any]) -> None:
-    """The searched space and the objective: the user's --metric/--mode, else the search-space file's."""
+def _settle_search(plan: LaunchPlan, search: SearchConfig, tune: TuneConfig, found: Dict[str, Any],
+                   score_on_deploy: bool = False) -> None:
+    """The searched space and the objectives: --objective (several), or --metric/--mode, else the search-space
+    file's metric/mode; the constraints; the scheduler `auto` resolves here (automl/plan/objectives.py)."""
+    from automl.plan import objectives as goals
+
     parsed = found["parsed"]
     plan.space = found["space"].to_dict()
     if parsed is not None:
         plan.search_space_file = str(parsed.path)
-        plan.metric, plan.mode = search.metric or parsed.metric, search.mode or parsed.mode
+        file_metric, file_mode = parsed.metric, parsed.mode
     else:
         plan.space["notes"].append("no search_spaces/*.yaml for this skill: the schema's automl_default_parameters "
                                    "with schema ranges")
-        plan.metric, plan.mode = search.metric or "val/epe", search.mode or "min"
-    from stereo.errors import BadInputError
-    from stereo.metrics import check_monitor
-
+        file_metric, file_mode = "val/epe", "min"
+    deploy = score_on_deploy  # deploy/* metrics need trials scored on the deployed model (--score-on deploy)
     try:  # a typo here would otherwise fail every trial after the sweep has trained it
-        check_monitor(plan.metric, plan.mode)
-    except BadInputError as exc:
-        where = "--metric" if search.metric else f"{parsed.path}: metric" if parsed is not None else "the metric"
-        raise LaunchError(f"{where}: {exc}".replace("train monitor=", "")) from None
+        chosen = goals.resolve_objectives(search.objectives, search.metric, search.mode, file_metric, file_mode, deploy)
+    except LaunchError as exc:
+        if search.metric or search.objectives or parsed is None:
+            raise
+        raise LaunchError(f"{parsed.path}: metric: {exc}") from None
+    constraints = [goals.parse_constraint(c, deploy) for c in search.constraints]
+    plan.metric, plan.mode, note = goals.checkpoint_monitor(chosen)
+    plan.objective_notes = [note] if note else []
+    plan.objectives = [[o.name, o.mode] for o in chosen]
+    plan.constraints = [[c.name, c.op, c.bound] for c in constraints]
+    plan.scheduler, note = goals.resolve_scheduler(tune.scheduler, chosen)
+    plan.objective_notes += ([note] if note else []) + goals.check_algorithm(tune.algorithm, chosen, constraints)
+    if search.warm_start and tune.algorithm == "grid":  # the trials are read by automl/tune/warm_start.py
+        raise LaunchError(f"--warm-start {search.warm_start}: --algorithm grid runs every point whatever the "
+                          "history; drop --warm-start or pick a sampler (tpe, nsga2, bayesian, random)")
     weighted = [n for n, d in plan.space["parameters"].items() if d.get("weights")]
     if weighted:
         plan.space["notes"].append(f"option_weights of {', '.join(weighted)} are NOT applied by --algorithm "

@@ -79,9 +79,25 @@ def _sweep_lines(plan: Any) -> list:
 
         lines.append("  dead params  can each searched key change this run? (automl/plan/dead_params.py)")
         lines += [f"{_INDENT}{line}" for line in describe(plan.dead, plan.caveats, checked, plan.keep_dead_params)]
-    when = ("measured once per trial, on its deployed model (--score-on deploy)" if plan.metric.startswith("deploy/")
-            else "the best validation of each trial")
-    lines.append(f"  objective    {plan.metric} ({plan.mode}), {when}; a failed trial is 'failed', never a number")
+    objectives = getattr(plan, "objectives", None) or [[plan.metric, plan.mode]]
+    if len(objectives) == 1 and objectives[0][0] == plan.metric:
+        when = ("measured once per trial, on its deployed model (--score-on deploy)"
+                if plan.metric.startswith("deploy/") else "the best validation of each trial")
+        lines.append(f"  objective    {plan.metric} ({plan.mode}), {when}; a failed trial is 'failed', never a number")
+    else:
+        lines.append(f"  objectives   {', '.join(f'{n} ({m})' for n, m in objectives)}: the Pareto front; each trial "
+                     f"keeps its checkpoint by {plan.metric} ({plan.mode}) and is scored at it")
+        lines.append(f"{_INDENT}best = the front's trial best by {objectives[0][0]} (the first objective)")
+    for name, op, bound in getattr(plan, "constraints", ()):
+        lines.append(f"  constraint   {name} {op} {bound:g}: only trials that meet it are on the front or best")
+    lines += [f"{_INDENT}note: {n}" for n in getattr(plan, "objective_notes", ())]
+    warm = getattr(plan, "warm_start", None)
+    if warm:
+        dropped = sum(warm["dropped"].values())
+        why = "; ".join(f"{n} {reason}" for reason, n in warm["dropped"].items())
+        lines.append(f"  warm start   {len(warm['trials'])} completed trial(s) of {warm['source']} ({warm['state']}) "
+                     "seed the study" + (f"; {dropped} dropped ({why})" if dropped else ""))
+        lines += [f"{_INDENT}differs: {d}" for d in warm["differences"]]
     algo = f"{plan.algorithm}: {ALGORITHMS[plan.algorithm]}, seed {plan.seed}"
     if plan.algorithm == "grid":
         algo += f", {plan.grid_points} points per float"

@@ -67,7 +67,10 @@ def _table(header: Sequence[str], rows: Sequence[str], table_id: str) -> str:
             f"<tbody>{''.join(rows)}</tbody></table>")
 
 
-def _trial_rows(ranked: Sequence[Mapping[str, Any]], names: Sequence[str], best_id: Any) -> list:
+def _trial_rows(ranked: Sequence[Mapping[str, Any]], names: Sequence[str], best_id: Any,
+                objectives: Sequence[Any] = (), front: bool = False) -> list:
+    from automl.report.pareto import front_mark
+
     rows, rank = [], 0
     for t in ranked:
         scored = t["score"] is not None
@@ -77,6 +80,8 @@ def _trial_rows(ranked: Sequence[Mapping[str, Any]], names: Sequence[str], best_
         cells = [_cell(rank if scored else None, str(rank) if scored else "-"), _cell(str(t["trial_id"])),
                  _cell(t["status"]),
                  _cell(t["score"], None if scored else ("failed" if t["status"] == "failed" else "-")),
+                 *([_cell(t.get("layer") if t.get("feasible") else None, front_mark(t))] if front else []),
+                 *[_cell((t.get("values") or {}).get(o.name)) for o in objectives],
                  *[_cell(t["params"].get(n)) for n in names], _cell(t.get("epochs")),
                  _cell(t.get("duration_s"), "" if t.get("duration_s") is None else f"{t['duration_s']:.1f}"),
                  _cell(t.get("run_id") or ""), _cell(note)]
@@ -84,10 +89,22 @@ def _trial_rows(ranked: Sequence[Mapping[str, Any]], names: Sequence[str], best_
     return rows
 
 
+def _front_section(ranked: Sequence[Mapping[str, Any]], goals: tuple, svg: Optional[str]) -> str:
+    """The Pareto front: which trials, their objective values, how the best is chosen, the plot."""
+    from automl.report.pareto import best_rule, front, note_line
+
+    objectives, constraints = goals
+    rows = [f"<tr>{_cell(t['trial_id'])}{''.join(_cell(t['values'][o.name]) for o in objectives)}"
+            f"{_cell(t.get('run_id') or '')}</tr>" for t in front(ranked)]
+    table = _table(["trial", *(f"{o.name} ({o.mode})" for o in objectives), "run id"], rows, "pareto")
+    return (f"<h2>Pareto front</h2><p>{_e(note_line(ranked, *goals))}. Best: {_e(best_rule(*goals))}.</p>"
+            + (table if rows else "") + (f'<div class="plot">{svg}</div>' if svg else ""))
+
+
 def html_report(*, ranked: Sequence[Mapping[str, Any]], names: Sequence[str], metric: str, mode: str,
                 progress: Mapping[str, Any], svgs: Mapping[str, str], importance: ImportanceResult,
                 resume_command: Optional[str], best_spec_path: Optional[Path],
-                checkpoint: Optional[Path], warnings: Sequence[str] = ()) -> str:
+                checkpoint: Optional[Path], warnings: Sequence[str] = (), goals: Optional[tuple] = None) -> str:
     complete = progress["complete"]
     banner_cls = "complete" if complete else "incomplete"
     state = "Sweep complete" if complete else "INCOMPLETE sweep: interrupted; results cover the trials so far"
@@ -106,9 +123,14 @@ def html_report(*, ranked: Sequence[Mapping[str, Any]], names: Sequence[str], me
     counts = (f"{progress['completed']} completed, {progress['stopped']} early-stopped, {progress['failed']} "
               f"failed, {progress['running']} running of {progress['total']} trials; algorithm "
               f"{_e(progress['algorithm'])}; objective {_e(metric)} ({_e(mode)})")
-    header = ["rank", "trial", "status", f"{metric} ({mode})", *names, "epochs", "duration s", "run id",
+    objectives = [o for o in (goals[0] if goals else ()) if o.name != metric]
+    extra = (["front (* = Pareto; else layer; - infeasible)", *(f"{o.name} ({o.mode})" for o in objectives)]
+             if goals else [])
+    header = ["rank", "trial", "status", f"{metric} ({mode})", *extra, *names, "epochs", "duration s", "run id",
               "error"]
-    trials = _table(header, _trial_rows(ranked, names, progress["best_trial_id"]), "trials")
+    trials = _table(header, _trial_rows(ranked, names, progress["best_trial_id"], objectives, bool(goals)),
+                    "trials")
+    front = _front_section(ranked, goals, svgs.get("pareto")) if goals else ""
     imp_rows = [f"<tr>{_cell(p.name)}{_cell(p.importance)}{_cell(p.epsilon_sq)}"
                 f"{_cell(p.spearman, '' if p.spearman is None else f'{p.spearman:+.2f}')}"
                 f"{_cell(p.groups)}</tr>" for p in importance.params]
@@ -118,6 +140,7 @@ def html_report(*, ranked: Sequence[Mapping[str, Any]], names: Sequence[str], me
                     for key, title in (("history", "Optimisation history"),
                                        ("parallel", "Parallel coordinates"),
                                        ("importance", "Parameter importance")) if key in svgs)
+    plots = front + plots
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>Sweep report: {_e(metric)}</title>
 <style>{_CSS}</style></head><body>

@@ -62,12 +62,19 @@ def sweep_note(*, name: str, results: Mapping[str, Any], metric: str, mode: str,
         out.append("| " + " | ".join(cells) + " |")
     if len(rows) > ROWS:
         out.append(f"\n…and {len(rows) - ROWS} more trials (every one is in the runs table and report.html).")
+    if "pareto" in results:  # several objectives or constraints (automl/report/pareto.py)
+        goals = ", ".join(f"{o['name']} ({o['mode']})" for o in results.get("objectives", []))
+        front = ", ".join(f"{p['trial_id']} ({', '.join(f'{k}={_fmt(v)}' for k, v in p['values'].items())})"
+                          for p in results["pareto"][:ROWS]) or "none"
+        out += ["", f"**Pareto front** over {goals}: {front}. Best: {results.get('best_rule')}; the table above is "
+                f"ranked by {key}; [pareto.png]({{base}}/plots/pareto.png)."]
     counts = ", ".join(f"{progress.get(k, 0)} {k}" for k in ("completed", "stopped", "failed", "interrupted"))
     reasons = "; ".join(decision.get("reasons", ())) or "–"
     out += ["", f"**Decision:** {decision.get('mode', '?')} (policy {decision.get('policy_used', '?')}): {reasons}",
             "", f"**Budget:** {budget}; algorithm {algorithm}. Trials: {counts}.",
             "", "**Search space:**", *_space_lines(results.get("space"))]
     base = f"#/experiments/{experiment_id}/runs/{parent_run_id}/artifacts/report"
+    out = [line.replace("{base}", base) for line in out]
     plots = " · ".join(f"[{p}]({base}/plots/{p}.png)" for p in PLOTS)
     out += ["", f"**Plots:** {plots} · [report.html]({base}/report.html)"
             + (f" (on disk: `{report_path}`)" if report_path else "")]

@@ -139,17 +139,26 @@ def _reason(trial: Mapping[str, Any]) -> str:
 
 def leaderboard(ranked: Sequence[Mapping[str, Any]], names: Sequence[str], metric: str, mode: str,
                 progress: Mapping[str, Any], resume_command: Optional[str],
-                warnings: Sequence[str] = ()) -> str:
-    """The console table (plain text, aligned), with a header line and, if incomplete, how to resume."""
+                warnings: Sequence[str] = (), goals: Optional[tuple] = None) -> str:
+    """The console table (plain text, aligned), with a header line and, if incomplete, how to resume.
+    `goals` (objectives, constraints): one column per objective and the Pareto front (automl/report/pareto.py)."""
+    from automl.report.pareto import front_mark
+
     shorts = [_short(n, names) for n in names]
-    header = ["rank", "trial", "status", f"{metric} ({mode})", *shorts, "epochs", "duration", "note"]
+    objectives = [o for o in (goals[0] if goals else ()) if o.name != metric]
+    extra = (["front", *(f"{o.name} ({o.mode})" for o in objectives)] + (["feasible"] if goals[1] else [])
+             if goals else [])
+    header = ["rank", "trial", "status", f"{metric} ({mode})", *extra, *shorts, "epochs", "duration", "note"]
     rows, rank = [], 0
     for t in ranked:
         if t["score"] is not None:
             rank += 1
+        more = ([front_mark(t),
+                 *(_fmt(t["values"].get(o.name)) if t["values"].get(o.name) is not None else "-" for o in objectives)]
+                + (["yes" if t["feasible"] else "no"] if goals[1] else []) if goals else [])
         rows.append([str(rank) if t["score"] is not None else "-", str(t["trial_id"]), t["status"],
                      _fmt(t["score"]) if t["score"] is not None
-                     else ("failed" if t["status"] == "failed" else "-"),
+                     else ("failed" if t["status"] == "failed" else "-"), *more,
                      *[_fmt(t["params"].get(n, "-")) for n in names],
                      str(t.get("epochs") if t.get("epochs") is not None else "-"),
                      _duration(t.get("duration_s")), _reason(t)])
@@ -166,7 +175,14 @@ def leaderboard(ranked: Sequence[Mapping[str, Any]], names: Sequence[str], metri
              f"({progress['algorithm']})")
     best = (f"Best: {progress['best_trial_id']} with {metric} = {_fmt(progress['best_metric'])}"
             if progress["best_trial_id"] is not None else "Best: none (no trial produced a score)")
-    lines = [title, best, "", *body]
+    if goals:
+        from automl.report.pareto import best_rule, note_line
+
+        best += f" ({best_rule(*goals)})"
+        lines = [title, best, note_line(ranked, *goals),
+                 "front: * on the Pareto front, else its non-dominated layer (- infeasible)", "", *body]
+    else:
+        lines = [title, best, "", *body]
     if not progress["complete"]:
         lines += ["", "INCOMPLETE: the sweep was interrupted; these results cover the trials so far.",
                   f"Resume it with: {resume_command}" if resume_command else
@@ -270,19 +286,31 @@ def _json_value(value: Any) -> Any:
 def write_report(run_dir: str | os.PathLike, trials: Sequence[Mapping[str, Any]], *, metric: str, mode: str,
                  space: Any, best_spec: Optional[Mapping[str, Any]], complete: bool, tracker: Any = None,
                  parent_run: Any = None, algorithm: str = "unknown", resume_command: Optional[str] = None,
-                 stream: Optional[TextIO] = sys.stdout, step: int = 0) -> Report:
+                 stream: Optional[TextIO] = sys.stdout, step: int = 0, objectives: Sequence[Any] = (),
+                 constraints: Sequence[Any] = ()) -> Report:
     """Write every report file into `run_dir`, print the leaderboard to `stream`, log artifacts.
 
     `algorithm` (e.g. "tpe+asha") and `resume_command` only add text; `stream=None` prints nothing.
     `step`: where the parent run's ``best/val/<metric>`` point goes (the driver passes its attempt, so a
     resumed sweep adds a point instead of logging a second one at the same step).
+    `objectives`/`constraints` (automl/plan/objectives.py): beyond the one `metric`, the Pareto front ranks the
+    trials and picks the best, in every file (automl/report/pareto.py).
     """
     run_dir = Path(run_dir).resolve()
     run_dir.mkdir(parents=True, exist_ok=True)
     checked = _check(trials, mode)
     names = list(getattr(space, "names", ()) or dict.fromkeys(k for t in checked for k in t["params"]))
-    ranked = rank_trials(checked, mode)
-    best = ranked[0] if ranked and ranked[0]["score"] is not None else None
+    goals = None
+    if constraints or len(objectives) > 1 or (objectives and objectives[0].name != metric):
+        from automl.report import pareto
+
+        goals = (list(objectives), list(constraints))
+        pareto.annotate(checked, *goals)
+        ranked = sorted(checked, key=lambda t: pareto.rank_key(t, goals[0]))
+        best = ranked[0] if ranked and ranked[0]["pareto"] else None
+    else:
+        ranked = rank_trials(checked, mode)
+        best = ranked[0] if ranked and ranked[0]["score"] is not None else None
     counts = {s: sum(1 for t in checked if t["status"] == s and not t.get("interrupted")) for s in STATUSES}
     counts["interrupted"] = sum(1 for t in checked if t.get("interrupted"))
     progress = {**counts, "total": len(checked), "best_metric": best["score"] if best else None,
@@ -297,6 +325,8 @@ def write_report(run_dir: str | os.PathLike, trials: Sequence[Mapping[str, Any]]
         checkpoint = _place_checkpoint(best.get("checkpoint"), run_dir) if best else None
     except ReportError as exc:
         warnings.append(str(exc))
+    if callable(best_spec):  # the driver hands in a reader: only the report knows which trial is best
+        best_spec = best_spec(best["trial_id"]) if best is not None else None
     if best is not None and best_spec is not None:
         try:
             spec_path = atomic_write_text(run_dir / BEST_SPEC_FILE,
@@ -317,7 +347,13 @@ def write_report(run_dir: str | os.PathLike, trials: Sequence[Mapping[str, Any]]
                     for t in checked],
         "space": space.to_dict() if hasattr(space, "to_dict") else None,
         "warnings": warnings,
+        **(pareto.results_part(ranked, *goals) if goals else {}),
     })
+    if goals:
+        for row, t in zip(results["history"], checked):
+            row.update(values=t["values"], pareto=t["pareto"], feasible=t["feasible"])
+        if best is not None:
+            results["best"]["values"] = best["values"]
     results_path = atomic_write_json(run_dir / RESULTS_FILE, results)
     written.append(results_path)
 
@@ -325,7 +361,7 @@ def write_report(run_dir: str | os.PathLike, trials: Sequence[Mapping[str, Any]]
         from automl.commands import resume_command as resume_for
 
         resume_command = resume_for(run_dir)
-    text = leaderboard(ranked, names, metric, mode, progress, resume_command, warnings)
+    text = leaderboard(ranked, names, metric, mode, progress, resume_command, warnings, goals)
     written.append(atomic_write_text(run_dir / LEADERBOARD_FILE, text))
     if stream is not None:
         print(text, file=stream, end="", flush=True)
@@ -337,6 +373,8 @@ def write_report(run_dir: str | os.PathLike, trials: Sequence[Mapping[str, Any]]
     figures = {"history": history_figure(study, metric),
                "parallel": parallel_figure(study, names, metric),
                "importance": importance_figure(importance)}
+    if goals and len(goals[0]) > 1:
+        figures["pareto"] = pareto.pareto_figure(ranked, *goals)
     svgs, plots = {}, {}
     for name, fig in figures.items():
         plots[name] = plot_dir / f"{name}.png"
@@ -345,8 +383,12 @@ def write_report(run_dir: str | os.PathLike, trials: Sequence[Mapping[str, Any]]
     html_path = atomic_write_text(run_dir / HTML_FILE, html_report(
         ranked=ranked, names=names, metric=metric, mode=mode, progress=progress, svgs=svgs,
         importance=importance, resume_command=resume_command, best_spec_path=spec_path,
-        checkpoint=checkpoint, warnings=warnings))
+        checkpoint=checkpoint, warnings=warnings, goals=goals))
     written.append(html_path)
+    if goals:
+        front_path = atomic_write_json(run_dir / pareto.PARETO_FILE, {k: results[k] for k in (
+            "objectives", "constraints", "best_rule", "pareto")})
+        written.append(front_path)
 
     if tracker is not None and parent_run is not None:
         for path in written:
@@ -356,5 +398,7 @@ def write_report(run_dir: str | os.PathLike, trials: Sequence[Mapping[str, Any]]
                                       "sweep.best_trial_id": progress["best_trial_id"] or "none"})
         if best is not None:
             tracker.log_metrics(parent_run, {best_key(metric): best["score"]}, step=step)
+        if goals:
+            pareto.log_to_mlflow(tracker, parent_run, ranked)
     return Report(run_dir, results, text, results_path, html_path, plots, spec_path, checkpoint, importance,
                   bool(complete), written, warnings)

@@ -28,7 +28,8 @@ from automl.space.grid import grid_points
 from automl.plan.launch import LaunchPlan
 from automl.tune.ledger import Ledger, trial_id_for
 from automl.space.build import SearchSpace
-from automl.tune.study import STUDY_NAME, enqueue_missing, open_study, study_storage, sync_study, tell_verdict
+from automl.tune.study import (STUDY_NAME, Goals, enqueue_missing, open_study, seed_study, study_storage, sync_study,
+                               tell_verdict)
 from automl.tune.trainable import trial_trainable
 from automl.tune.trial import TrialContext
 from automl.tune.trial_runs import INDEX_KEY
@@ -65,15 +66,43 @@ def _sampler(plan: LaunchPlan, attempt: int = 1):
     # budgets of CPU sweeps (8-30 trials) that is most of the sweep. A quarter of the budget (2..10)
     # keeps the random warm-up without turning the whole sweep into random search.
     startup = max(2, min(10, int(plan.num_samples) // 4))
-    if name == "tpe":
+    # --constraint: TPE, NSGA-II and GP read each trial's constraint values (Optuna 5's trial.constraints, set
+    # by the driver when it tells the verdict: automl/tune/study.py)
+    if name == "tpe":  # TPE handles one objective and several (MOTPE)
         return optuna.samplers.TPESampler(seed=seed, n_startup_trials=startup)
+    if name == "nsga2":  # a generation is a third of the budget: 50 (Optuna's default) would be all random here
+        population = max(2, min(50, int(plan.num_samples) // 3))
+        from automl.tune.nsga2 import PicklableNSGAIISampler  # Ray pickles the sampler; Optuna's holds a lock
+
+        return PicklableNSGAIISampler(seed=seed, population_size=population)
     if name in ("random", "grid"):  # grid: the points are enqueued; the sampler is never consulted for them
         return optuna.samplers.RandomSampler(seed=seed)
     if name == "bayesian":
         return optuna.samplers.GPSampler(seed=seed, n_startup_trials=startup)
     if name == "cmaes":
         return optuna.samplers.CmaEsSampler(seed=seed, n_startup_trials=startup)
-    raise ValueError(f"--algorithm {name!r} is unknown; use tpe, random, grid, bayesian or cmaes")
+    raise ValueError(f"--algorithm {name!r} is unknown; use tpe, nsga2, random, grid, bayesian or cmaes")
+
+
+def plan_goals(plan: LaunchPlan) -> Optional[Goals]:
+    """The study's objectives and constraints; None for one objective that is the ledger's metric, unconstrained
+    (the study's value is then the trial's best validation, as always)."""
+    objectives, constraints = plan.goals()
+    if len(objectives) == 1 and objectives[0].name == plan.metric and not constraints:
+        return None
+    return Goals(tuple(objectives), tuple(constraints))
+
+
+def _modes(plan: LaunchPlan) -> List[str]:
+    return [o.mode for o in plan.goals()[0]]
+
+
+def _searched(plan: LaunchPlan):
+    """(metric, mode) for OptunaSearch: lists for several objectives (Ray validates each report holds them)."""
+    objectives = plan.goals()[0]
+    if len(objectives) > 1:
+        return [o.name for o in objectives], [o.mode for o in objectives]
+    return objectives[0].name, objectives[0].mode
 
 
 def preflight(plan: LaunchPlan) -> List[str]:
@@ -100,8 +129,11 @@ def prepare_study(plan: LaunchPlan, space: SearchSpace, ledger: Ledger):
     """The sweep's study in the run folder (automl/tune/study.py), made to agree with the ledger, plus, for
     grid, the points still to run enqueued. Returns (storage, number of trials this attempt runs)."""
     storage = study_storage(plan.run_dir)
-    study = open_study(plan.run_dir, plan.mode, storage)
-    sync_study(study, ledger, plan.metric, DefineByRun(space).distributions)
+    study = open_study(plan.run_dir, _modes(plan), storage)
+    goals, warm = plan_goals(plan), plan.warm_start or {}
+    if warm.get("trials") and not study.get_trials(deepcopy=False):  # a new (or rebuilt) study: seed it first
+        seed_study(study, warm["trials"], DefineByRun(space).distributions, warm["source"], goals)
+    sync_study(study, ledger, plan.metric, DefineByRun(space).distributions, goals)
     if plan.algorithm == "grid":
         points, _ = grid_points(space, plan.grid_points)
         return storage, enqueue_missing(study, points, [t["params"] for t in ledger.counted()])
@@ -111,7 +143,8 @@ def prepare_study(plan: LaunchPlan, space: SearchSpace, ledger: Ledger):
 def record_study(plan: LaunchPlan, space: SearchSpace, ledger: Ledger) -> None:
     """After an attempt, with no trial running: the study file agrees with every verdict in the ledger
     (also those the driver wrote after Ray stopped, for trials a stop or a dead driver left running)."""
-    sync_study(open_study(plan.run_dir, plan.mode), ledger, plan.metric, DefineByRun(space).distributions)
+    sync_study(open_study(plan.run_dir, _modes(plan)), ledger, plan.metric, DefineByRun(space).distributions,
+               plan_goals(plan))
 
 
 # --- the driver-side callback: Ray's trial events -> automl/tune/events.py --------------------------------
@@ -130,7 +163,7 @@ def _ledger_callback(ledger: Ledger, plan: LaunchPlan, study, printer, tick=None
         syncs again, so a failure here only delays it."""
         try:
             index = int(config[INDEX_KEY])
-            tell_verdict(study, index, ledger.trial(trial_id_for(index)), plan.metric)
+            tell_verdict(study, index, ledger.trial(trial_id_for(index)), plan.metric, plan_goals(plan))
         except Exception as exc:  # noqa: BLE001 - the ledger holds the verdict; the study catches up at the end
             printer(f"warning: could not tell the Optuna study trial {config.get(INDEX_KEY)}'s verdict: {exc}")
 
@@ -270,9 +303,10 @@ def run_tune(plan: LaunchPlan, space: SearchSpace, ctx: TrialContext, ledger: Le
     storage, todo = prepare_study(plan, space, ledger)
     if todo <= 0:
         return 0, False
-    search = _verdict_search()(space=DefineByRun(space), metric=plan.metric, mode=plan.mode,
+    metric, mode = _searched(plan)
+    search = _verdict_search()(space=DefineByRun(space), metric=metric, mode=mode,
                                sampler=_sampler(plan, attempt), storage=storage, study_name=STUDY_NAME)
-    study = optuna.load_study(study_name=STUDY_NAME, storage=storage)
+    study = optuna.load_study(study_name=STUDY_NAME, storage=storage)  # the driver tells verdicts through it
     _tolerate_worker_loss()
     trainable = tune.with_resources(trial_trainable(ctx), {"cpu": plan.cpus_per_trial, "gpu": plan.gpus_per_trial})
     tuner = tune.Tuner(
@@ -294,7 +328,7 @@ def run_tune(plan: LaunchPlan, space: SearchSpace, ctx: TrialContext, ledger: Le
         interrupted = True
     finally:
         tune_log.removeFilter(_no_tuner_restore_hint)
-    sync_study(study, ledger, plan.metric)  # e.g. a trial Ray aborted without telling the callbacks
+    sync_study(study, ledger, plan.metric, goals=plan_goals(plan))  # e.g. a trial Ray aborted without telling
     return todo, interrupted
 
 

@@ -20,6 +20,7 @@ from typing import Any, Callable, Dict, Optional
 from automl.errors import AutomlError
 from automl.tune.ledger import Ledger, metric_value
 
+TIME_KEY = "train/time_s"  # wall-clock seconds of training up to each validation (an objective, a trial cost)
 MEMORY_EVERY_S = 10.0  # how often a training trial books its peak memory in the ledger (automl/tune/oom.py)
 
 
@@ -51,6 +52,10 @@ def reporter_class():
             self.stop_reason: Optional[str] = None  # the train action writes it into status.json
             self._pending: Optional[Dict[str, Any]] = None
             self._memory_booked = 0.0
+            self._started: Optional[float] = None
+
+        def on_train_start(self, trainer, pl_module):
+            self._started = time.monotonic()
 
         def on_validation_end(self, trainer, pl_module):
             if trainer.sanity_checking or self.stopped:
@@ -70,6 +75,8 @@ def reporter_class():
                 more = f" (+{len(bad) - 2} more)" if len(bad) > 2 else ""
                 shown = ", ".join(f"{k}={values[k]}" for k in bad[:2]) + more
                 raise TrialFailure(f"{shown} at epoch {epoch}, step {step}: a diverged trial is failed, not scored")
+            if self._started is not None:  # a cost objective every trial reports (automl/plan/objectives.py)
+                values[TIME_KEY] = round(time.monotonic() - self._started, 3)
             self.count += 1
             self._book_memory(force=True)
             self.ledger.add_validation(self.trial_id, {"iteration": self.count, "epoch": epoch, "step": step,

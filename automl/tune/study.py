@@ -24,14 +24,17 @@ is in the study once: a resume continues the same journal, never replays it.
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
+from automl.plan.objectives import values_of, violations_of
 from automl.tune.events import outcome_of
 from automl.tune.ledger import Ledger, metric_value
 
 STUDY_FILE = "study.journal"
 STUDY_NAME = "automl"
+INFEASIBLE = 1e12  # a missing constraint metric: infeasible, and finite for the samplers
 
 #: params -> {name: Optuna distribution} of the sweep's space (automl/tune/backend.py DefineByRun.distributions)
 Distributions = Callable[[Mapping[str, Any]], Dict[str, Any]]
@@ -53,31 +56,60 @@ def study_storage(run_dir: str | os.PathLike):
     return JournalStorage(JournalFileBackend(str(study_path(run_dir))))
 
 
-def open_study(run_dir: str | os.PathLike, mode: str = "min", storage=None):
-    """The sweep's study (on `storage`, default :func:`study_storage`), created on first use."""
+def open_study(run_dir: str | os.PathLike, mode: str | Sequence[str] = "min", storage=None):
+    """The sweep's study (on `storage`, default :func:`study_storage`), created on first use; `mode` a list of
+    modes for several objectives."""
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     path = study_path(run_dir)
+    modes = [mode] if isinstance(mode, str) else list(mode)
     try:
         return optuna.create_study(storage=storage or study_storage(run_dir), study_name=STUDY_NAME,
                                    load_if_exists=True,
-                                   direction="minimize" if mode == "min" else "maximize")
+                                   directions=["minimize" if m == "min" else "maximize" for m in modes])
     except (ValueError, KeyError, OSError) as exc:
         raise StudyFileError(f"{path} cannot be read ({type(exc).__name__}: {exc}); move it away and run again: the "
                              "study is rebuilt from the ledger, which holds every trial") from None
 
 
-def verdict(entry: Optional[Mapping[str, Any]]) -> Tuple[Any, Optional[float]]:
-    """(Optuna TrialState, value) for a ledger trial: a failure teaches the sampler nothing, never a 0."""
+@dataclass(frozen=True)
+class Goals:
+    """The sweep's objectives and constraints (automl/plan/objectives.py) as the study sees them; without
+    them the study's one value is the ledger's metric."""
+
+    objectives: Tuple[Any, ...] = ()
+    constraints: Tuple[Any, ...] = ()
+
+    @property
+    def many(self) -> bool:
+        return len(self.objectives) > 1
+
+
+def _violations(entry: Mapping[str, Any], goals: Goals) -> Dict[str, float]:
+    """{constraint text: value} (<= 0 feasible), as Optuna 5 keeps them (``Trial.set_constraint``; every sampler
+    and ``plot_pareto_front`` read ``trial.constraints``). A missing value is infeasible, finite for the samplers."""
+    return {c.text(): min(v, INFEASIBLE) for c, v in zip(goals.constraints, violations_of(entry, goals.constraints))}
+
+
+def verdict(entry: Optional[Mapping[str, Any]], goals: Optional[Goals] = None) -> Tuple[Any, Any]:
+    """(Optuna TrialState, value or values) for a ledger trial: a failure teaches the sampler nothing, never a
+    0; with several objectives a trial lacking one of them is FAIL too."""
     from optuna.trial import TrialState
 
     if not entry or entry["status"] == "running" or entry["interrupted"] or entry["status"] == "failed" \
             or entry["metric"] is None:
         return TrialState.FAIL, None
-    if entry["status"] == "stopped":
+    if goals is None or not goals.objectives:
+        if entry["status"] == "stopped":
+            return TrialState.PRUNED, None
+        return TrialState.COMPLETE, float(entry["metric"])
+    values = list(values_of(entry, goals.objectives).values())
+    if any(v is None for v in values):
+        return TrialState.FAIL, None
+    if entry["status"] == "stopped" and not goals.many:
         return TrialState.PRUNED, None
-    return TrialState.COMPLETE, float(entry["metric"])
+    return TrialState.COMPLETE, values if goals.many else values[0]
 
 
 def _steps(entry: Optional[Mapping[str, Any]], metric: str) -> Dict[int, float]:
@@ -95,7 +127,8 @@ def _attrs(entry: Optional[Mapping[str, Any]], number: int) -> Dict[str, str]:
     return attrs
 
 
-def tell_verdict(study, number: int, entry: Optional[Mapping[str, Any]], metric: str) -> bool:
+def tell_verdict(study, number: int, entry: Optional[Mapping[str, Any]], metric: str,
+                 goals: Optional[Goals] = None) -> bool:
     """Tell the study trial `number` its ledger verdict (`entry`; None: it never started). A trial the
     study has already finished is left as it is (finished means finished); returns whether it told."""
     from optuna.trial import TrialState
@@ -107,17 +140,25 @@ def tell_verdict(study, number: int, entry: Optional[Mapping[str, Any]], metric:
     trial = storage.get_trial(trial_id)
     if trial.state != TrialState.RUNNING:
         return False
-    for step, value in _steps(entry, metric).items():
-        if step not in trial.intermediate_values:  # what OptunaSearch did not report (the stopping result)
-            storage.set_trial_intermediate_value(trial_id, step, value)
+    if not (goals and goals.many):  # Optuna keeps no intermediate values for several objectives
+        for step, value in _steps(entry, metric).items():
+            if step not in trial.intermediate_values:  # what OptunaSearch did not report (the stopping result)
+                storage.set_trial_intermediate_value(trial_id, step, value)
     for key, value in _attrs(entry, number).items():
         storage.set_trial_user_attr(trial_id, key, value)
-    state, value = verdict(entry)
+    state, value = verdict(entry, goals)
+    if goals and goals.constraints and state != TrialState.FAIL:
+        import optuna
+
+        live = optuna.trial.Trial(study, trial_id)
+        for key, bound_gap in _violations(entry, goals).items():
+            live.set_constraint(key, bound_gap)
     study.tell(number, value, state=state)
     return True
 
 
-def sync_study(study, ledger: Ledger, metric: str, distributions: Optional[Distributions] = None) -> None:
+def sync_study(study, ledger: Ledger, metric: str, distributions: Optional[Distributions] = None,
+               goals: Optional[Goals] = None) -> None:
     """Make the study agree with the ledger when no trial runs (see the module docstring)."""
     from optuna.trial import TrialState, create_trial
 
@@ -126,7 +167,7 @@ def sync_study(study, ledger: Ledger, metric: str, distributions: Optional[Distr
     for trial in trials:
         entry = known.get(trial.number)
         if trial.state == TrialState.RUNNING and (entry is None or entry["status"] != "running"):
-            tell_verdict(study, trial.number, entry, metric)
+            tell_verdict(study, trial.number, entry, metric, goals)
     for number in range(len(trials), max(known, default=-1) + 1):  # what the study lacks, in number order
         entry = known.get(number)
         params = dict(entry["params"]) if entry else {}
@@ -136,10 +177,36 @@ def sync_study(study, ledger: Ledger, metric: str, distributions: Optional[Distr
             params, dists = {}, {}
         if params and not dists:
             params = {}
-        state, value = verdict(entry)
-        study.add_trial(create_trial(state=state, value=value, params=params, distributions=dists,
-                                     intermediate_values=_steps(entry, metric) or None,
-                                     user_attrs=_attrs(entry, number)))
+        state, value = verdict(entry, goals)
+        many = bool(goals and goals.many)
+        trial = create_trial(state=state, value=None if many else value, values=value if many else None,
+                             params=params, distributions=dists,
+                             intermediate_values=None if many else (_steps(entry, metric) or None),
+                             user_attrs=_attrs(entry, number))
+        if entry and goals and goals.constraints and state != TrialState.FAIL:
+            for key, v in _violations(entry, goals).items():
+                trial.set_constraint(key, v)
+        study.add_trial(trial)
+
+
+def seed_study(study, trials: Sequence[Mapping[str, Any]], distributions: Distributions, source: str,
+               goals: Optional[Goals] = None) -> int:
+    """--warm-start: add a finished sweep's completed trials (automl/tune/warm_start.py) to an empty study,
+    as COMPLETE trials with their values (and constraint values); returns how many were added."""
+    from optuna.trial import TrialState, create_trial
+
+    many = bool(goals and goals.many)
+    for t in trials:
+        values = [float(v) for v in t["values"]]
+        trial = create_trial(state=TrialState.COMPLETE, value=None if many else values[0],
+                             values=values if many else None, params=dict(t["params"]),
+                             distributions=distributions(t["params"]),
+                             user_attrs={"trial_id": f"warm:{t['trial_id']}", "outcome": "completed",
+                                         "warm_start": source})
+        for c, v in zip(goals.constraints if goals else (), t["violations"]):
+            trial.set_constraint(c.text(), min(float(v), INFEASIBLE))
+        study.add_trial(trial)
+    return len(trials)
 
 
 def enqueue_missing(study, points: Sequence[Mapping[str, Any]], finished: List[Mapping[str, Any]]) -> int:

@@ -133,7 +133,7 @@ def run_trial(config: Mapping[str, Any], ctx: TrialContext, report: Callable[[Di
 
             deployed = DeployReports(report, ledger=ledger, trial_id=trial_id, raw=raw, deploy=ctx.deploy,
                                      metric=ctx.metric, max_t=ctx.max_t, tracking_uri=ctx.tracking_uri,
-                                     hold=ctx.metric.startswith("deploy/"))
+                                     hold=ctx.metric.startswith("deploy/") or bool(ctx.deploy.get("hold")))
         reporter = reporter_class()(trial_id, index, ledger, monitor, deployed or report, scheduler=ctx.scheduler,
                                     stop_requested=stop_requested)
         # the user's own callbacks (AUTOML_TRIAL_CALLBACKS) come after ours: they see each validation booked

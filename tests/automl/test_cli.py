@@ -82,8 +82,8 @@ def test_a_mistyped_metric_is_refused_before_any_trial(tmp_path, capsys, sweep_o
     assert main(["run", "--skill", "tiny-demo", "--dry-run", "--no-probe", "--metric", "val/epee", "--output",
                  str(tmp_path / "r"), *sweep_overrides(tmp_path)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and err[0].startswith("automl: error: --metric: 'val/epee' is not a validation metric; "
-                                               "use one of ["), err
+    assert len(err) == 1 and err[0].startswith("automl: error: --metric val/epee: no trial reports 'val/epee' (did "
+                                               "you mean 'val/epe'?); use one of val/epe, "), err
     assert not (tmp_path / "r").exists()
 
 

@@ -11,7 +11,7 @@ import pytest
 
 from automl.policy.decision import PolicyDecision
 from automl.space.param import Param
-from automl.driver import RunInUseError, SweepClock, _best_trial, _close_interrupted, _space_tag, run_sweep
+from automl.driver import RunInUseError, SweepClock, _close_interrupted, _space_tag, run_sweep
 from automl.plan.configs import RunConfig, SearchConfig, TuneConfig
 from automl.plan.launch import LaunchPlan, build_plan
 from automl.tune.ledger import Ledger
@@ -88,14 +88,21 @@ def test_resume_closes_every_live_run_of_a_retried_trial(tmp_path):
     assert not any(r.status == "RUNNING" for r in tracker.find_runs("depth_net", tags={TRIAL_TAG: tid}))
 
 
-def test_an_interrupted_trial_is_never_the_best():
+def test_an_interrupted_trial_is_never_the_best(tmp_path):
+    from automl.report.results import write_report
+
+    def best(trials, mode, folder):  # the report picks the sweep's best (the driver hands it every trial)
+        report = write_report(tmp_path / folder, trials, metric="val/epe", mode=mode, space=None, best_spec=None,
+                              complete=True, stream=None)
+        return report.results["best"]
+
     trials = [{"trial_id": "t0000", "status": "completed", "metric": 2.0, "interrupted": False},
               {"trial_id": "t0001", "status": "stopped", "metric": 0.5, "interrupted": True},
               {"trial_id": "t0002", "status": "stopped", "metric": 1.5, "interrupted": False},
               {"trial_id": "t0003", "status": "failed", "metric": None, "interrupted": False}]
-    assert _best_trial(trials, "min")["trial_id"] == "t0002"  # early-stopped with a score may win
-    assert _best_trial(trials, "max")["trial_id"] == "t0000"
-    assert _best_trial(trials[1:2], "min") is None
+    assert best(trials, "min", "a")["trial_id"] == "t0002"  # early-stopped with a score may win
+    assert best(trials, "max", "b")["trial_id"] == "t0000"
+    assert best(trials[1:2], "min", "c") is None
 
 
 def test_the_time_budget_is_for_the_whole_sweep(tmp_path):
