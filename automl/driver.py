@@ -248,6 +248,7 @@ def _run_sweep(plan: LaunchPlan, ledger: Ledger, printer, stream) -> dict:
     state = "completed" if complete else "interrupted"
     ledger.update_sweep(state=state, counted=counted, target=target)
     trials = ledger.trials()
+
     def best_spec(trial_id: str):  # the report picks the best (by the one metric, or from the Pareto front)
         return _read_yaml(trial_spec_path(run_dir, trial_id))
 
@@ -271,10 +272,12 @@ def _run_sweep(plan: LaunchPlan, ledger: Ledger, printer, stream) -> dict:
     if getattr(plan, "then", None) == "deploy" and complete:  # --then deploy (automl/handoff.py)
         from automl.handoff import then_deploy
 
+        best_id = (report.results.get("best") or {}).get("trial_id")  # the report's pick (front or metric)
+        best = next((t for t in trials if t["trial_id"] == best_id), None)
         if best is None:
             printer("then deploy: no trial was scored, so there is nothing to deploy")
         else:
-            handed = then_deploy(plan, best, best_spec or {}, tracker, parent.run_id, printer)
+            handed = then_deploy(plan, best, best_spec(best["trial_id"]) or {}, tracker, parent.run_id, printer)
     return {"state": state, "trials": trials, "report": report, "links": links, "then_deploy": handed}
 
 

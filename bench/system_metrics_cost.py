@@ -91,7 +91,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     for name, values in per_step.items():
         med = statistics.median(values)
         print(f"| {name} | {med:.4f} | {med / base:.3f}x |")
-    print(f"\nOne sample (collect_metrics: CPU, memory, disk, network): median {statistics.median(sample) * 1e3:.2f} ms")
+    one = statistics.median(sample) * 1e3
+    print(f"\nOne sample (collect_metrics: CPU, memory, disk, network): median {one:.2f} ms")
     return 0
 
 

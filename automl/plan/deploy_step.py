@@ -107,10 +107,25 @@ def _runtime(gpus_per_trial: float) -> Tuple[str, str, str]:
     return "onnxruntime", "cpu", "CPU trials: the ONNX runs with ONNX Runtime on the CPU (TensorRT needs a GPU)"
 
 
-def settle_deploy(plan: Any, cfg: Optional[DeployConfig], metric: Optional[str], mode: Optional[str]) -> None:
-    """Record ``--score-on``/``--then`` and the deploy step in `plan`, or raise LaunchError for a bad combo."""
+def settle_deploy(plan: Any, cfg: Optional[DeployConfig], metric: Optional[str], mode: Optional[str], *,
+                  auto_scheduler: bool = False) -> None:
+    """Record ``--score-on``/``--then`` and the deploy step in `plan`, or raise LaunchError for a bad combo.
+    A deploy ``--metric`` becomes the one objective (with ``--scheduler auto``: no scheduler); any deploy
+    objective holds the trial's report to Ray until its end (Ray wants every objective in each report)."""
     cfg = cfg or DeployConfig()
     plan.score_on, plan.then = cfg.score_on, cfg.then
+    if metric is not None and auto_scheduler and plan.sweep:
+        plan.scheduler = "none"
+        plan.objective_notes = [*getattr(plan, "objective_notes", []),
+                                f"--scheduler auto: none, as {metric} exists only at a trial's end"]
+    _settle(plan, cfg, metric, mode)
+    if metric is not None:
+        plan.objectives = [[plan.metric, plan.mode]]
+    if plan.deploy and any(str(name).startswith("deploy/") for name, _ in getattr(plan, "objectives", [])):
+        plan.deploy["hold"] = True
+
+
+def _settle(plan: Any, cfg: DeployConfig, metric: Optional[str], mode: Optional[str]) -> None:
     if cfg.then and not plan.sweep:
         raise LaunchError(f"--then {cfg.then} hands a sweep's best trial to `depth_net flow`, and this run is one "
                           "plain training (see the decision); run depth_net flow -e flow.yaml with its checkpoint "

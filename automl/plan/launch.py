@@ -274,8 +274,7 @@ def build_plan(search: SearchConfig, tune: Optional[TuneConfig] = None, where: O
     review lists them). The policy decides sweep or plain once: it examines the search space (through
     :func:`_examine_search`) only when the skill and the policy would sweep.
     """
-    tune, where = tune or TuneConfig(), where or RunConfig()
-    search, deploy_metric = split_metric(search)  # a deploy/* --metric is checked by settle_deploy
+    tune, where, (search, deploy_metric) = tune or TuneConfig(), where or RunConfig(), split_metric(search)
     the_skill = load_skill(search.skill_dir) if search.skill_dir else find_skill(search.skill)
     expanded, output = _split_output(expand_shorthand(the_skill, search.overrides), where.output)
     run_dir = Path(output or Path("automl_runs") / f"{the_skill.path.name}-{time.strftime('%Y%m%d-%H%M%S')}")
@@ -314,14 +313,7 @@ def build_plan(search: SearchConfig, tune: Optional[TuneConfig] = None, where: O
         return plan
     _settle_search(plan, search, tune, found, score_on_deploy=bool(deploy and deploy.score_on == "deploy"))
     _settle_resources(plan, tune, where, resolved, gpus_available)
-    if deploy_metric is not None and tune.scheduler == "auto":
-        plan.scheduler = "none"
-        plan.objective_notes.append(f"--scheduler auto: none, as {deploy_metric} exists only at a trial's end")
-    settle_deploy(plan, deploy, deploy_metric, search.mode)
-    if deploy_metric is not None:  # --metric deploy/<x>: the one objective is the deployed model's
-        plan.objectives = [[plan.metric, plan.mode]]
-    if plan.deploy and any(str(name).startswith("deploy/") for name, _ in plan.objectives):
-        plan.deploy["hold"] = True  # Ray must get every objective in each report: one report, at the trial's end
+    settle_deploy(plan, deploy, deploy_metric, search.mode, auto_scheduler=tune.scheduler == "auto")
     if shape is not None and shape.validation_steps:
         plan.max_t = len(shape.validation_steps)  # validations a full trial runs (max_steps may cut epochs)
     elif resolved is not None:

@@ -108,7 +108,8 @@ def evaluate(spec: ExperimentSpec, *, tracker: Any = None, parent_run_id: str | 
 
     # tracker=False (no tracking) stays False: action_tracker turned it into None, which would open the default store
     return run_spec_action(ACTION, spec, lambda ctx: _evaluate(spec, ctx, target, reference, device), summarize,
-                           tracker=False if tracker is None else tracker, parent_run_id=parent_run_id, experiment=experiment,
+                           tracker=False if tracker is None else tracker, parent_run_id=parent_run_id,
+                           experiment=experiment,
                            run_name=run_name or "deploy_evaluate", tags=tags)
 
 

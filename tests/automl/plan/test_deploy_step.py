@@ -33,6 +33,13 @@ def test_the_review_shows_the_deploy_step_its_shape_runtime_and_cost(capsys, tmp
     assert "then deploy: the best trial's checkpoint goes through depth_net flow" in out
 
 
+def test_a_deploy_metric_with_the_default_scheduler_runs_none_and_says_why(capsys, tmp_path, data):
+    code, out, _ = _run(capsys, tmp_path, data, "--metric", "deploy/latency_ms", "--score-on", "deploy")
+    assert code == 0, out
+    assert "--scheduler auto: none, as deploy/latency_ms exists only at a trial's end" in out
+    assert "objective    deploy/latency_ms (min), measured once per trial, on its deployed model" in out
+
+
 def test_the_export_keys_set_the_deploy_shape(capsys, tmp_path, data):
     code, out, _ = _run(capsys, tmp_path, data, "--score-on", "deploy", "export.input_height=64",
                         "export.input_width=96")
@@ -41,7 +48,7 @@ def test_the_export_keys_set_the_deploy_shape(capsys, tmp_path, data):
 
 @pytest.mark.parametrize("flags, message", [
     (["--metric", "deploy/epe"], "--metric deploy/epe is measured on the deployed model: add --score-on deploy"),
-    (["--metric", "deploy/epe", "--score-on", "deploy"],
+    (["--metric", "deploy/epe", "--score-on", "deploy", "--scheduler", "asha"],
      "--metric deploy/epe with --scheduler asha: the scheduler ranks trials at every validation, but deploy metrics "
      "exist only at a trial's end; use --scheduler none"),
     (["--metric", "deploy/fps", "--score-on", "deploy", "--scheduler", "none"],
