@@ -77,11 +77,11 @@ class QuantizeConfig:
 def check_quantize(spec: Any) -> List[Problem]:
     """Everything `depth_net quantize` refuses, before any file is read (the disk: stereo.actions.preflight)."""
     q, problems = spec.quantize, []
-    if q.backend not in ONNX_BACKENDS:
+    if q.backend in ("torchao", "modelopt.pytorch"):  # other unknown names: the enum check says so
         why = _TORCHAO_WHY if q.backend == "torchao" else "ModelOpt is not installed here (NVIDIA GPU stack)"
         problems.append(Problem("quantize.backend", q.backend, f"not run here: {why}",
                                 "set quantize.backend: onnxruntime (static int8 of the exported graph)"))
-    if q.mode != "static_ptq":
+    if q.mode == "weight_only_ptq":
         problems.append(Problem("quantize.mode", q.mode, "ONNX Runtime's CPU kernels have no weight-only int8 "
                                 "convolution, so it would only shrink the file", "set quantize.mode: static_ptq"))
     if q.algorithm in TAO_ONLY_ALGORITHMS:
