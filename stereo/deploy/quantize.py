@@ -62,12 +62,13 @@ def matching_nodes(onnx_file: str | os.PathLike, patterns: Sequence[str]) -> lis
     """Node names of the graph matching any fnmatch pattern; a pattern that matches nothing raises."""
     import onnx
 
-    names = [n.name for n in onnx.load(str(onnx_file), load_external_data=False).graph.node if n.name]
+    nodes = [n for n in onnx.load(str(onnx_file), load_external_data=False).graph.node if n.name]
+    names = [n.name for n in nodes]
     chosen: list[str] = []
     for pattern in patterns:
         hits = [n for n in names if fnmatch.fnmatchcase(n, pattern)]
         if not hits:
-            example = ", ".join(names[:3])
+            example = ", ".join([n.name for n in nodes if n.op_type in WEIGHT_OPS][:3] or names[:3])
             raise ValueError(f"quantize.skip_names pattern {pattern!r} matches no node of {Path(onnx_file).name} "
                              f"(node names look like {example}); fix the pattern or remove it")
         chosen += [n for n in hits if n not in chosen]
@@ -138,6 +139,17 @@ def quantized_ops(onnx_file: str | os.PathLike) -> dict[str, int]:
             rank = int8_weights[node.input[1]]
             counts[f"{node.op_type}{rank - 2}d" if node.op_type.startswith("Conv") else node.op_type] += 1
     return dict(sorted(counts.items()))
+
+
+def conv_nodes(onnx_file: str | os.PathLike, dims: int = 3) -> list[str]:
+    """Names of the Conv/ConvTranspose nodes with `dims`-D kernels (3: the cost volume's convolutions), e.g. to
+    keep them in fp32 with skip_names."""
+    import onnx
+
+    graph = onnx.load(str(onnx_file)).graph
+    ranks = {i.name: len(i.dims) for i in graph.initializer}
+    return [n.name for n in graph.node if n.op_type in ("Conv", "ConvTranspose") and len(n.input) > 1
+            and ranks.get(n.input[1]) == dims + 2]
 
 
 def quantize_onnx(fp32_onnx: str | os.PathLike, int8_onnx: str | os.PathLike, reader: Any, *,
