@@ -159,3 +159,27 @@ def test_bad_inputs_on_disk_are_exit_2_before_any_work(tmp_path, job, capsys):
         lines = [ln for ln in err.splitlines() if key in ln]
         assert code == 2 and len(lines) == 1 and words in lines[0], err
         assert not results.exists()
+
+
+def test_a_checkpoint_is_exported_first_and_the_calibration_pairs_score_the_drift(tmp_path, job, ffs_checkpoint,
+                                                                                  monkeypatch, capsys):
+    """quantize.model_path = a checkpoint (what `--parent <train folder>` gives): exported in the quantize folder
+    at export.input_height x input_width, batch 1; without dataset.val_dataset the drift is measured on the
+    calibration pairs, and results.json says so."""
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    monkeypatch.delenv(FLOW_ENV, raising=False)
+    results = tmp_path / "r"
+    code = main(["quantize", "-e", str(job["spec"]), f"results_dir={results}", f"quantize.model_path={ffs_checkpoint}",
+                 "dataset.val_dataset.data_sources=[]", "quantize.latency_runs=1", "quantize.warmup_runs=0",
+                 "quantize.onnx_file=tiny_int8.onnx"])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err[-2000:]
+    folder = results / "quantize"
+    fp32 = json.loads((folder / "model_fp32.onnx.json").read_text())
+    assert fp32["traced_shape"] == [1, 3, 64, 128] and fp32["source_checkpoint"]["path"] == str(ffs_checkpoint)
+    int8 = json.loads((folder / "tiny_int8.onnx.json").read_text())
+    assert int8["precision"] == "int8" and int8["source_checkpoint"]["path"] == str(ffs_checkpoint)
+    results_json = json.loads((folder / "results.json").read_text())
+    assert results_json["eval_set"].startswith("calibration pairs") and results_json["kpi"]["eval_images"] == 1
+    kpi = read_status(folder)[-1]["kpi"]
+    assert "fp32_epe" not in kpi and kpi["drift_mean_abs"] == pytest.approx(results_json["kpi"]["drift_mean_abs"])
