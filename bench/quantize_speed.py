@@ -5,9 +5,10 @@
 
 Per (model, size): export a static graph (batch 1, the preset's valid_iters), calibrate on 4 synthetic stereo
 pairs (stereo.data.synthetic) and write two int8 graphs with stereo.deploy.quantize.quantize_onnx: every
-Conv/MatMul int8, and the same with the 3-D (cost-volume) convolutions kept in fp32. Each graph is timed
-with stereo.deploy.quant_eval.measure_latency (1 warm-up, the median of --repeats single-image runs, batch 1,
-pinned threads) and its drift from fp32 measured on 2 other synthetic pairs. Then one ONNX Runtime profile
+Conv/MatMul int8, and the same with the 3-D (cost-volume) convolutions kept in fp32. The three graphs are
+timed together with stereo.deploy.quant_eval.measure_latencies (1 warm-up, then --repeats interleaved rounds
+of single-image runs, batch 1, pinned threads; the median per graph), and each one's drift from fp32 is
+measured on 2 other synthetic pairs. Then one ONNX Runtime profile
 per graph splits the kernel time into 3-D convolutions (a 5-D input), 2-D convolutions, Q/DQ and the rest.
 Random weights: the latency is real, the drift is only indicative (trained weights have other ranges).
 """
@@ -64,7 +65,7 @@ def measure(name: str, height: int, width: int, threads: list[int], repeats: int
     from stereo.data.synthetic import generate
     from stereo.deploy.calibration import PairFeeds, find_pairs
     from stereo.deploy.export import export_onnx
-    from stereo.deploy.quant_eval import Comparison, measure_latency
+    from stereo.deploy.quant_eval import Comparison, measure_latencies
     from stereo.deploy.quantize import conv_nodes, quantize_onnx
     from stereo.deploy.runners import open_runner
     from stereo.models import create_model, preset_config
@@ -89,8 +90,9 @@ def measure(name: str, height: int, width: int, threads: list[int], repeats: int
     rows = []
     for th in threads:
         runners = {v: open_runner(path, device="cpu", threads=th) for v, (path, _) in graphs.items()}
+        timed = measure_latencies(runners, left, right, runs=repeats, warmup=1, threads=th)  # interleaved rounds
         for variant, (path, info) in graphs.items():
-            lat = measure_latency(runners[variant], left, right, runs=repeats, warmup=1, threads=th)
+            lat = timed[variant]
             comparison = Comparison(max_disparity=cfg.max_disparity)
             for a, b, _fit in held_out.loaded:
                 comparison.update("x", runners["fp32"](a, b)[0], runners[variant](a, b)[0])

@@ -14,7 +14,8 @@ KPIs (status.json and MLflow, same names): `fp32_latency_ms`, `int8_latency_ms`,
 `fp32_size_mb`, `int8_size_mb`, `size_ratio` (int8 / fp32), `drift_*` (px; stereo.deploy.drift), and with a
 val set that has GT `fp32_epe`, `int8_epe`, `epe_delta` (+ bp3, d1); `calibration_images`, `eval_images`,
 `quantize_seconds`. The drift is measured on dataset.val_dataset when it is set, else on the calibration
-pairs themselves (results.json says which). Latency: stereo.deploy.quant_eval.measure_latency.
+pairs themselves (results.json says which). Latency: stereo.deploy.quant_eval.measure_latencies (fp32 and
+int8 in interleaved rounds).
 """
 from __future__ import annotations
 
@@ -139,7 +140,7 @@ def _quantize(spec: ExperimentSpec, ctx: ActionContext) -> QuantizeResult:
     from stereo.deploy.calibration import PairFeeds, find_pairs, no_pairs_reason
     from stereo.deploy.drift import DRIFT_COLUMNS, rows_to_csv
     from stereo.deploy.engine_io import crop_prediction
-    from stereo.deploy.quant_eval import Comparison, measure_latency
+    from stereo.deploy.quant_eval import Comparison, measure_latencies
     from stereo.deploy.quantize import quantize_onnx
     from stereo.progress import note
 
@@ -173,8 +174,8 @@ def _quantize(spec: ExperimentSpec, ctx: ActionContext) -> QuantizeResult:
                           gt, valid)
     _, left, right, *_ = rows[0]
     note(f"quantize: timing fp32 and int8 ({q.warmup_runs} warm-up + {q.latency_runs} runs, {q.threads} thread(s))")
-    timed = {name: measure_latency(runner, left, right, runs=q.latency_runs, warmup=q.warmup_runs,
-                                   threads=q.threads) for name, runner in (("fp32", fp32), ("int8", int8))}
+    timed = measure_latencies({"fp32": fp32, "int8": int8}, left, right, runs=q.latency_runs, warmup=q.warmup_runs,
+                              threads=q.threads)
     mb = 1024.0 * 1024.0
     kpi = {"fp32_latency_ms": timed["fp32"].median_ms, "int8_latency_ms": timed["int8"].median_ms,
            "speedup": timed["fp32"].median_ms / timed["int8"].median_ms,

@@ -106,6 +106,10 @@ def check_quantize(spec: Any) -> List[Problem]:
         problems.append(Problem("quantize.model_path", missing_value(), "quantize needs the fp32 network",
                                 "set quantize.model_path to the exported .onnx (or a checkpoint), or pass "
                                 "--parent <export or train step>"))
+    elif Path(q.model_path).suffix.lower() in (".engine", ".plan", ".trt"):
+        problems.append(Problem("quantize.model_path", q.model_path, "is a TensorRT engine; its precision was "
+                                "fixed when it was built", "set quantize.model_path to the ONNX it was built from "
+                                "(or build an int8 graph here and run it with ONNX Runtime)"))
     if not spec.dataset.quant_calibration_dataset.images_dir:
         problems.append(Problem("dataset.quant_calibration_dataset.images_dir", missing_value(),
                                 "static int8 needs calibration images",

@@ -3,6 +3,7 @@
 Latency is measured the one way every number in docs/BENCHMARKS.md is: the graph opened on the CPU with a
 pinned intra-op thread count, `warmup` untimed runs, then the median of `runs` single-image runs (batch 1,
 one fixed shape, the same input each time); the device is named (CPU model and core count) next to it.
+Graphs that are compared are timed in interleaved rounds (:func:`measure_latencies`).
 """
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import os
 import platform
 import statistics
 import time
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -49,17 +51,27 @@ def measure_latency(runner: Any, left: torch.Tensor, right: torch.Tensor, *, run
                     threads: int = 1) -> Latency:
     """Median wall time of `runner(left, right)` over `runs` calls after `warmup` untimed ones (ms).
     `threads`: what the runner was opened with (recorded, not set here)."""
+    return measure_latencies({"graph": runner}, left, right, runs=runs, warmup=warmup, threads=threads)["graph"]
+
+
+def measure_latencies(runners: Mapping[str, Any], left: torch.Tensor, right: torch.Tensor, *, runs: int = 10,
+                      warmup: int = 2, threads: int = 1) -> dict[str, Latency]:
+    """:func:`measure_latency` for several graphs, interleaved: each round times every runner once, so a load
+    that changes during the measurement (a shared machine) weighs on all of them alike."""
     if runs < 1:
         raise ValueError(f"runs={runs}; time at least one run")
     for _ in range(warmup):
-        runner(left, right)
-    times = []
+        for runner in runners.values():
+            runner(left, right)
+    times: dict[str, list[float]] = {name: [] for name in runners}
     for _ in range(runs):
-        start = time.perf_counter()
-        runner(left, right)
-        times.append((time.perf_counter() - start) * 1000.0)
-    return Latency(statistics.median(times), min(times), max(times), runs, warmup, threads, list(left.shape),
-                   cpu_device())
+        for name, runner in runners.items():
+            start = time.perf_counter()
+            runner(left, right)
+            times[name].append((time.perf_counter() - start) * 1000.0)
+    device = cpu_device()
+    return {name: Latency(statistics.median(t), min(t), max(t), runs, warmup, threads, list(left.shape), device)
+            for name, t in times.items()}
 
 
 class Comparison:

@@ -129,13 +129,16 @@ def test_the_int8_graph_is_a_parent_for_deploy_evaluate(job, monkeypatch, capsys
     (["quantize.mode=weight_only_ptq"], "quantize.mode", "static_ptq"),
     (["quantize.algorithm=awq_lite"], "quantize.algorithm", "minmax"),
     (["quantize.device=trt"], "quantize.device", "cpu"),
+    (["quantize.model_path={tmp}/model.engine"], "quantize.model_path", "TensorRT engine"),
     (["dataset.quant_calibration_dataset.images_dir="], "images_dir", "calibration images"),
     (["quantize.backend_kwargs={per_chanel: true}"], "quantize.backend_kwargs", "per_channel"),
 ])
 def test_refused_at_load(tmp_path, job, capsys, overrides, key, words):
     results = tmp_path / "r"
+    (tmp_path / "model.engine").write_bytes(b"an engine")
     code = main(["quantize", "-e", str(job["spec"]), f"results_dir={results}",
-                 f"quantize.model_path={job['results'] / 'export' / 'tiny.onnx'}", *overrides])
+                 f"quantize.model_path={job['results'] / 'export' / 'tiny.onnx'}",
+                 *(o.format(tmp=tmp_path) for o in overrides)])
     err = capsys.readouterr().err
     lines = [ln for ln in err.splitlines() if key in ln]
     assert code == 2 and len(lines) == 1 and words in lines[0], err

@@ -10,7 +10,7 @@ import torch
 
 from stereo.data.synthetic import generate
 from stereo.deploy.calibration import PairFeeds, find_pairs, no_pairs_reason
-from stereo.deploy.quant_eval import Comparison, measure_latency
+from stereo.deploy.quant_eval import Comparison, measure_latencies, measure_latency
 from stereo.deploy.quantize import conv_nodes, graph_precision, matching_nodes, quantize_onnx
 from stereo.deploy.runners import open_runner
 
@@ -88,6 +88,14 @@ def test_latency_is_the_median_of_timed_runs_after_warmup():
                           runs=5, warmup=2, threads=3)
     assert len(calls) == 7 and lat.runs == 5 and lat.threads == 3 and lat.shape == [1, 3, 32, 64]
     assert lat.min_ms <= lat.median_ms <= lat.max_ms and "cores visible" in lat.device
+
+
+def test_compared_graphs_are_timed_in_interleaved_rounds():
+    order = []
+    x = torch.zeros(1, 3, 32, 64)
+    timed = measure_latencies({"fp32": lambda a, b: order.append("fp32"), "int8": lambda a, b: order.append("int8")},
+                              x, x, runs=3, warmup=1)
+    assert order == ["fp32", "int8"] * 4 and set(timed) == {"fp32", "int8"} and timed["int8"].runs == 3
 
 
 def test_comparison_scores_both_graphs_with_ground_truth():
