@@ -138,7 +138,7 @@ def test_refused_at_load(tmp_path, job, capsys, overrides, key, words):
     (tmp_path / "model.engine").write_bytes(b"an engine")
     code = main(["quantize", "-e", str(job["spec"]), f"results_dir={results}",
                  f"quantize.model_path={job['results'] / 'export' / 'tiny.onnx'}",
-                 *(o.format(tmp=tmp_path) for o in overrides)])
+                 *(o.replace("{tmp}", str(tmp_path)) for o in overrides)])
     err = capsys.readouterr().err
     lines = [ln for ln in err.splitlines() if key in ln]
     assert code == 2 and len(lines) == 1 and words in lines[0], err
