@@ -5,6 +5,8 @@
     info = quantize_onnx("model.onnx", "model_int8.onnx", feeds.reader())
     runner = open_runner(info.onnx_file)          # runs like any exported graph (same inputs/outputs)
 
+    info = int8_graph("model.onnx", "model_int8.onnx", "calib/")   # the same in one call (deploy sweeps)
+
 ONNX Runtime's tooling does the work (`onnxruntime.quantization`): `quant_pre_process` first (symbolic shape
 inference and graph optimisation; it folds the computed conv biases into initializers, which roughly
 quarters the drift on ffs_tiny), then `quantize_static` in QDQ format with int8 weights (per channel unless
@@ -215,6 +217,31 @@ def _quantize(src: Path, out: Path, reader: Any, calibrate: Any, per_channel: bo
                                            "WeightSymmetric": weight_symmetric},
                             calibration_providers=["CPUExecutionProvider"])
     return done, excluded
+
+
+def input_hw(onnx_file: str | os.PathLike) -> tuple[int, int] | None:
+    """The graph's static input (H, W), or None when they are dynamic."""
+    import onnx
+
+    dims = onnx.load(str(onnx_file), load_external_data=False).graph.input[0].type.tensor_type.shape.dim
+    h, w = dims[2], dims[3]
+    return (h.dim_value, w.dim_value) if h.HasField("dim_value") and w.HasField("dim_value") else None
+
+
+def int8_graph(fp32_onnx: str | os.PathLike, int8_onnx: str | os.PathLike, images_dir: str | os.PathLike, *,
+               max_images: int = 32, hw: tuple[int, int] | None = None, **options: Any) -> QuantizeInfo:
+    """The int8 precision of a deployed graph in one call (what a deploy sweep needs): calibration pairs from
+    `images_dir` (stereo.deploy.calibration), fitted to the graph's input size (`hw` for a dynamic-H/W graph),
+    then :func:`quantize_onnx` with `options` (method, per_channel, skip_names, ...)."""
+    from stereo.deploy.calibration import PairFeeds, find_pairs, no_pairs_reason
+
+    size = input_hw(fp32_onnx) or hw
+    if size is None:
+        raise ValueError(f"{Path(fp32_onnx).name} has dynamic height/width; pass hw=(H, W) to calibrate at")
+    pairs = find_pairs(images_dir, limit=max_images)
+    if not pairs:
+        raise ValueError(f"calibration folder {str(images_dir)!r} {no_pairs_reason(images_dir)}")
+    return quantize_onnx(fp32_onnx, int8_onnx, PairFeeds(pairs, size).reader(), **options)
 
 
 def int8_sidecar(src: Path, out: Path, *, method: str, seconds: float, ops: dict[str, int],

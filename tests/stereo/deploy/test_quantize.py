@@ -11,7 +11,7 @@ import torch
 from stereo.data.synthetic import generate
 from stereo.deploy.calibration import PairFeeds, find_pairs, no_pairs_reason
 from stereo.deploy.quant_eval import Comparison, measure_latencies, measure_latency
-from stereo.deploy.quantize import conv_nodes, graph_precision, matching_nodes, quantize_onnx
+from stereo.deploy.quantize import conv_nodes, graph_precision, int8_graph, matching_nodes, quantize_onnx
 from stereo.deploy.runners import open_runner
 
 
@@ -36,10 +36,15 @@ def test_a_folder_without_pairs_says_why(tmp_path):
 
 
 @pytest.fixture(scope="module")
-def calibration(tmp_path_factory):
+def calibration_dir(tmp_path_factory):
     root = tmp_path_factory.mktemp("calib")
     generate(root, "fsd", n=1, height=48, width=100, max_disparity=16, seed=3)  # smaller than the graph: padded
-    return PairFeeds(find_pairs(root), hw=(64, 128))
+    return root
+
+
+@pytest.fixture(scope="module")
+def calibration(calibration_dir):
+    return PairFeeds(find_pairs(calibration_dir), hw=(64, 128))
 
 
 def test_feeds_are_fitted_to_the_graph(calibration):
@@ -50,11 +55,11 @@ def test_feeds_are_fitted_to_the_graph(calibration):
 
 
 @pytest.mark.slow  # one ONNX Runtime static quantization of the tiny graph
-def test_int8_graph_keeps_3d_convs_in_fp32_on_request(tmp_path, exported, calibration):
+def test_int8_graph_keeps_3d_convs_in_fp32_on_request(tmp_path, exported, calibration, calibration_dir):
     fp32 = exported["static"].onnx_file
     keep = conv_nodes(fp32, dims=3)
     assert keep and all("cost_agg" in n or "classifier" in n or "corr" in n for n in keep[:3]), keep[:3]
-    info = quantize_onnx(fp32, tmp_path / "int8.onnx", calibration.reader(), skip_names=keep)
+    info = int8_graph(fp32, tmp_path / "int8.onnx", calibration_dir, skip_names=keep)  # fitted to the graph's 64x128
     assert info.quantized_ops.get("Conv3d", 0) == 0 and info.quantized_ops["Conv2d"] > 0, info.quantized_ops
     assert info.excluded_nodes == keep and info.int8_bytes < info.fp32_bytes
     sidecar = json.loads(info.sidecar_file.read_text())
@@ -72,6 +77,13 @@ def test_a_skip_pattern_that_matches_nothing_names_real_nodes(exported):
     with pytest.raises(ValueError, match="matches no node .*node names look like /model"):
         matching_nodes(exported["static"].onnx_file, ["/nowhere/*"])
     assert matching_nodes(exported["static"].onnx_file, ["/model/cost_agg/*"])
+
+
+def test_int8_graph_needs_a_size_and_pairs(tmp_path, exported, calibration_dir):
+    with pytest.raises(ValueError, match="dynamic height/width; pass hw"):
+        int8_graph(exported["dynamic_hw"].onnx_file, tmp_path / "x.onnx", calibration_dir)
+    with pytest.raises(ValueError, match="holds no png"):
+        int8_graph(exported["static"].onnx_file, tmp_path / "x.onnx", tmp_path)
 
 
 def test_quantize_refuses_to_overwrite_its_source(exported, calibration):
