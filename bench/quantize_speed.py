@@ -8,8 +8,8 @@ pairs (stereo.data.synthetic) and write two int8 graphs with stereo.deploy.quant
 Conv/MatMul int8, and the same with the 3-D (cost-volume) convolutions kept in fp32. The three graphs are
 timed together with stereo.deploy.quant_eval.measure_latencies (1 warm-up, then --repeats interleaved rounds
 of single-image runs, batch 1, pinned threads; the median per graph), and each one's drift from fp32 is
-measured on 2 other synthetic pairs. Then one ONNX Runtime profile
-per graph splits the kernel time into 3-D convolutions (a 5-D input), 2-D convolutions, Q/DQ and the rest.
+measured on 2 other synthetic pairs. Then ONNX Runtime's profiler splits each graph's kernel time into 3-D
+convolutions (a 5-D input), 2-D convolutions, Q/DQ and the rest (the median of 5 profiled runs).
 Random weights: the latency is real, the drift is only indicative (trained weights have other ranges).
 """
 from __future__ import annotations
@@ -19,6 +19,7 @@ import datetime
 import json
 import os
 import platform
+import statistics
 import sys
 import tempfile
 from pathlib import Path
@@ -27,8 +28,9 @@ REPO = Path(__file__).resolve().parents[1]
 CONV_OPS = ("Conv", "QLinearConv", "ConvTranspose", "QLinearConvTranspose", "ConvInteger", "FusedConv")
 
 
-def _profile(onnx_file: Path, left, right, threads: int) -> dict[str, float]:
-    """Kernel ms of one run, by bucket: conv3d, conv2d, qdq, other (ONNX Runtime's profiler)."""
+def _profile(onnx_file: Path, left, right, threads: int, runs: int = 5) -> dict[str, float]:
+    """Kernel ms per run by bucket (conv3d, conv2d, qdq, other), the median over `runs` profiled runs after a
+    warm-up (ONNX Runtime's profiler; a node event belongs to the model_run that spans it)."""
     import onnxruntime as ort
 
     opts = ort.SessionOptions()
@@ -37,25 +39,28 @@ def _profile(onnx_file: Path, left, right, threads: int) -> dict[str, float]:
     opts.profile_file_prefix = str(onnx_file.with_suffix(""))
     session = ort.InferenceSession(str(onnx_file), opts, providers=["CPUExecutionProvider"])
     feed = {"left_image": left.numpy(), "right_image": right.numpy()}
-    session.run(None, feed)  # warm-up, profiled too: only the last run's events are kept below
-    session.run(None, feed)
+    for _ in range(runs + 1):
+        session.run(None, feed)
     events = json.loads(Path(session.end_profiling()).read_text())
-    runs = [e for e in events if e.get("name") == "model_run"]
-    start = runs[-1]["ts"] if runs else 0
-    buckets = {"conv3d": 0.0, "conv2d": 0.0, "qdq": 0.0, "other": 0.0}
+    spans = sorted((e["ts"], e["ts"] + e["dur"]) for e in events if e.get("name") == "model_run")[1:]  # no warm-up
+    per_run = [{"conv3d": 0.0, "conv2d": 0.0, "qdq": 0.0, "other": 0.0} for _ in spans]
     for e in events:
-        if e.get("cat") != "Node" or not e.get("name", "").endswith("_kernel_time") or e["ts"] < start:
+        if e.get("cat") != "Node" or not e.get("name", "").endswith("_kernel_time"):
+            continue
+        run = next((i for i, (a, b) in enumerate(spans) if a <= e["ts"] <= b), None)
+        if run is None:
             continue
         op = e["args"].get("op_name", "")
         shapes = e["args"].get("input_type_shape") or [{}]
         rank = len(next(iter(shapes[0].values()), [])) if shapes and isinstance(shapes[0], dict) else 0
         if op in CONV_OPS:
-            buckets["conv3d" if rank == 5 else "conv2d"] += e["dur"] / 1000.0
+            bucket = "conv3d" if rank == 5 else "conv2d"
         elif op in ("QuantizeLinear", "DequantizeLinear", "DynamicQuantizeLinear"):
-            buckets["qdq"] += e["dur"] / 1000.0
+            bucket = "qdq"
         else:
-            buckets["other"] += e["dur"] / 1000.0
-    return buckets
+            bucket = "other"
+        per_run[run][bucket] += e["dur"] / 1000.0
+    return {k: statistics.median(r[k] for r in per_run) for k in ("conv3d", "conv2d", "qdq", "other")}
 
 
 def measure(name: str, height: int, width: int, threads: list[int], repeats: int, work: Path) -> list[dict]:

@@ -104,6 +104,8 @@ def test_every_record_agrees(job):
     lat = results["latency"]
     assert lat["int8"]["runs"] == 3 and lat["int8"]["threads"] == 1 and lat["int8"]["shape"] == [1, 3, 64, 128]
     assert lat["fp32"]["min_ms"] <= kpi["fp32_latency_ms"] <= lat["fp32"]["max_ms"]
+    (export,) = tracker.find_runs("depth_net", tags={"action": "export"})
+    assert run.parent_run_id and run.parent_run_id == export.parent_run_id  # one flow run for the job
     logged = {a.path for a in tracker.client.list_artifacts(run.run_id)}
     assert {"results.json", "drift_per_sample.csv", "model_int8.onnx.json", "status.json"} <= logged
     assert "int8" in final["message"] and "drift" in final["message"]
