@@ -21,7 +21,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence
 from stereo.errors import EXIT_OK, exit_code_of  # tiny: no heavy import before the first line
 
 EXPERIMENT_SPEC = "stereo.config.spec:ExperimentSpec"
-PARENT_ACTIONS = ("evaluate", "inference", "export", "gen_trt_engine")  # stereo.actions.parent.FEEDS
+PARENT_ACTIONS = ("evaluate", "inference", "export", "gen_trt_engine", "quantize")  # stereo.actions.parent.FEEDS
 
 
 @dataclass(frozen=True)
@@ -65,6 +65,11 @@ ACTIONS: Dict[str, Action] = {
     "gen_trt_engine": Action("stereo.actions.gen_trt_engine:gen_trt_engine", "Build a TensorRT engine from the "
                              "exported ONNX (GPU host + the stereo-automl[tensorrt] extra); precision and "
                              "min/opt/max profiles are checked before the build."),
+    "quantize": Action("stereo.actions.quantize:quantize", "Post-training static int8 of an exported ONNX graph "
+                       "(quantize.model_path; a checkpoint is exported first) with ONNX Runtime's QDQ tooling on "
+                       "the CPU, calibrated on dataset.quant_calibration_dataset.images_dir; then int8 vs fp32: "
+                       "drift and EPE (dataset.val_dataset), median latency, file size. TAO's torchao / "
+                       "weight_only_ptq are refused with the reason. docs/deploy.md"),
     "flow": Action("stereo.actions.chain:run_flow", "Run TAO's seven-action chain in one command: train -> "
                    "evaluate -> inference -> export -> gen_trt_engine -> deploy inference -> deploy evaluate (or "
                    "the deploy-only six from flow.yaml's checkpoint), each step reading its input from the one "

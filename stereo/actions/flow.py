@@ -27,7 +27,7 @@ FLOW_ENV = "STEREO_FLOW_RUN_ID"
 FLOW_FILE = "flow.json"
 KIND_TAG, FLOW_KIND = "stereo.kind", "flow"
 #: the actions that join a flow (convert and init-checkpoint take other specs and feed many flows)
-FLOW_ACTIONS = ("train", "evaluate", "inference", "export", "gen_trt_engine")
+FLOW_ACTIONS = ("train", "evaluate", "inference", "export", "gen_trt_engine", "quantize")
 EXPERIMENT = "depth_net"
 
 

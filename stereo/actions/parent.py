@@ -3,10 +3,11 @@
 
 What each kind of parent step gives (the file the parent published):
 
-    parent step       evaluate / inference            export                 gen_trt_engine
-    train             <action>.checkpoint = best      export.checkpoint=best  -
-    export            <action>.trt_engine = the ONNX  -                       gen_trt_engine.onnx_file
-    gen_trt_engine    <action>.trt_engine = engine    -                       -
+    parent step       evaluate / inference            export                 gen_trt_engine            quantize
+    train             <action>.checkpoint = best      export.checkpoint=best  -                        model_path=best
+    export            <action>.trt_engine = the ONNX  -                       gen_trt_engine.onnx_file  model_path=ONNX
+    gen_trt_engine    <action>.trt_engine = engine    -                       -                         -
+    quantize          <action>.trt_engine = int8 ONNX -                       -                         -
 
 "best" is ``<train folder>/dn_model_best.safetensors`` (else ``.pth``), the layout train publishes. For a
 deploy evaluate, the checkpoint the graph was exported from (its ONNX/engine sidecar's
@@ -41,9 +42,11 @@ from stereo.errors import BadInputError
 RUN_ID_RE = re.compile(r"^[0-9a-f]{32}$")
 #: parent action -> {child action: [spec keys it fills, first the main one]}
 FEEDS: dict[str, dict[str, str]] = {
-    "train": {"evaluate": "checkpoint", "inference": "checkpoint", "export": "checkpoint"},
-    "export": {"evaluate": "trt_engine", "inference": "trt_engine", "gen_trt_engine": "onnx_file"},
+    "train": {"evaluate": "checkpoint", "inference": "checkpoint", "export": "checkpoint", "quantize": "model_path"},
+    "export": {"evaluate": "trt_engine", "inference": "trt_engine", "gen_trt_engine": "onnx_file",
+               "quantize": "model_path"},
     "gen_trt_engine": {"evaluate": "trt_engine", "inference": "trt_engine"},
+    "quantize": {"evaluate": "trt_engine", "inference": "trt_engine"},
 }
 PARENT_ACTIONS = tuple(sorted({a for feeds in FEEDS.values() for a in feeds}))
 BEST = ("dn_model_best.safetensors", "dn_model_best.pth")
@@ -117,8 +120,8 @@ def _kind(folder: Path) -> Optional[str]:
 def _published(folder: Path, action: str) -> Optional[Path]:
     if action == "train":
         return next((folder / b for b in BEST if (folder / b).is_file()), None)
-    if action == "export":
-        return _named_output(folder, "export", "onnx_file", ".onnx")
+    if action in ("export", "quantize"):
+        return _named_output(folder, action, "onnx_file", "_int8.onnx" if action == "quantize" else ".onnx")
     return _named_output(folder, "gen_trt_engine", "trt_engine", ".engine")
 
 
@@ -201,7 +204,8 @@ def resolve_parent(ref: str, child: str, store: str) -> Parent:
                     f"rerun depth_net {action} there first")
     published = _published(folder, action)
     if published is None:
-        what = {"train": "dn_model_best checkpoint", "export": "ONNX file", "gen_trt_engine": "engine"}[action]
+        what = {"train": "dn_model_best checkpoint", "export": "ONNX file", "gen_trt_engine": "engine",
+                "quantize": "int8 ONNX file"}[action]
         raise _fail(ref, child, f"{folder} holds no {what}", f"rerun depth_net {action} or pass "
                     f"{child}.{FEEDS[action][child]}=<file> instead of --parent")
     key = FEEDS[action][child]

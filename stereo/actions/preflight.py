@@ -13,6 +13,7 @@ and no MLflow store is created for a run that cannot start. What is checked, per
   file (every line with `deep=True`, `--deep` on the CLI) have files that exist and decode exactly as
   training will read them (same decoders, same size checks).
 * **precision** (train): `fp16` on a machine with no visible NVIDIA GPU (CPU autocast has no fp16).
+* **calibration pairs** (quantize): `dataset.quant_calibration_dataset.images_dir` holds at least one pair.
 * **checkpoints and other input files** the action reads: they exist; one of our checkpoints has a
   readable sidecar (a corrupt one is an error, never skipped) whose model_type is the spec's.
 
@@ -32,7 +33,7 @@ from stereo.config.errors import Problem, missing_value
 #: lines of each annotation file whose files are opened and decoded (all of them with deep=True)
 FIRST_LINES = 2
 #: the data splits each action reads
-ACTION_SPLITS = {"train": ("train", "val"), "evaluate": ("test",), "inference": ("infer",)}
+ACTION_SPLITS = {"train": ("train", "val"), "evaluate": ("test",), "inference": ("infer",), "quantize": ("val",)}
 #: input files each action reads (dotted spec keys); checkpoints are checked further
 ACTION_FILES = {
     "train": ("train.pretrained_model_path", "train.resume_training_checkpoint_path",
@@ -42,6 +43,7 @@ ACTION_FILES = {
     "inference": ("inference.checkpoint", "inference.trt_engine"),
     "export": ("export.checkpoint",),
     "gen_trt_engine": ("gen_trt_engine.onnx_file",),
+    "quantize": ("quantize.model_path", "dataset.quant_calibration_dataset.images_dir"),
 }
 _SIDECAR_SUFFIXES = (".safetensors", ".ckpt")
 
@@ -64,7 +66,21 @@ def preflight(spec: Any, action: Optional[str], *, deep: bool = False) -> List[P
         problems += _check_input_file(spec, key)
     for split in splits:
         problems += _check_split(spec, split, deep)
+    if action == "quantize" and not problems:
+        problems += _check_calibration(spec)
     return problems
+
+
+def _check_calibration(spec: Any) -> List[Problem]:
+    """depth_net quantize: the calibration folder holds at least one stereo pair (stereo.deploy.calibration)."""
+    from stereo.deploy.calibration import find_pairs, no_pairs_reason  # torch-free
+
+    folder = spec.dataset.quant_calibration_dataset.images_dir
+    if not folder or not Path(folder).expanduser().is_dir() or find_pairs(folder, limit=1):
+        return []
+    key = "dataset.quant_calibration_dataset.images_dir"
+    return [Problem(key, folder, no_pairs_reason(folder), "add stereo pairs there (left/ and right/ subfolders "
+                    "with the same file names, im0/im1 per scene, or *_left/*_right files)")]
 
 
 # --- results folders ------------------------------------------------------------------------------

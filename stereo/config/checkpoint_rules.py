@@ -30,6 +30,7 @@ ACTION_CHECKPOINT_KEYS = {
     "inference": ("inference.checkpoint",),
     "export": ("export.checkpoint",),
     "gen_trt_engine": (),
+    "quantize": (),  # its model block comes from quantize.model_path's sidecar (model_source.py)
 }
 #: model fields that do not change what FFS weights mean (run-time knobs, or fields FFS never reads)
 FFS_FREE_FIELDS = ("train_iters", "valid_iters", "low_memory", "mixed_precision", "variant", "stereo_backbone")

@@ -88,8 +88,9 @@ class SplitConfig:
 
 @dataclass
 class QuantCalibrationConfig:
-    images_dir: str = spec_field("", description="Accepted for TAO compatibility; unused (no quantize "
-                                 "action).")
+    images_dir: str = spec_field("", description="depth_net quantize: folder of stereo pairs that calibrate "
+                                 "the int8 activation ranges (left/ and right/ subfolders with the same file "
+                                 "names, im0/im1 per scene, or *_left/*_right files; searched recursively).")
 
 
 @dataclass

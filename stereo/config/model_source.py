@@ -39,6 +39,7 @@ ACTION_SOURCES = {
     "inference": ("inference.checkpoint", "inference.trt_engine"),
     "export": ("export.checkpoint",),
     "gen_trt_engine": ("gen_trt_engine.onnx_file",),
+    "quantize": ("quantize.model_path",),
 }
 #: run-time knobs that may differ from the file's without changing what the weights / graph mean
 FREE_FIELDS = ("train_iters", "valid_iters", "low_memory", "mixed_precision", "stereo_backbone")

@@ -12,6 +12,7 @@ from stereo.config.actions import EvaluateConfig, ExportConfig, GenTrtEngineConf
 from stereo.config.dataset import DatasetConfig
 from stereo.config.fields import spec_field
 from stereo.config.model import ModelConfig
+from stereo.config.quantize import QuantizeConfig
 from stereo.config.train import TrainConfig
 
 
@@ -46,6 +47,7 @@ class ExperimentSpec:
     inference: InferenceConfig = field(default_factory=InferenceConfig)
     export: ExportConfig = field(default_factory=ExportConfig)
     gen_trt_engine: GenTrtEngineConfig = field(default_factory=GenTrtEngineConfig)
+    quantize: QuantizeConfig = field(default_factory=QuantizeConfig)
     wandb: WandbConfig = field(default_factory=WandbConfig)
 
 
@@ -56,4 +58,5 @@ ACTION_SECTIONS = {
     "inference": ("dataset", "model", "inference"),
     "export": ("dataset", "model", "export"),
     "gen_trt_engine": ("dataset", "model", "gen_trt_engine"),
+    "quantize": ("dataset", "model", "export", "quantize"),
 }

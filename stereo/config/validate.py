@@ -211,4 +211,8 @@ def check_action_inputs(spec: Any, action: str) -> List[Problem]:
     elif action == "gen_trt_engine":
         require("gen_trt_engine.onnx_file", spec.gen_trt_engine.onnx_file, "an ONNX file",
                 "set gen_trt_engine.onnx_file")
+    elif action == "quantize":
+        from stereo.config.quantize import check_quantize
+
+        need += check_quantize(spec)
     return need

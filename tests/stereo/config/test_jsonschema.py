@@ -135,8 +135,8 @@ def test_per_model_schema_with_bp2_defaults(tao_skill_dir):
 def test_unknown_automl_parameter_is_rejected():
     with pytest.raises(ValueError, match="model.volume_dim"):
         generate_schema("train", automl_default_parameters=["model.volume_dim"])
-    with pytest.raises(ValueError, match="unknown schema action 'quantize'"):
-        generate_schema("quantize")
+    with pytest.raises(ValueError, match="unknown schema action 'prune'"):
+        generate_schema("prune")
 
 
 def test_skill_dir_schemas_keep_the_skills_narrowed_search(tao_skill_dir, tmp_path):
