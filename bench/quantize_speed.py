@@ -152,7 +152,7 @@ def main(argv=None) -> int:
     for (model, variant), counts in sorted(ops.items()):
         print(f"\n{model} {variant}: int8 weight layers {counts}")
     print(f"\n(median of {args.repeats} runs after 1 warm-up; 'vs fp32' = fp32 ms / this ms, > 1 is faster; the "
-          "profile columns are ONNX Runtime's kernel times of one run)")
+          "profile columns are ONNX Runtime's kernel times per run, the median of 5 profiled runs)")
     return 0
 
 
