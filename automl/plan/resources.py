@@ -50,7 +50,7 @@ def plan_gpus(*, requested: Optional[float], num_gpus: int, available: Optional[
             return GpuPlan(0.0, [f"0 GPU per trial: joining a cluster, GPUs are not derived; pass --gpus-per-trial "
                                  f"{n} to give each trial the train.num_gpus={n} GPU(s) it asks for"])
         if not local:
-            cpu = f"; train.num_gpus={n} runs {n} CPU worker processes per trial" if n > 1 else ""
+            cpu = f"; train.num_gpus={n} runs {n} CPU processes per trial" if n > 1 else ""
             return GpuPlan(0.0, [f"no GPU on this machine: trials train on CPU{cpu}"])
         if n > local:
             raise ResourceError(f"train.num_gpus={n} but this machine has {local} GPU(s), so no trial could "
