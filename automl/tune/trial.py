@@ -144,7 +144,8 @@ def run_trial(config: Mapping[str, Any], ctx: TrialContext, report: Callable[[Di
         extra = trial_callbacks(TrialInfo(trial_id, index, attempt, trial_dir(ctx.run_dir, trial_id), dict(params)))
         # the best checkpoint is the best by the sweep's metric and mode, not the trainer's default val/epe
         result = train(spec, tracker=tracker, parent_run_id=ctx.parent_run_id, experiment=ctx.experiment,
-                       run_name=trial_id, callbacks=[reporter, *extra, *callbacks], monitor=monitor, monitor_mode=monitor_mode)
+                       run_name=trial_id, callbacks=[reporter, *extra, *callbacks], monitor=monitor,
+                       monitor_mode=monitor_mode)
         if reporter.count == 0:
             raise TrialFailure(f"trial {trial_id} finished without a validation, so {ctx.metric} is unknown; "
                                "set dataset.val_dataset and train.validation_interval <= train.num_epochs")

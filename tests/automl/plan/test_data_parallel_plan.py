@@ -22,7 +22,7 @@ def test_one_process_per_trial_is_the_plain_path():
 def test_num_gpus_2_is_two_workers(gpus, use_gpu, backend):
     plan = plan_workers(num_gpus=2, gpus_per_trial=gpus, cpus_per_trial=1.0, cpus_available=8)
     assert (plan.workers, plan.use_gpu, plan.cpus_per_worker, plan.max_concurrent) == (2, use_gpu, 1.0, 4)
-    assert f"2 Ray Train workers per trial" in plan.notes[0] and f"DDP over {backend}" in plan.notes[0]
+    assert "2 Ray Train workers per trial" in plan.notes[0] and f"DDP over {backend}" in plan.notes[0]
 
 
 def test_cpus_per_trial_is_split_between_workers_at_least_one_each():
