@@ -399,7 +399,10 @@ def _settle_resources(plan: LaunchPlan, tune: TuneConfig, where: RunConfig, reso
     plan.gpus_per_trial, plan.resource_notes = gpus.gpus_per_trial, list(gpus.notes) + list(workers.notes)
     plan.workers_per_trial = workers.workers
     if workers.max_concurrent is not None and plan.max_concurrent > workers.max_concurrent:
-        plan.max_concurrent = workers.max_concurrent  # a trial's workers must all fit, or it never starts
+        if tune.max_concurrent is not None:  # a trial's workers must all fit at once, or it waits for them
+            plan.resource_notes.append(f"--max-concurrent {plan.max_concurrent}, but only {workers.max_concurrent} "
+                                       "data-parallel trial(s) fit on this machine's CPUs at once")
+        plan.max_concurrent = workers.max_concurrent
     if gpus.max_concurrent is not None and plan.max_concurrent > gpus.max_concurrent:
         if tune.max_concurrent is not None:
             plan.resource_notes.append(f"--max-concurrent {plan.max_concurrent}, but only {gpus.max_concurrent} "

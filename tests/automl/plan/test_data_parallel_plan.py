@@ -85,3 +85,15 @@ def test_cli_refuses_more_workers_than_cpus_in_one_line_exit_2(tmp_path):
     errors = [line for line in out.stderr.splitlines() if "error" in line]
     assert len(errors) == 1 and f"train.num_gpus={too_many} runs {too_many} worker processes" in errors[0], out.stderr
     assert not (tmp_path / "run").exists()
+
+
+def test_an_explicit_max_concurrent_is_capped_with_a_note(tmp_path):
+    from automl.plan.configs import TuneConfig
+
+    cpus = os.cpu_count() or 1
+    plan = build_plan(SearchConfig(skill="tiny-demo", overrides=["train.num_gpus=2"]),
+                      tune=TuneConfig(max_concurrent=cpus + 4), where=RunConfig(output=str(tmp_path / "run")),
+                      gpus_available=0)
+    assert plan.max_concurrent == max(1, cpus // 2)
+    assert any(f"--max-concurrent {cpus + 4}, but only {max(1, cpus // 2)} data-parallel trial(s) fit" in n
+               for n in plan.resource_notes), plan.resource_notes
