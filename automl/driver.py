@@ -359,7 +359,8 @@ def trial_context(plan: LaunchPlan, parent_run_id: Optional[str]) -> TrialContex
     return TrialContext(run_dir=plan.run_dir, base_spec=plan.base_spec, metric=plan.metric, mode=plan.mode,
                         tracking_uri=plan.tracking_uri, experiment=plan.experiment, parent_run_id=parent_run_id,
                         cpus_per_trial=plan.cpus_per_trial, sweep_name=Path(plan.run_dir).name, max_t=plan.max_t,
-                        scheduler=plan.scheduler, deploy=dict(plan.deploy or {}))
+                        scheduler=plan.scheduler, deploy=dict(plan.deploy or {}),
+                        workers=int(plan.workers_per_trial), use_gpu=plan.gpus_per_trial >= 1)
 
 
 def trial_spec_path(run_dir: str | os.PathLike, trial_id: str) -> Path:

@@ -31,7 +31,7 @@ from automl.commands import resume_command
 from automl.errors import LaunchError
 from automl.plan.configs import WEIGHTS_IGNORED, RunConfig, SearchConfig, TuneConfig
 from automl.plan.deploy_step import DeployConfig, settle_deploy, split_metric
-from automl.plan.resources import ResourceError, plan_gpus, visible_gpus
+from automl.plan.resources import ResourceError, plan_gpus, plan_workers, visible_gpus
 from automl.plan.skills import SKILLS_ROOT, Skill, expand_shorthand, find_skill, load_skill
 from automl.policy.decision import NothingToSearch, PolicyDecision, resolve_policy
 from automl.space.build import SearchSpace, build_search_space
@@ -77,6 +77,7 @@ class LaunchPlan:
     # where
     cpus_per_trial: float = 1.0
     gpus_per_trial: float = 0.0
+    workers_per_trial: int = 1  # > 1: data-parallel trials (Ray Train, automl/tune/data_parallel.py)
     resource_notes: List[str] = field(default_factory=list)  # how GPUs per trial were decided
     ray_address: Optional[str] = None
     fixed: Dict[str, str] = field(default_factory=dict)  # searched keys the user's overrides fixed -> value text
@@ -409,9 +410,22 @@ def _settle_resources(plan: LaunchPlan, tune: TuneConfig, where: RunConfig, reso
         gpus = plan_gpus(requested=where.gpus_per_trial, num_gpus=int(num_gpus), cluster=bool(where.ray_address),
                          available=None if where.ray_address else (visible_gpus() if gpus_available is None
                                                                    else gpus_available))
+        train = resolved.train if resolved is not None else None
+        workers = plan_workers(num_gpus=int(num_gpus), gpus_per_trial=gpus.gpus_per_trial,
+                               strategy=str(getattr(train, "distributed_strategy", None)
+                                            or known.get("train.distributed_strategy") or "ddp"),
+                               num_nodes=int(getattr(train, "num_nodes", None) or known.get("train.num_nodes") or 1),
+                               cpus_per_trial=float(where.cpus_per_trial),
+                               cpus_available=None if where.ray_address else (os.cpu_count() or 1))
     except ResourceError as exc:
         raise LaunchError(str(exc)) from None
-    plan.gpus_per_trial, plan.resource_notes = gpus.gpus_per_trial, list(gpus.notes)
+    plan.gpus_per_trial, plan.resource_notes = gpus.gpus_per_trial, list(gpus.notes) + list(workers.notes)
+    plan.workers_per_trial = workers.workers
+    if workers.max_concurrent is not None and plan.max_concurrent > workers.max_concurrent:
+        if tune.max_concurrent is not None:  # a trial's workers must all fit at once, or it waits for them
+            plan.resource_notes.append(f"--max-concurrent {plan.max_concurrent}, but only {workers.max_concurrent} "
+                                       "data-parallel trial(s) fit on this machine's CPUs at once")
+        plan.max_concurrent = workers.max_concurrent
     if gpus.max_concurrent is not None and plan.max_concurrent > gpus.max_concurrent:
         if tune.max_concurrent is not None:
             plan.resource_notes.append(f"--max-concurrent {plan.max_concurrent}, but only {gpus.max_concurrent} "

@@ -14,7 +14,7 @@ NVIDIA driver lists.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import List, Optional
 
 from automl.errors import AutomlInputError
@@ -79,3 +79,59 @@ def plan_gpus(*, requested: Optional[float], num_gpus: int, available: Optional[
     fits = None if local is None else int(local // gpus)
     share = " (trials share a GPU)" if gpus < 1 else ""
     return GpuPlan(gpus, [f"{gpus:g} GPU per trial (--gpus-per-trial){share}, train.num_gpus={n}"], fits)
+
+
+@dataclass(frozen=True)
+class WorkerPlan:
+    """How many processes train one trial. ``workers == 1``: the trial trains in its Ray worker, as always;
+    ``workers > 1``: data-parallel through Ray Train's TorchTrainer (automl/tune/data_parallel.py), each worker
+    one process of DDP (nccl on GPUs, gloo on CPUs), the workers' resources one placement group."""
+
+    workers: int = 1
+    use_gpu: bool = False
+    cpus_per_worker: float = 1.0
+    notes: List[str] = field(default_factory=list)
+    max_concurrent: Optional[int] = None  # data-parallel trials that fit on this machine's CPUs at once
+
+
+def plan_workers(*, num_gpus: int, gpus_per_trial: float, strategy: str = "ddp", num_nodes: int = 1,
+                 cpus_per_trial: float = 1.0, cpus_available: Optional[int] = None) -> WorkerPlan:
+    """Processes per trial from ``train.num_gpus`` and the GPUs :func:`plan_gpus` settled.
+
+    ``train.num_gpus: N > 1`` is N workers: N GPUs (one each) when the trial has GPUs, N CPU processes when it
+    trains on CPU. `cpus_available`: CPUs of this machine (None: a cluster's, not counted here). Raises
+    :class:`ResourceError` for what cannot run: fsdp on CPU workers, ``train.num_nodes > 1`` (Ray places the
+    workers), more worker CPUs than the machine has."""
+    n = int(num_gpus)
+    if n <= 1:
+        return WorkerPlan(1, gpus_per_trial > 0, float(cpus_per_trial))
+    if int(num_nodes) > 1:
+        raise ResourceError(f"train.num_nodes={num_nodes} in a sweep: Ray Train places a trial's workers on the "
+                            f"cluster's nodes itself; set train.num_nodes=1 and train.num_gpus to the total number "
+                            f"of workers ({n * int(num_nodes)})")
+    use_gpu = gpus_per_trial >= 1
+    if str(strategy) == "fsdp" and not use_gpu:
+        raise ResourceError(f"train.distributed_strategy=fsdp with train.num_gpus={n} on CPU workers: FSDP needs "
+                            "CUDA GPUs; set train.distributed_strategy=ddp (gloo on CPU), or give each trial GPUs "
+                            f"(--gpus-per-trial {n} on a machine with {n} GPUs)")
+    per_worker = cpus_per_worker(cpus_per_trial, n)
+    total = per_worker * n
+    fits = None
+    if cpus_available is not None:
+        if total > cpus_available:
+            raise ResourceError(f"train.num_gpus={n} runs {n} worker processes of {per_worker:g} CPU each "
+                                f"({total:g} CPUs) per trial, but this machine has {cpus_available} CPU(s), so "
+                                f"no trial could start; set train.num_gpus={max(1, int(cpus_available // per_worker))} "
+                                "or less, or --ray-address a bigger cluster")
+        fits = max(1, int(cpus_available // total))
+    device = "GPU" if use_gpu else "CPU"
+    backend = "nccl" if use_gpu else "gloo"
+    return WorkerPlan(n, use_gpu, per_worker,
+                      [f"data-parallel trials: {n} Ray Train workers per trial ({per_worker:g} CPU"
+                       f"{' + 1 GPU' if use_gpu else ''} each, one placement group), DDP over {backend} on "
+                       f"{device}; the global batch is {n} x dataset.train_dataset.batch_size"], fits)
+
+
+def cpus_per_worker(cpus_per_trial: float, workers: int) -> float:
+    """A data-parallel trial's ``--cpus-per-trial`` split between its workers, at least one CPU each."""
+    return max(1.0, float(cpus_per_trial) / max(1, int(workers)))

@@ -308,7 +308,12 @@ def run_tune(plan: LaunchPlan, space: SearchSpace, ctx: TrialContext, ledger: Le
                                sampler=_sampler(plan, attempt), storage=storage, study_name=STUDY_NAME)
     study = optuna.load_study(study_name=STUDY_NAME, storage=storage)  # the driver tells verdicts through it
     _tolerate_worker_loss()
-    trainable = tune.with_resources(trial_trainable(ctx), {"cpu": plan.cpus_per_trial, "gpu": plan.gpus_per_trial})
+    # a data-parallel trial (automl/tune/data_parallel.py) only waits on its workers, whose CPUs/GPUs Ray Train
+    # reserves as one placement group; the plan capped max_concurrent to the trials whose workers fit
+    # (Ray refuses an all-zero request: the trial's own process asks for one MiB of memory, no CPU)
+    resources = ({"cpu": 0, "gpu": 0, "memory": 2 ** 20} if getattr(plan, "workers_per_trial", 1) > 1
+                 else {"cpu": plan.cpus_per_trial, "gpu": plan.gpus_per_trial})
+    trainable = tune.with_resources(trial_trainable(ctx), resources)
     tuner = tune.Tuner(
         trainable,
         param_space={},  # what is searched lives in the searcher's define-by-run space

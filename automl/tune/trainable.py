@@ -25,6 +25,8 @@ def _trainable(config: Dict[str, Any], ctx: TrialContext) -> None:
             stopped.append(True)
             raise
 
+    if ctx.workers > 1:  # train.num_gpus > 1: Ray Train's workers, DDP (automl/tune/data_parallel.py)
+        from automl.tune.data_parallel import run_data_parallel_trial as run_trial  # noqa: F811
     run_trial(config, ctx, report, node=ray.get_runtime_context().get_node_id(),
               stop_requested=(lambda: session.stop_event.is_set()) if session is not None else None)
     if stopped:

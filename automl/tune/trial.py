@@ -35,7 +35,7 @@ import copy
 import json
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, Mapping, Optional
+from typing import Any, Callable, Dict, Mapping, Optional, Sequence
 
 from automl.tune.ledger import Ledger, trial_id_for
 from automl.tune.reporter import TrialFailure, reporter_class
@@ -62,6 +62,8 @@ class TrialContext:
     scheduler: str = ""  # named in the status.json of a trial it stops early ("stopped early by asha ...")
     extra_tags: Dict[str, str] = field(default_factory=dict)
     deploy: Dict[str, Any] = field(default_factory=dict)  # --score-on deploy: the plan's deploy step, else {}
+    workers: int = 1  # > 1: a data-parallel trial of that many Ray Train workers (automl/tune/data_parallel.py)
+    use_gpu: bool = False  # data-parallel workers take one GPU each
 
 
 def split_config(config: Mapping[str, Any]) -> tuple:
@@ -92,11 +94,13 @@ def _one_line(exc: BaseException) -> str:
 
 
 def run_trial(config: Mapping[str, Any], ctx: TrialContext, report: Callable[[Dict[str, Any]], None],
-              node: Optional[str] = None, stop_requested: Optional[Callable[[], bool]] = None) -> Dict[str, Any]:
+              node: Optional[str] = None, stop_requested: Optional[Callable[[], bool]] = None,
+              callbacks: Sequence[Any] = ()) -> Dict[str, Any]:
     """Train one trial; returns its ledger entry. Raises :class:`TrialFailure` when it cannot be scored.
 
     `node` (the cluster node running it) is only recorded. `stop_requested()` says whether Ray asked the
-    trial to stop while it trains between two reports (the sweep is being interrupted).
+    trial to stop while it trains between two reports (the sweep is being interrupted). `callbacks`: Lightning
+    callbacks after all others (a data-parallel trial's stop agreement, automl/tune/data_parallel.py).
     """
     from stereo.actions.train import train
     from stereo.config.load import load_spec
@@ -140,7 +144,8 @@ def run_trial(config: Mapping[str, Any], ctx: TrialContext, report: Callable[[Di
         extra = trial_callbacks(TrialInfo(trial_id, index, attempt, trial_dir(ctx.run_dir, trial_id), dict(params)))
         # the best checkpoint is the best by the sweep's metric and mode, not the trainer's default val/epe
         result = train(spec, tracker=tracker, parent_run_id=ctx.parent_run_id, experiment=ctx.experiment,
-                       run_name=trial_id, callbacks=[reporter, *extra], monitor=monitor, monitor_mode=monitor_mode)
+                       run_name=trial_id, callbacks=[reporter, *extra, *callbacks], monitor=monitor,
+                       monitor_mode=monitor_mode)
         if reporter.count == 0:
             raise TrialFailure(f"trial {trial_id} finished without a validation, so {ctx.metric} is unknown; "
                                "set dataset.val_dataset and train.validation_interval <= train.num_epochs")

@@ -57,9 +57,26 @@ def trainer_settings(train_cfg, cuda_available: bool | None = None) -> dict[str,
         enable_checkpointing=False,  # our TaoCheckpoint writes TAO's layout atomically
         use_distributed_sampler=True,
     )
+    if (num > 1 or nodes > 1) and _PROCESS_LAUNCHER:
+        # the processes already exist (Ray Train's workers): its strategy and cluster environment, one device each
+        settings.update(_PROCESS_LAUNCHER[0](cuda=cuda, find_unused_parameters=not bool(
+            getattr(train_cfg, "activation_checkpoint", False))))
     if getattr(train_cfg, "is_dry_run", False):  # one train and one val batch, still writing outputs
         settings.update(max_steps=1, max_epochs=1, limit_val_batches=1)
     return settings
+
+
+#: set by :func:`external_processes` (one entry: a function of cuda/find_unused_parameters -> Trainer kwargs)
+_PROCESS_LAUNCHER: list = []
+
+
+def external_processes(settings_for) -> None:
+    """This process is one of `train.num_gpus` processes someone else started (automl's data-parallel trials:
+    Ray Train's workers). ``settings_for(cuda=, find_unused_parameters=)`` returns the Trainer keyword arguments
+    that replace ours for more than one process (strategy, plugins, devices, num_nodes); None undoes it."""
+    _PROCESS_LAUNCHER.clear()
+    if settings_for is not None:
+        _PROCESS_LAUNCHER.append(settings_for)
 
 
 def _strategy(name: str, cuda: bool, activation_checkpoint: bool):
