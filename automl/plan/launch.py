@@ -31,12 +31,11 @@ from automl.commands import resume_command
 from automl.errors import LaunchError
 from automl.plan.configs import WEIGHTS_IGNORED, RunConfig, SearchConfig, TuneConfig
 from automl.plan.deploy_step import DeployConfig, settle_deploy, split_metric
-from automl.plan.resources import ResourceError, plan_gpus, plan_workers, visible_gpus
+from automl.plan.resources import settle_resources
 from automl.plan.skills import SKILLS_ROOT, Skill, expand_shorthand, find_skill, load_skill
 from automl.policy.decision import NothingToSearch, PolicyDecision, resolve_policy
 from automl.space.build import SearchSpace, build_search_space
 from automl.space.files import default_search_space_name, load_search_space, search_space_path
-from automl.space.relations import as_number
 
 PLAN_FILE = "launch.json"
 
@@ -313,7 +312,7 @@ def build_plan(search: SearchConfig, tune: Optional[TuneConfig] = None, where: O
         settle_deploy(plan, deploy, deploy_metric, search.mode)
         return plan
     _settle_search(plan, search, tune, found, score_on_deploy=bool(deploy and deploy.score_on == "deploy"))
-    _settle_resources(plan, tune, where, resolved, gpus_available)
+    settle_resources(plan, tune, where, resolved, dotted_values(plan.base_spec), gpus_available)
     settle_deploy(plan, deploy, deploy_metric, search.mode, auto_scheduler=tune.scheduler == "auto")
     if shape is not None and shape.validation_steps:
         plan.max_t = len(shape.validation_steps)  # validations a full trial runs (max_steps may cut epochs)
@@ -399,36 +398,3 @@ def _settle_search(plan: LaunchPlan, search: SearchConfig, tune: TuneConfig, fou
         plan.space["notes"].append(f"option_weights of {', '.join(weighted)} are NOT applied by --algorithm "
                                    f"{tune.algorithm}: {WEIGHTS_IGNORED[tune.algorithm]}; only TAO-style random "
                                    "draws (SearchSpace.sample) use them")
-
-
-def _settle_resources(plan: LaunchPlan, tune: TuneConfig, where: RunConfig, resolved: Any,
-                      gpus_available: Optional[int]) -> None:
-    """GPUs per trial from train.num_gpus (or --gpus-per-trial), and the concurrency they allow."""
-    known = dotted_values(plan.base_spec)
-    num_gpus = resolved.train.num_gpus if resolved is not None else as_number(known.get("train.num_gpus")) or 1
-    try:
-        gpus = plan_gpus(requested=where.gpus_per_trial, num_gpus=int(num_gpus), cluster=bool(where.ray_address),
-                         available=None if where.ray_address else (visible_gpus() if gpus_available is None
-                                                                   else gpus_available))
-        train = resolved.train if resolved is not None else None
-        workers = plan_workers(num_gpus=int(num_gpus), gpus_per_trial=gpus.gpus_per_trial,
-                               strategy=str(getattr(train, "distributed_strategy", None)
-                                            or known.get("train.distributed_strategy") or "ddp"),
-                               num_nodes=int(getattr(train, "num_nodes", None) or known.get("train.num_nodes") or 1),
-                               cpus_per_trial=float(where.cpus_per_trial),
-                               cpus_available=None if where.ray_address else (os.cpu_count() or 1))
-    except ResourceError as exc:
-        raise LaunchError(str(exc)) from None
-    plan.gpus_per_trial, plan.resource_notes = gpus.gpus_per_trial, list(gpus.notes) + list(workers.notes)
-    plan.workers_per_trial = workers.workers
-    if workers.max_concurrent is not None and plan.max_concurrent > workers.max_concurrent:
-        if tune.max_concurrent is not None:  # a trial's workers must all fit at once, or it waits for them
-            plan.resource_notes.append(f"--max-concurrent {plan.max_concurrent}, but only {workers.max_concurrent} "
-                                       "data-parallel trial(s) fit on this machine's CPUs at once")
-        plan.max_concurrent = workers.max_concurrent
-    if gpus.max_concurrent is not None and plan.max_concurrent > gpus.max_concurrent:
-        if tune.max_concurrent is not None:
-            plan.resource_notes.append(f"--max-concurrent {plan.max_concurrent}, but only {gpus.max_concurrent} "
-                                       "trial(s) fit on the GPUs at once; the others wait")
-        else:
-            plan.max_concurrent = max(1, gpus.max_concurrent)

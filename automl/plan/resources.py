@@ -15,7 +15,7 @@ NVIDIA driver lists.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import List, Optional
+from typing import Any, List, Optional
 
 from automl.errors import AutomlInputError
 from stereo.gpus import visible_gpus  # noqa: F401  (re-exported: automl callers import it from here)
@@ -135,3 +135,41 @@ def plan_workers(*, num_gpus: int, gpus_per_trial: float, strategy: str = "ddp",
 def cpus_per_worker(cpus_per_trial: float, workers: int) -> float:
     """A data-parallel trial's ``--cpus-per-trial`` split between its workers, at least one CPU each."""
     return max(1.0, float(cpus_per_trial) / max(1, int(workers)))
+
+
+def settle_resources(plan: Any, tune: Any, where: Any, resolved: Any, known: dict,
+                     gpus_available: Optional[int]) -> None:
+    """The launch plan's GPUs and workers per trial from train.num_gpus (or --gpus-per-trial), and the
+    concurrency they allow (automl/plan/launch.py; `known` is the base spec's dotted keys)."""
+    import os
+
+    from automl.errors import LaunchError
+    from automl.space.relations import as_number
+
+    num_gpus = resolved.train.num_gpus if resolved is not None else as_number(known.get("train.num_gpus")) or 1
+    try:
+        gpus = plan_gpus(requested=where.gpus_per_trial, num_gpus=int(num_gpus), cluster=bool(where.ray_address),
+                         available=None if where.ray_address else (visible_gpus() if gpus_available is None
+                                                                   else gpus_available))
+        train = resolved.train if resolved is not None else None
+        workers = plan_workers(num_gpus=int(num_gpus), gpus_per_trial=gpus.gpus_per_trial,
+                               strategy=str(getattr(train, "distributed_strategy", None)
+                                            or known.get("train.distributed_strategy") or "ddp"),
+                               num_nodes=int(getattr(train, "num_nodes", None) or known.get("train.num_nodes") or 1),
+                               cpus_per_trial=float(where.cpus_per_trial),
+                               cpus_available=None if where.ray_address else (os.cpu_count() or 1))
+    except ResourceError as exc:
+        raise LaunchError(str(exc)) from None
+    plan.gpus_per_trial, plan.resource_notes = gpus.gpus_per_trial, list(gpus.notes) + list(workers.notes)
+    plan.workers_per_trial = workers.workers
+    if workers.max_concurrent is not None and plan.max_concurrent > workers.max_concurrent:
+        if tune.max_concurrent is not None:  # a trial's workers must all fit at once, or it waits for them
+            plan.resource_notes.append(f"--max-concurrent {plan.max_concurrent}, but only {workers.max_concurrent} "
+                                       "data-parallel trial(s) fit on this machine's CPUs at once")
+        plan.max_concurrent = workers.max_concurrent
+    if gpus.max_concurrent is not None and plan.max_concurrent > gpus.max_concurrent:
+        if tune.max_concurrent is not None:
+            plan.resource_notes.append(f"--max-concurrent {plan.max_concurrent}, but only {gpus.max_concurrent} "
+                                       "trial(s) fit on the GPUs at once; the others wait")
+        else:
+            plan.max_concurrent = max(1, gpus.max_concurrent)
