@@ -1,7 +1,6 @@
 """FoundationStereo forward/backward contract on the tiny preset (CPU, 64x128)."""
 from __future__ import annotations
 
-import time
 
 import pytest
 import torch
@@ -49,16 +48,13 @@ def test_vit_branch_stays_in_eval_mode_in_train_mode(tiny):
     assert not any(m.training for m in tiny.feature.dino.modules())
 
 
-def test_test_mode_returns_full_resolution_disparity_quickly(tiny):
+def test_test_mode_returns_full_resolution_disparity(tiny):
+    # speed is measured by bench/model_speed.py, never asserted here (a loaded machine made a timed check flaky)
     tiny.eval()
     left, right = _pair()
     with torch.no_grad():
-        tiny(left, right, test_mode=True)  # warm-up
-        start = time.perf_counter()
         disp = tiny(left, right, test_mode=True)
-        elapsed = time.perf_counter() - start
     assert disp.shape == (1, 1, 64, 128) and torch.isfinite(disp).all()
-    assert elapsed < 1.0
 
 
 def test_odd_sizes_are_padded_and_cropped(tiny):
