@@ -21,14 +21,13 @@ from __future__ import annotations
 
 import argparse
 import re
-import signal
 import sys
 from pathlib import Path
 from typing import Optional, Sequence
 
 from automl.server.postgres import PostgresCluster, PostgresError, bin_dir
-from automl.ui.server import (LIGHT_ENV, UiError, UiInputError, free_port, is_loopback, port_in_use,
-                              spawn_guarded)
+from automl.ui.server import (LIGHT_ENV, Stop, UiError, UiInputError, free_port, is_loopback, port_in_use,
+                              spawn_guarded, stoppable)
 
 DEFAULT_HOME = Path("automl_server")
 DEFAULT_PORT = 5000
@@ -67,14 +66,6 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-class _Stop(Exception):
-    pass
-
-
-def _raise_stop(signum, frame) -> None:
-    raise _Stop(signal.Signals(signum).name)
-
-
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = _parser().parse_args(argv)
     home = Path(args.pg_data).expanduser().resolve().parent if args.pg_data else DEFAULT_HOME.resolve()
@@ -82,50 +73,47 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print(f"automl server: warning: --host {args.host} serves every run, param and artifact to anyone who "
               "reaches this port, without authentication; keep it behind a firewall or an SSH tunnel",
               file=sys.stderr)
-    stop_signals = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
-    previous = {sig: signal.signal(sig, _raise_stop) for sig in stop_signals}
-    pg, server = None, None
-    try:
-        port = free_port(args.host) if args.port == 0 else args.port
-        if port_in_use(args.host, port):
-            raise UiInputError(f"port {port} on {args.host} is already in use; pass --port 0 to pick a free one")
-        if args.db:
-            db_url = args.db
-        else:
-            bin_dir()  # PostgreSQL installed? one line with the fix if not
-            data = Path(args.pg_data).expanduser() if args.pg_data else home / "pg"
-            pg = PostgresCluster(data, port=args.pg_port or free_port("127.0.0.1"))
-            print(f"automl server: starting PostgreSQL in {pg.data} ...", flush=True)
-            pg.start()
-            db_url = pg.url
-        artifacts = args.artifacts or str(home / "artifacts")
-        log = Path(args.log).expanduser() if args.log else home / "mlflow-server.log"
-        print(f"automl server: database {redact(db_url)}; artifacts {artifacts}", flush=True)
-        server = spawn_guarded(server_command(db_url, artifacts, host=args.host, port=port), dict(LIGHT_ENV), log,
-                               f"http://{args.host}:{port}", wait=False)
-        server.wait_ready()
-        url = f"http://{'127.0.0.1' if args.host in ('0.0.0.0', '::') else args.host}:{port}"
-        print(f"automl server: MLflow tracking server at {url}   (Ctrl-C stops it; log: {log})", flush=True)
-        print(f"  use it:  automl run ... --tracking-uri {url}   (or export MLFLOW_TRACKING_URI={url})", flush=True)
-        code = server.proc.wait()
-        print(f"automl server: the MLflow server exited with code {code}; log: {log}", file=sys.stderr)
-        return 1
-    except (UiError, PostgresError, ValueError) as exc:
-        print(f"automl server: {redact(str(exc))}", file=sys.stderr)
-        return getattr(exc, "exit_code", 2)
-    except (_Stop, KeyboardInterrupt):
-        print("\nautoml server: stopping ...", flush=True)
-        return 0
-    finally:
-        for sig in stop_signals:
-            signal.signal(sig, signal.SIG_IGN)  # a second Ctrl-C must not cut the clean-up short
-        if server is not None:
-            server.stop()
-        if pg is not None:
-            pg.stop()
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+    state = {"pg": None, "server": None}
 
+    def cleanup() -> None:  # the MLflow server first, then the database it writes to
+        if state["server"] is not None:
+            state["server"].stop()
+        if state["pg"] is not None:
+            state["pg"].stop()
+
+    with stoppable(cleanup):
+        try:
+            port = free_port(args.host) if args.port == 0 else args.port
+            if port_in_use(args.host, port):
+                raise UiInputError(f"port {port} on {args.host} is already in use; pass --port 0 to pick a free one")
+            if args.db:
+                db_url = args.db
+            else:
+                bin_dir()  # PostgreSQL installed? one line with the fix if not
+                data = Path(args.pg_data).expanduser() if args.pg_data else home / "pg"
+                pg = state["pg"] = PostgresCluster(data, port=args.pg_port or free_port("127.0.0.1"))
+                print(f"automl server: starting PostgreSQL in {pg.data} ...", flush=True)
+                pg.start()
+                db_url = pg.url
+            artifacts = args.artifacts or str(home / "artifacts")
+            log = Path(args.log).expanduser() if args.log else home / "mlflow-server.log"
+            print(f"automl server: database {redact(db_url)}; artifacts {artifacts}", flush=True)
+            server = state["server"] = spawn_guarded(server_command(db_url, artifacts, host=args.host, port=port),
+                                                     dict(LIGHT_ENV), log, f"http://{args.host}:{port}", wait=False)
+            server.wait_ready()
+            url = f"http://{'127.0.0.1' if args.host in ('0.0.0.0', '::') else args.host}:{port}"
+            print(f"automl server: MLflow tracking server at {url}   (Ctrl-C stops it; log: {log})", flush=True)
+            print(f"  use it:  automl run ... --tracking-uri {url}   (or export MLFLOW_TRACKING_URI={url})",
+                  flush=True)
+            code = server.proc.wait()
+            print(f"automl server: the MLflow server exited with code {code}; log: {log}", file=sys.stderr)
+            return 1
+        except (UiError, PostgresError, ValueError) as exc:
+            print(f"automl server: {redact(str(exc))}", file=sys.stderr)
+            return getattr(exc, "exit_code", 2)
+        except (Stop, KeyboardInterrupt):
+            print("\nautoml server: stopping ...", flush=True)
+            return 0
 
 if __name__ == "__main__":
     sys.exit(main())

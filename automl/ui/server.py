@@ -19,6 +19,7 @@ store, into a private temporary folder; it is opened without following symlinks.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import ipaddress
 import os
 import signal
@@ -30,7 +31,7 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
-from typing import Mapping, Optional, Sequence
+from typing import Iterator, Mapping, Optional, Sequence
 
 from automl.errors import AutomlError, AutomlInputError
 from stereo.tracking import artifact_root, check_tracking_uri
@@ -233,7 +234,7 @@ def _print_sweep_links(uri: str, url: str) -> None:
 
     try:
         links, _ = latest_sweep_links(MlflowTracker(uri), base=url)
-    except _Stop:  # Ctrl-C while the store is read: stop, as anywhere else
+    except Stop:  # Ctrl-C while the store is read: stop, as anywhere else
         raise
     except Exception:  # noqa: BLE001 - a store without sweeps (plain runs): nothing to point at
         return
@@ -242,12 +243,33 @@ def _print_sweep_links(uri: str, url: str) -> None:
         print(f"compare top:   {links.compare}", flush=True)
 
 
-class _Stop(Exception):
-    """A stop signal (SIGINT, SIGTERM, SIGHUP) reached `automl ui`."""
+class Stop(Exception):
+    """A stop signal (SIGINT, SIGTERM, SIGHUP) reached a foreground server command (`automl ui|server`)."""
+
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
 def _raise_stop(signum, frame) -> None:
-    raise _Stop(signal.Signals(signum).name)
+    raise Stop(signal.Signals(signum).name)
+
+
+@contextlib.contextmanager
+def stoppable(cleanup) -> Iterator[None]:
+    """Inside, a stop signal raises :class:`Stop` (also during start-up, so it takes the server down); on the
+    way out the signals are ignored while ``cleanup()`` runs (a second Ctrl-C must not cut it short), then the
+    previous handlers come back."""
+    previous = {sig: signal.signal(sig, _raise_stop) for sig in STOP_SIGNALS}
+    try:
+        yield
+    finally:
+        for sig in STOP_SIGNALS:
+            signal.signal(sig, signal.SIG_IGN)
+        try:
+            cleanup()
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -265,36 +287,32 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print(f"automl ui: warning: --host {args.host} exposes the UI (and every run, param and artifact in "
               "the store) to other machines without authentication; use 127.0.0.1 and an SSH tunnel unless "
               "that is what you want", file=sys.stderr)
-    # handlers first: a stop signal during start-up also takes the server down
-    stop_signals = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
-    previous = {sig: signal.signal(sig, _raise_stop) for sig in stop_signals}
-    server, stopping = None, False
-    try:
-        server = start_server(args.store, host=args.host, port=args.port, log_path=args.log, wait=False)
-        print(f"Starting the MLflow UI on {resolve_store(args.store)} ...", flush=True)
-        server.wait_ready()
-        print(f"MLflow UI: {server.url}   (Ctrl-C stops it; server log: {server.log_path})", flush=True)
-        _print_sweep_links(resolve_store(args.store), server.url)
-        code = server.proc.wait()
-        print(f"automl ui: the server exited with code {code}; log: {server.log_path}", file=sys.stderr)
-        return 1
-    except (UiError, ValueError) as exc:  # ValueError: check_tracking_uri's one-line refusals
-        print(f"automl ui: {exc}", file=sys.stderr)
-        return getattr(exc, "exit_code", 2)
-    except (_Stop, KeyboardInterrupt):
-        stopping = True
-        print("\nStopping the MLflow UI ...", flush=True)
-        return 0
-    finally:
-        for sig in stop_signals:
-            signal.signal(sig, signal.SIG_IGN)  # a second Ctrl-C must not cut the clean-up short
-        if server is not None:
-            server.stop()
-        if stopping:
-            print("Stopped.", flush=True)
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+    state = {"server": None, "stopping": False}
 
+    def cleanup() -> None:
+        if state["server"] is not None:
+            state["server"].stop()
+        if state["stopping"]:
+            print("Stopped.", flush=True)
+
+    with stoppable(cleanup):
+        try:
+            server = state["server"] = start_server(args.store, host=args.host, port=args.port, log_path=args.log,
+                                                    wait=False)
+            print(f"Starting the MLflow UI on {resolve_store(args.store)} ...", flush=True)
+            server.wait_ready()
+            print(f"MLflow UI: {server.url}   (Ctrl-C stops it; server log: {server.log_path})", flush=True)
+            _print_sweep_links(resolve_store(args.store), server.url)
+            code = server.proc.wait()
+            print(f"automl ui: the server exited with code {code}; log: {server.log_path}", file=sys.stderr)
+            return 1
+        except (UiError, ValueError) as exc:  # ValueError: check_tracking_uri's one-line refusals
+            print(f"automl ui: {exc}", file=sys.stderr)
+            return getattr(exc, "exit_code", 2)
+        except (Stop, KeyboardInterrupt):
+            state["stopping"] = True
+            print("\nStopping the MLflow UI ...", flush=True)
+            return 0
 
 if __name__ == "__main__":
     sys.exit(main())
