@@ -236,3 +236,29 @@ def test_a_node_that_cannot_see_the_run_folder_is_refused_with_the_fix(cluster, 
     assert out.returncode == 1, out.stdout[-2000:] + out.stderr[-2000:]
     assert "cannot see the run folder" in out.stderr and "every node mounts at the same path" in out.stderr
     assert Ledger(run).sweep()["state"] == "failed" and not Ledger(run).trials()  # nothing ran
+
+
+def test_two_sweeps_at_once_through_the_server_lose_nothing(tracking_server, tmp_path, sweep_overrides, spawn):
+    # the server-side twin of tests/automl/e2e/test_shared_store_e2e.py: two sweeps started at the same moment
+    # (each with its embedded Ray) create one new experiment and log into the PostgreSQL store together
+    experiment = f"race-{tmp_path.name}"
+    sweeps = []  # `spawn` kills whatever is left of them, whatever happens
+    for name in ("a", "b"):
+        sweeps.append(spawn(
+            [sys.executable, "-m", "automl.cli", "run", "--skill", "tiny-demo", "--output", str(tmp_path / name),
+             "--tracking-uri", tracking_server, "--experiment", experiment, "--num-samples", "1", "--scheduler",
+             "none", "--no-probe", *sweep_overrides(tmp_path / f"data-{name}")], env=ENV, stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE, text=True))
+    for proc in sweeps:
+        out, err = proc.communicate(timeout=900)
+        assert proc.returncode == 0, out[-2000:] + err[-2000:]
+        assert "already exists" not in out + err
+    exp = _rest(tracking_server, f"/api/2.0/mlflow/experiments/get-by-name?experiment_name={experiment}")
+    runs = _rest(tracking_server, "/api/2.0/mlflow/runs/search",
+                 {"experiment_ids": [exp["experiment"]["experiment_id"]], "max_results": 50})["runs"]
+    tags = [{t["key"]: t["value"] for t in r["data"].get("tags", [])} for r in runs]
+    parents = [t for t in tags if t.get("automl.kind") == "sweep"]
+    trials = [(r, t) for r, t in zip(runs, tags) if "automl.trial_id" in t]
+    assert sorted(t["automl.run_dir"] for t in parents) == [str(tmp_path / "a"), str(tmp_path / "b")]
+    assert len(trials) == 2 and all(r["info"]["status"] == "FINISHED" for r in runs)
+    assert all(any(m["key"] == "val/epe" for m in r["data"]["metrics"]) for r, _ in trials)
