@@ -43,17 +43,23 @@ TRAIN_ONLY = (("score_on", (None, "deploy"), "--score-on {v}: a deploy-only swee
 
 
 def deploy_schema(model_iters: int) -> Dict[str, Any]:
-    """The deploy stage's search space, in the schema dialect build_search_space and search-space files read."""
-    iters = sorted({*ITERS, max(1, int(model_iters))})
+    """The deploy stage's fields, in the schema dialect build_search_space and search-space files read."""
     return {"automl_default_parameters": ["deploy.valid_iters", "deploy.scale", "deploy.precision"],
             "properties": {"deploy": {"type": "object", "properties": {
-                "valid_iters": {"type": "ordered_int", "enum": iters, "default": int(model_iters),
+                "valid_iters": {"type": "int", "minimum": 1, "maximum": 64, "default": int(model_iters),
                                 "automl_enabled": True, "description": "GRU iterations in the exported graph"},
-                "scale": {"type": "ordered", "enum": list(SCALES), "default": 1.0, "automl_enabled": True,
+                "scale": {"type": "float", "minimum": 0.1, "maximum": 4.0, "default": 1.0, "automl_enabled": True,
                           "description": "input resolution / validation image size (sides -> multiples of 32)"},
                 "precision": {"type": "categorical", "enum": list(PRECISIONS), "default": "fp32",
                               "automl_enabled": True, "description": "fp32, or int8 (ONNX Runtime static QDQ)"},
             }}}}
+
+
+def default_choices(model_iters: int) -> Dict[str, Dict[str, Any]]:
+    """The built-in space: categorical choices (a table, not a continuum: each point is one deployable engine)."""
+    return {"deploy.valid_iters": {"distribution": "categorical", "choices": sorted({*ITERS, max(1, int(model_iters))})},
+            "deploy.scale": {"distribution": "categorical", "choices": list(SCALES)},
+            "deploy.precision": {"distribution": "categorical", "choices": list(PRECISIONS)}}
 
 
 def deploy_hw(scale: float, val_hw: Tuple[int, int]) -> Tuple[int, int]:
@@ -112,7 +118,8 @@ def deploy_space(plan: Any):
     schema = deploy_schema(int(plan.deploy.get("model_iters") or 1))
     if plan.search_space_file:
         return load_search_space(plan.search_space_file, schema, fixed=plan.fixed).space
-    return build_search_space(schema, fixed=plan.fixed)
+    iters = int(plan.deploy.get("model_iters") or 1)
+    return build_search_space(schema, overrides=default_choices(iters), fixed=plan.fixed)
 
 
 def build_deploy_plan(search: Any, tune: Any, where: Any, checkpoint: str) -> Any:
