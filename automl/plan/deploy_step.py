@@ -191,7 +191,7 @@ def review_lines(plan: Any) -> List[str]:
     lines = []
     d = getattr(plan, "deploy", None) or {}
     if d.get("stage") == "deploy":  # a deploy-only sweep (automl/plan/deploy_sweep.py)
-        from automl.plan.deploy_sweep import review_lines as deploy_only_lines
+        from automl.plan.deploy_space import review_lines as deploy_only_lines
 
         return deploy_only_lines(plan)
     if d:

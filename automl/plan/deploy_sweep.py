@@ -4,7 +4,7 @@ For one fixed checkpoint it searches what can change at deploy time and scores e
 (automl/tune/deploy_trial.py -> automl/tune/deploy_score.py): the FFS iterations x resolution x latency table,
 built on the user's own validation data, with the Pareto front of every multi-objective sweep.
 
-The deploy search space (:data:`DEPLOY_SCHEMA`, TAO's schema dialect, so ``--search-space FILE`` in the usual
+The deploy search space (automl/plan/deploy_space.py, TAO's schema dialect, so ``--search-space FILE`` in the usual
 YAML format can narrow or change it; its parameters are named ``deploy.*``):
 
 * ``deploy.valid_iters``: the GRU iterations baked into the exported graph: 1, 2, 4, 8 and the model's own
@@ -23,14 +23,12 @@ that only mean something for training (``--score-on train``, an early-stopping s
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Tuple
 
 from automl.errors import LaunchError
+from automl.plan.deploy_space import deploy_space
 
 STAGES = ("train", "deploy")
-PRECISIONS = ("fp32", "int8")
-SCALES = (0.5, 0.75, 1.0)
-ITERS = (1, 2, 4, 8)
 DEFAULT_OBJECTIVES = ("deploy/epe:min", "deploy/latency_ms:min")
 #: options a deploy-only sweep refuses: (argparse dest, value that is fine, why)
 TRAIN_ONLY = (("score_on", (None, "deploy"), "--score-on {v}: a deploy-only sweep is always scored on the "
@@ -40,31 +38,6 @@ TRAIN_ONLY = (("score_on", (None, "deploy"), "--score-on {v}: a deploy-only swee
               ("then", (None,), "--then {v} hands a trained sweep's best checkpoint to the flow; a deploy-only "
                "sweep already deploys its checkpoint: drop --then"),
               ("keep_dead_params", (False,), "--keep-dead-params judges training parameters; drop it"))
-
-
-def deploy_schema(model_iters: int) -> Dict[str, Any]:
-    """The deploy stage's fields, in the schema dialect build_search_space and search-space files read."""
-    return {"automl_default_parameters": ["deploy.valid_iters", "deploy.scale", "deploy.precision"],
-            "properties": {"deploy": {"type": "object", "properties": {
-                "valid_iters": {"type": "int", "minimum": 1, "maximum": 64, "default": int(model_iters),
-                                "automl_enabled": True, "description": "GRU iterations in the exported graph"},
-                "scale": {"type": "float", "minimum": 0.1, "maximum": 4.0, "default": 1.0, "automl_enabled": True,
-                          "description": "input resolution / validation image size (sides -> multiples of 32)"},
-                "precision": {"type": "categorical", "enum": list(PRECISIONS), "default": "fp32",
-                              "automl_enabled": True, "description": "fp32, or int8 (ONNX Runtime static QDQ)"},
-            }}}}
-
-
-def default_choices(model_iters: int) -> Dict[str, Dict[str, Any]]:
-    """The built-in space: categorical choices (a table, not a continuum: each point is one deployable engine)."""
-    return {"deploy.valid_iters": {"distribution": "categorical", "choices": sorted({*ITERS, max(1, int(model_iters))})},
-            "deploy.scale": {"distribution": "categorical", "choices": list(SCALES)},
-            "deploy.precision": {"distribution": "categorical", "choices": list(PRECISIONS)}}
-
-
-def deploy_hw(scale: float, val_hw: Tuple[int, int]) -> Tuple[int, int]:
-    """The deploy input (H, W): the validation size times `scale`, each side the nearest multiple of 32 (>= 32)."""
-    return tuple(max(32, int(round(float(scale) * side / 32.0)) * 32) for side in val_hw)  # type: ignore[return-value]
 
 
 def refuse_train_options(args: Any) -> None:
@@ -88,7 +61,8 @@ def check_checkpoint(checkpoint: str, raw: Dict[str, Any], skill_name: str) -> s
     from stereo.models.registry import build_model
     from stereo.training.weights import load_weights
 
-    model_cfg = load_spec({"model": raw.get("model") or {}, "export": {"checkpoint": str(path), "onnx_file": "m.onnx"}}, action="export").model
+    export = {"checkpoint": str(path), "onnx_file": "m.onnx"}  # only the model section is read here
+    model_cfg = load_spec({"model": raw.get("model") or {}, "export": export}, action="export").model
     try:
         load_weights(build_model(model_cfg), path, model_type=model_cfg.model_type, what="--checkpoint")
     except StereoError as exc:
@@ -108,18 +82,6 @@ def _objectives(search: Any) -> List[Any]:
         raise LaunchError(f"objective {bad[0]}: a deploy-only sweep trains nothing, so only deploy/* metrics exist "
                           "(deploy/epe, deploy/latency_ms, deploy/peak_mem_mb, deploy/drift_px)")
     return chosen
-
-
-def deploy_space(plan: Any):
-    """The plan's search space (LaunchPlan.search_space for stage deploy): the file's, else the built-in one."""
-    from automl.space.build import build_search_space
-    from automl.space.files import load_search_space
-
-    schema = deploy_schema(int(plan.deploy.get("model_iters") or 1))
-    if plan.search_space_file:
-        return load_search_space(plan.search_space_file, schema, fixed=plan.fixed).space
-    iters = int(plan.deploy.get("model_iters") or 1)
-    return build_search_space(schema, overrides=default_choices(iters), fixed=plan.fixed)
 
 
 def build_deploy_plan(search: Any, tune: Any, where: Any, checkpoint: str) -> Any:
@@ -143,6 +105,7 @@ def build_deploy_plan(search: Any, tune: Any, where: Any, checkpoint: str) -> An
         raise LaunchError(missing)
     if isinstance(raw.get("dataset"), dict):  # nothing trains: the template's training data may stay unfilled
         raw["dataset"].pop("train_dataset", None)
+    raw.pop("train", None)  # likewise its training section (e.g. FFS's <bp2_ckpt_path> pretrained weights)
     problems = _spec_problems({**raw, "results_dir": str(run_dir)}, checkpoint)
     ckpt = check_checkpoint(checkpoint, raw, skill.name)
     val_hw = _val_size(raw)
@@ -217,13 +180,3 @@ def _calibration_dir(raw: Dict[str, Any]) -> str:
     """Where int8 finds its calibration pairs: the folder of the validation annotation file."""
     source = raw["dataset"]["val_dataset"]["data_sources"][0]
     return str(Path(source["data_file"]).expanduser().resolve().parent)
-
-
-def review_lines(plan: Any) -> List[str]:
-    d = plan.deploy
-    return [f"stage deploy: no training; checkpoint {d['checkpoint']} exported per trial at its valid_iters x "
-            f"resolution (scale of the validation size {d['val_height']}x{d['val_width']}, sides multiples of 32) x "
-            f"precision -> {d['runtime']} on {d['device']}",
-            f"int8 calibrates on the pairs under {d['calibration_dir']}; objectives "
-            + ", ".join(f"{n}:{m}" for n, m in plan.objectives)]
-

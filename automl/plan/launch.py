@@ -121,7 +121,7 @@ class LaunchPlan:
     def search_space(self) -> SearchSpace:
         """Rebuilt from the skill's schema and the search-space file (SearchSpace holds read-only views)."""
         if self.stage == "deploy":
-            from automl.plan.deploy_sweep import deploy_space
+            from automl.plan.deploy_space import deploy_space
             return deploy_space(self)
         schema = self.skill().load_schema("train")
         known = dotted_values(self.base_spec)

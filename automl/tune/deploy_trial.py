@@ -15,7 +15,7 @@ import json
 import time
 from typing import Any, Callable, Dict, Mapping, Optional
 
-from automl.plan.deploy_sweep import deploy_hw
+from automl.plan.deploy_space import deploy_hw
 from automl.tune.ledger import Ledger, trial_id_for
 from automl.tune.reporter import TrialFailure
 from automl.tune.trial import TrialContext, split_config, trial_raw_spec
@@ -75,7 +75,8 @@ def run_deploy_trial(config: Mapping[str, Any], ctx: TrialContext, report: Calla
         ledger.update_progress(trial_id, outcome="interrupted", ended=time.time())
         raise
     except BaseException as exc:
-        reason = str(exc) if isinstance(exc, TrialFailure) else f"{type(exc).__name__}: {(str(exc).splitlines() or [''])[0]}"
+        first = (str(exc).strip().splitlines() or [""])[0]
+        reason = str(exc) if isinstance(exc, TrialFailure) else f"{type(exc).__name__}: {first}"
         ledger.update_progress(trial_id, outcome="failed", error=reason, ended=time.time())
         if run is not None:
             tracker.end_run(run, "FAILED")

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from automl.plan.deploy_sweep import deploy_hw
+from automl.plan.deploy_space import deploy_hw
 from automl.tune.ledger import Ledger
 
 DEPLOY = ("deploy/epe", "deploy/latency_ms", "deploy/peak_mem_mb", "deploy/drift_px")

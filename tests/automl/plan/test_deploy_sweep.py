@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from automl.cli import main
-from automl.plan.deploy_sweep import deploy_hw
+from automl.plan.deploy_space import deploy_hw
 from automl.tune.deploy_trial import trial_deploy
 from automl.tune.reporter import TrialFailure
 
@@ -83,6 +83,7 @@ def test_the_plan_searches_three_deploy_knobs(tiny):
     assert plan.deploy["checkpoint"] == str(tiny["ckpt"].resolve())
     assert (plan.deploy["val_height"], plan.deploy["val_width"]) == (64, 128)
     assert "train_dataset" not in plan.base_spec["dataset"]  # nothing trains: the template's placeholders go
+    assert "train" not in plan.base_spec
 
 
 def test_resolution_keeps_the_aspect_in_steps_of_32():
