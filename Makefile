@@ -14,7 +14,7 @@ XDIST := $(if $(filter 0,$(WORKERS)),-p no:xdist,-n $(WORKERS) --dist loadscope)
 SERIAL_RUN = $(BIN)/python -m pytest -p no:xdist -m serial $(1) $(PYTEST_ARGS); rc=$$?; \
 	test $$rc = 0 || { test $$rc = 5 && test -n "$(strip $(PYTEST_ARGS))"; }
 
-.PHONY: setup test test-fast test-shuffled demo bench bench-search lint schemas clean chromium postgres ui-snapshot
+.PHONY: setup test test-fast test-shuffled demo demo-pareto bench bench-search lint schemas clean chromium postgres ui-snapshot
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -62,6 +62,11 @@ test-shuffled: setup chromium postgres
 
 demo: setup
 	$(BIN)/python -m automl.demo
+
+# issue 13 §4: the demo model through a deploy-only sweep (valid_iters x resolution, ONNX Runtime latency):
+# the Pareto front of deploy/epe x deploy/latency_ms and where its plot is (<= 3 min on 2 cores)
+demo-pareto: setup
+	$(BIN)/python -m automl.demo pareto
 
 # PNG screenshots of the MLflow UI (latest sweep's runs view, compare view, parent description) for
 # docs/automl.md: from the demo's store (STORE=... for another), run `make demo` first

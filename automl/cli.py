@@ -10,6 +10,7 @@ Every exception becomes one line and a non-zero exit, mapped by type (automl/err
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from typing import Optional, Sequence
 
@@ -84,6 +85,13 @@ def _run_parser(sub) -> argparse.ArgumentParser:
                    "validation; deploy: each trial's best checkpoint is also exported to ONNX at the deploy shape, "
                    "built (TensorRT on a GPU, else ONNX Runtime), evaluated on the val set and timed: deploy/epe, "
                    "deploy/latency_ms, deploy/peak_mem_mb, deploy/drift_px (usable as --metric)")
+    g.add_argument("--stage", choices=("train", "deploy"), default="train", help="train (default): trials train; "
+                   "deploy: a deploy-only sweep of --checkpoint, no training: each trial exports it at sampled "
+                   "deploy.valid_iters x deploy.scale (input size / val size, sides multiples of 32) x "
+                   "deploy.precision (fp32/int8), runs it with ONNX Runtime on the val set and times it; default "
+                   "objectives deploy/epe:min and deploy/latency_ms:min (docs/automl.md)")
+    g.add_argument("--checkpoint", help="--stage deploy: the trained checkpoint to sweep (it must fit the skill's "
+                   "model)")
     g.add_argument("--then", choices=("deploy",), help="deploy: after the sweep, run depth_net flow's deploy-only "
                    "steps on the best trial's checkpoint (<output>/then_deploy, nested under the sweep's run)")
     g = p.add_argument_group("how it is searched")
@@ -147,7 +155,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 _RESUME_LOCKED = ("skill", "skill_dir", "spec", "policy", "request", "search_space", "metric", "mode",
                   "objective", "constraint", "warm_start", "output", "tracking_uri", "num_samples", "max_concurrent",
-                  "time_budget", "gpus_per_trial", "score_on", "then")
+                  "time_budget", "gpus_per_trial", "score_on", "then", "checkpoint")
 
 
 def plan_from_args(args: argparse.Namespace) -> LaunchPlan:
@@ -173,6 +181,15 @@ def plan_from_args(args: argparse.Namespace) -> LaunchPlan:
                       reduction_factor=args.reduction_factor, grid_points=args.grid_points)
     where = RunConfig(output=args.output, cpus_per_trial=args.cpus_per_trial, gpus_per_trial=args.gpus_per_trial,
                       ray_address=args.ray_address, tracking_uri=args.tracking_uri, experiment=args.experiment)
+    if args.stage == "deploy" or args.checkpoint:  # a deploy-only sweep (automl/plan/deploy_sweep.py)
+        from automl.plan.deploy_sweep import build_deploy_plan, refuse_train_options
+
+        if args.stage != "deploy":
+            raise LaunchError("--checkpoint names the checkpoint of a deploy-only sweep: add --stage deploy")
+        refuse_train_options(args)
+        if tune.num_samples == 8 and args.num_samples is None:
+            tune = dataclasses.replace(tune, num_samples=6)
+        return build_deploy_plan(search, tune, where, args.checkpoint)
     from automl.plan.deploy_step import DeployConfig
 
     plan = build_plan(search, tune, where, deploy=DeployConfig(score_on=args.score_on or "train", then=args.then))
@@ -193,7 +210,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         from automl.tune.backend import preflight  # Ray/Optuna stay unimported until a sweep is certain
 
         problems = cluster_problems(ray_address=plan.ray_address, tracking_uri=plan.tracking_uri) + preflight(plan)
-        if not (plan.spec_problems or problems or args.resume or args.no_probe):
+        if not (plan.spec_problems or problems or args.resume or args.no_probe or plan.stage == "deploy"):
             from automl.plan.probe import measure
 
             print("automl run: probing one trial's memory and time (a few training steps in a subprocess; "

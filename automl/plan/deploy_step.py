@@ -190,6 +190,10 @@ def review_lines(plan: Any) -> List[str]:
     """The review's lines about the deploy step and the hand-over (empty when neither is asked for)."""
     lines = []
     d = getattr(plan, "deploy", None) or {}
+    if d.get("stage") == "deploy":  # a deploy-only sweep (automl/plan/deploy_sweep.py)
+        from automl.plan.deploy_space import review_lines as deploy_only_lines
+
+        return deploy_only_lines(plan)
     if d:
         iters = d["valid_iters"] or "the trial's model.valid_iters"
         lines.append(f"score-on deploy: each trial's best checkpoint (kept by {d['monitor']}) -> ONNX "

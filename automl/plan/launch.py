@@ -91,6 +91,7 @@ class LaunchPlan:
     score_on: str = "train"
     then: Optional[str] = None
     deploy: Dict[str, Any] = field(default_factory=dict)
+    stage: str = "train"  # deploy: a deploy-only sweep of one checkpoint (automl/plan/deploy_sweep.py)
     created: float = field(default_factory=time.time)
 
     @property
@@ -119,6 +120,9 @@ class LaunchPlan:
 
     def search_space(self) -> SearchSpace:
         """Rebuilt from the skill's schema and the search-space file (SearchSpace holds read-only views)."""
+        if self.stage == "deploy":
+            from automl.plan.deploy_space import deploy_space
+            return deploy_space(self)
         schema = self.skill().load_schema("train")
         known = dotted_values(self.base_spec)
         context = {"fixed": {**self.fixed, **self.dead_fixed(known)}, "known": known}
@@ -284,11 +288,9 @@ def build_plan(search: SearchConfig, tune: Optional[TuneConfig] = None, where: O
     shape = None
     if resolved is not None:
         from automl.plan.trial_shape import plan_trial
-
         shape, data_problems = plan_trial(resolved)
         problems = problems + data_problems
     from stereo.tracking import check_tracking_uri, default_tracking_uri
-
     uri = check_tracking_uri(where.tracking_uri) if where.tracking_uri else default_tracking_uri(run_dir)
     max_concurrent = tune.max_concurrent
     if max_concurrent is None:
@@ -342,7 +344,6 @@ def _examine_search(plan: LaunchPlan, skill: Skill, search: SearchConfig, overri
     if shape is not None:
         from automl.plan.dead_params import check_dead
         from automl.plan.trial_shape import scoring_problems
-
         plan.spec_problems += scoring_problems(resolved, shape)
         plan.checked = list(space.names)
         plan.dead, plan.caveats = check_dead(resolved, shape.total_steps, space.to_dict()["parameters"])
@@ -366,7 +367,6 @@ def _settle_search(plan: LaunchPlan, search: SearchConfig, tune: TuneConfig, fou
     """The searched space and the objectives: --objective (several), or --metric/--mode, else the search-space
     file's metric/mode; the constraints; the scheduler `auto` resolves here (automl/plan/objectives.py)."""
     from automl.plan import objectives as goals
-
     parsed = found["parsed"]
     plan.space = found["space"].to_dict()
     if parsed is not None:

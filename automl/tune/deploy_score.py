@@ -24,6 +24,7 @@ from __future__ import annotations
 import copy
 import math
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable, Dict, List, Mapping, Optional
 
 from automl.tune.ledger import Ledger, best_key
@@ -78,6 +79,16 @@ def score_deployed(raw: Mapping[str, Any], checkpoint: str, deploy: Mapping[str,
     _ok(exported, "export")
     lap("export")
     target = exported.onnx_file
+    if deploy.get("precision") == "int8":  # a deploy-only sweep's precision (stereo/deploy/quantize.py)
+        from stereo.deploy.quantize import int8_graph
+
+        int8 = str(Path(target).with_name("model_int8.onnx"))
+        try:
+            int8_graph(target, int8, deploy["calibration_dir"], max_images=int(deploy.get("calibration_pairs", 8)))
+        except (ValueError, OSError) as exc:
+            raise TrialFailure(f"int8 quantization of {target}: {exc}") from None
+        target = int8
+        lap("quantize")
     if deploy.get("runtime") == "tensorrt":
         from stereo.actions.gen_trt_engine import gen_trt_engine
 
@@ -109,7 +120,8 @@ def score_deployed(raw: Mapping[str, Any], checkpoint: str, deploy: Mapping[str,
     params = {"deploy.runtime": timing.runtime, "deploy.device": timing.device, "deploy.threads": timing.threads,
               "deploy.shape": f"1x3x{h}x{w}", "deploy.valid_iters": int(iters) if iters else "model default",
               "deploy.latency": f"{timing.warmup} warm-up, median of {timing.repeats} single-image calls",
-              "deploy.file": str(target)}
+              "deploy.file": str(target),
+              "deploy.precision": str(deploy.get("precision") or "fp32")}
     files = {"onnx": exported.onnx_file, "deployed": str(target), "evaluate": scored.results_dir}
     return DeployScore(metrics, params, files, round(time.perf_counter() - start, 3), timings)
 

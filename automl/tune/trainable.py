@@ -15,6 +15,9 @@ def _trainable(config: Dict[str, Any], ctx: TrialContext) -> None:
 
     from automl.tune.trial import run_trial
 
+    if ctx.deploy.get("stage") == "deploy":  # a deploy-only sweep: no training (automl/tune/deploy_trial.py)
+        from automl.tune.deploy_trial import run_deploy_trial as run_trial
+
     session = get_session()
     stopped = []
 

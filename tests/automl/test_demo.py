@@ -57,3 +57,25 @@ def test_prepare_only_cli(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "generated" in out and "Sweep folder:" in out and "data_file=" in out
     assert main(["--root", str(tmp_path), "--trials", "0"]) == 2
+
+
+def test_demo_pareto_plans_a_deploy_only_grid(tmp_path):
+    """`make demo-pareto`'s `automl run` arguments make a deploy-only sweep of every valid_iters x scale point
+    (the sweep itself is tests/automl/e2e/test_deploy_only_sweep.py's)."""
+    from automl.cli import build_parser, plan_from_args
+    from automl.demo import PARETO_SPACE, pareto_argv
+    from automl.space.grid import grid_points
+    from stereo.actions.init_checkpoint import init_checkpoint
+    from stereo.config.init_checkpoint import InitCheckpointConfig
+
+    plan = prepare(tmp_path, stamp="P")
+    ckpt = tmp_path / "tiny.pth"  # the demo network's structure, random weights
+    init_checkpoint(InitCheckpointConfig(output=str(ckpt), preset="ffs_tiny"), tracker=False)
+    space = tmp_path / "space.yaml"
+    space.write_text(PARETO_SPACE)
+    launch = plan_from_args(build_parser().parse_args(pareto_argv(plan, ckpt, space)))
+    assert launch.stage == "deploy" and launch.algorithm == "grid" and launch.run_dir == str(plan.sweep_dir)
+    points, _ = grid_points(launch.search_space(), launch.grid_points)
+    assert sorted((p["deploy.valid_iters"], p["deploy.scale"]) for p in points) == [
+        (i, s) for i in (1, 2, 4) for s in (0.5, 1.0)]
+    assert launch.objectives == [["deploy/epe", "min"], ["deploy/latency_ms", "min"]]
