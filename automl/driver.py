@@ -312,10 +312,16 @@ def pointers(report, plan: LaunchPlan, links=None) -> List[str]:
     def where(path) -> str:
         return str(path) if path else "none (no trial was scored)"
 
-    lines = [f"report:          {report.html_path}",
-             f"best spec:       {where(report.best_spec_path)}",
-             f"best checkpoint: {where(report.best_checkpoint)}",
-             f"MLflow UI:       {ui_command(plan.tracking_uri, plan.run_dir)}"]
+    lines = [f"report:          {report.html_path}"]
+    best = (report.results.get("best") or {}).get("trial_id")
+    if getattr(plan, "stage", "train") == "deploy":  # nothing was trained: the best trial's deployed graph
+        folder = Path(plan.run_dir) / "trials" / str(best) / "export"
+        graphs = [g for g in (folder / "model_int8.onnx", folder / "model.onnx") if best and g.is_file()]
+        lines.append(f"best graph:      {graphs[0] if graphs else 'none (no trial was scored)'}")
+    else:
+        lines += [f"best spec:       {where(report.best_spec_path)}",
+                  f"best checkpoint: {where(report.best_checkpoint)}"]
+    lines.append(f"MLflow UI:       {ui_command(plan.tracking_uri, plan.run_dir)}")
     if links is not None:
         lines.append(f"  then open:     {links.runs}")
         if links.compare:

@@ -99,6 +99,10 @@ def test_the_front_agrees_across_console_leaderboard_results_and_mlflow(sweep):
     assert [o["name"] for o in results["objectives"]] == ["deploy/epe", "deploy/latency_ms"]
     board = (run / "leaderboard.txt").read_text()
     assert board in sweep["out"]
+    best = sweep["results"]["best"]["trial_id"]
+    graph = next(line for line in sweep["out"].splitlines() if line.startswith("best graph:"))
+    assert f"/trials/{best}/export/model" in graph, graph  # nothing was trained: no best spec or checkpoint
+    assert "best checkpoint:" not in sweep["out"]
     assert f"Pareto front (deploy/epe:min, deploy/latency_ms:min): {', '.join(front)}" in board
     starred = [line.split()[1] for line in board.splitlines() if line[:1].isdigit() and line.split()[4] == "*"]
     assert starred == front
