@@ -38,18 +38,37 @@ def monitored(run_id: str, tracking_uri: str, interval_s: float = DEFAULT_INTERV
     except Exception as exc:  # noqa: BLE001 - no psutil, no thread: the action still runs, unmonitored
         _log.warning("system metrics are off for this run: %s: %s", type(exc).__name__, exc)
         monitor = None
+    interrupted = False
     try:
         yield
+    except BaseException:  # Ctrl-C, SIGTERM/SIGHUP turned into an exception, a failure: stop, never wait
+        interrupted = True
+        raise
     finally:
         if monitor is not None:
-            _finish(monitor)
+            _finish(monitor, interrupted)
 
 
-def _finish(monitor) -> None:
+JOIN_TIMEOUT_S = 5.0
+
+
+def _finish(monitor, interrupted: bool) -> None:
+    """Stop the sampling thread without ever holding up the action: MLflow's own ``finish()`` joins it with
+    no timeout (a thread blocked on the store would keep an interrupted action from exiting), so the
+    thread gets JOIN_TIMEOUT_S (it is a daemon: the process may end without it). The last sample is
+    published only when the action ended normally."""
     try:
-        monitor.finish()
+        thread, stop = getattr(monitor, "_process", None), getattr(monitor, "_shutdown_event", None)
+        if stop is None:  # another MLflow layout
+            monitor.finish()
+            return
+        stop.set()
+        if thread is not None:
+            thread.join(JOIN_TIMEOUT_S)
+        if interrupted or (thread is not None and thread.is_alive()):
+            return
         if getattr(monitor, "_logging_step", 1) == 0:  # nothing published: a run shorter than one interval
             monitor.publish_metrics(monitor.aggregate_metrics())
-            monitor.mlflow_logger.flush()
+        monitor.mlflow_logger.flush()
     except Exception as exc:  # noqa: BLE001 - metrics about the machine must never fail the action
         _log.warning("could not log the last system metrics: %s: %s", type(exc).__name__, exc)
