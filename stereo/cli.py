@@ -174,6 +174,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             return run_flow(args.experiment_spec, args.overrides, run_step=lambda argv: main(argv + flags))
         return _run(args, action)
     except KeyboardInterrupt as exc:  # Ctrl-C or SIGTERM/SIGHUP: status.json and MLflow already record it
+        if previous:
+            signal.setitimer(signal.ITIMER_REAL, 0)  # caught: no more re-raises (see _end_like_ctrl_c_on)
         print(f"depth_net {args.action}: interrupted ({exc or 'SIGINT'}); its status.json and MLflow run "
               "record it (FAILURE, KILLED)", file=sys.stderr)
         return 128 + signal.Signals[str(exc) or "SIGINT"]  # the handler below names the signal
@@ -182,6 +184,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             traceback.print_exc()
         return _report(args.action, exc)
     finally:
+        if previous:
+            signal.setitimer(signal.ITIMER_REAL, 0)
         for sig, handler in previous.items():  # main() called in-process (tests, notebooks) leaves no trace
             signal.signal(sig, handler)
 
@@ -196,10 +200,19 @@ def _end_like_ctrl_c_on(*signals: int) -> dict:
     if threading.current_thread() is not threading.main_thread():
         return {}
 
-    def handler(signum, frame):
-        raise KeyboardInterrupt(signal.Signals(signum).name)
+    pending: list = []
 
-    return {sig: signal.signal(sig, handler) for sig in signals}
+    def handler(signum, frame):
+        # raised where the main thread happens to be; inside a weakref callback or __del__ Python prints
+        # "Exception ignored" and drops it, so until main() has caught it, SIGALRM raises it again every 0.5 s
+        if signum != signal.SIGALRM:
+            pending[:] = [signal.Signals(signum).name]
+            signal.setitimer(signal.ITIMER_REAL, 0.5, 0.5)
+        if pending:
+            raise KeyboardInterrupt(pending[0])
+
+    replaced = {sig: signal.signal(sig, handler) for sig in (*signals, signal.SIGALRM)}
+    return replaced
 
 
 def _run(args: argparse.Namespace, action: Action) -> int:
